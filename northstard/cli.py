@@ -1,0 +1,112 @@
+"""The ``northstard`` command.
+
+    northstard [run] [--config F] [--host H] [--port P] [--db PATH]
+    northstard check-config [--config F]
+
+Exit codes: 0 clean stop, 2 bad config or plugin, 70 a core actor kept crashing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import structlog
+import trio
+
+from .config import Config, load_config, redacted
+from .daemon import Daemon, run_daemon
+from .errors import ConfigError, PluginError, StoreError
+from .logs import configure_logging
+from .plugins import Plugins, make_plugins
+from .supervisor import SupervisorGaveUp
+
+__all__ = ["main"]
+
+EXIT_CONFIG = 2
+EXIT_SOFTWARE = 70
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="northstard", description="Real-time P&L daemon")
+    parser.add_argument("--config", type=Path, help="TOML config (default: $NORTHSTARD_CONFIG)")
+    commands = parser.add_subparsers(dest="command")
+    run = commands.add_parser("run", help="run the daemon (the default)")
+    for target in (parser, run):
+        target.add_argument("--host", help="listen address (server.host)")
+        target.add_argument("--port", type=int, help="listen port (server.port; 0 = any free)")
+        target.add_argument("--db", type=Path, help="SQLite file (storage.path)")
+    commands.add_parser("check-config", help="print the effective config, secrets redacted")
+    return parser
+
+
+def _config_path(args: argparse.Namespace) -> Path | None:
+    if args.config is not None:
+        return Path(args.config)
+    env = os.environ.get("NORTHSTARD_CONFIG")
+    return Path(env) if env else None
+
+
+def _load(args: argparse.Namespace) -> tuple[Config, Plugins]:
+    plugins = make_plugins()
+    environ = dict(os.environ)
+    for flag, key in (("host", "SERVER__HOST"), ("port", "SERVER__PORT"), ("db", "STORAGE__PATH")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            environ[f"NORTHSTARD_{key}"] = json.dumps(str(value)) if flag != "port" else str(value)
+    config = load_config(_config_path(args), plugins.source_types(), environ)
+    return config, plugins
+
+
+def _secrets(config: Config) -> list[str]:
+    return [
+        str(s.options[k]) for s in config.sources for k in s.secrets if s.options.get(k)
+    ]
+
+
+async def _run(config: Config, plugins: Plugins) -> None:
+    async with trio.open_nursery() as nursery:
+        daemon: Daemon = await nursery.start(run_daemon, config, plugins)
+        print(f"northstard dashboard: {daemon.url}/", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config, plugins = _load(args)
+    except (ConfigError, PluginError) as exc:
+        print(f"northstard: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "check-config":
+        print(json.dumps(redacted(config), indent=2, default=str))
+        return 0
+    log_section = config.sections["log"]
+    configure_logging(log_section["level"], log_section["format"], _secrets(config))
+    return _run_daemon(config, plugins)
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _run_daemon(config: Config, plugins: Plugins) -> int:
+    log = structlog.get_logger("northstard")
+    try:
+        trio.run(_run, config, plugins)
+    except BaseException as raised:  # noqa: BLE001 - mapped to an exit code below
+        exc = _leaf(raised)
+        if isinstance(exc, KeyboardInterrupt):
+            return 0
+        if isinstance(exc, SupervisorGaveUp):
+            log.critical("giving up", error=str(exc))
+            return EXIT_SOFTWARE
+        if isinstance(exc, StoreError | PluginError):
+            log.critical("cannot run", error=str(exc))
+            return EXIT_CONFIG
+        raise
+    return 0

@@ -1,0 +1,352 @@
+"""Configuration: one TOML file plus ``NORTHSTARD_...`` environment overrides.
+
+Every key is typed and checked at start. An unknown key, a wrong type or an
+impossible value raises ``ConfigError`` naming the key (the daemon prints that
+one line and exits 2). An override ``NORTHSTARD_SERVER__PORT=9000`` sets
+``server.port``: sections and keys are joined by a double underscore.
+
+Secret keys (a source's API key, say) are never read from the config file:
+they come from the environment (``NORTHSTARD_SOURCES__<NAME>__<KEY>``), from
+a file named by ``<key>_file``, or from ``$CREDENTIALS_DIRECTORY/<name>.<key>``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .errors import ConfigError
+
+__all__ = ["Config", "Field", "Schema", "SourceSection", "load_config", "redacted"]
+
+ENV_PREFIX = "NORTHSTARD_"
+ENV_RESERVED = {"NORTHSTARD_CONFIG", "NORTHSTARD_DISABLE_PLUGINS"}
+REDACTED = "<redacted>"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config key: its type, default and limits."""
+
+    name: str
+    type: type
+    default: Any = None
+    required: bool = False
+    secret: bool = False
+    help: str = ""
+    choices: tuple[Any, ...] = ()
+    min: float | None = None
+    max: float | None = None
+    check: Callable[[Any], str | None] | None = None
+
+    def validate(self, key: str, value: Any) -> Any:
+        value = _coerce(key, self.type, value)
+        if self.choices and value not in self.choices:
+            raise ConfigError(key, f"must be one of {', '.join(map(str, self.choices))}")
+        if self.min is not None and value < self.min:
+            raise ConfigError(key, f"must be at least {self.min}")
+        if self.max is not None and value > self.max:
+            raise ConfigError(key, f"must be at most {self.max}")
+        problem = self.check(value) if self.check else None
+        if problem:
+            raise ConfigError(key, problem)
+        return value
+
+
+def _coerce(key: str, kind: type, value: Any) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is int and isinstance(value, bool):
+        raise ConfigError(key, "expected an integer, got a boolean")
+    if kind is Path and isinstance(value, str):
+        return Path(value).expanduser()
+    if kind is list and isinstance(value, list):
+        return list(value)
+    if not isinstance(value, kind):
+        raise ConfigError(key, f"expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _default_db() -> Path:
+    base = os.environ.get("STATE_DIRECTORY") or os.environ.get("XDG_STATE_HOME")
+    root = Path(base.split(":")[0]) if base else Path.home() / ".local" / "state"
+    if not os.environ.get("STATE_DIRECTORY"):
+        root = root / "northstard"
+    return root / "northstard.db"
+
+
+CORE: dict[str, tuple[Field, ...]] = {
+    "server": (
+        Field("host", str, "127.0.0.1", help="address to listen on"),
+        Field("port", int, 8080, min=0, max=65535, help="0 picks a free port"),
+        Field("ws_max_message_bytes", int, 65536, min=128, help="larger client frames: close 1009"),
+        Field("sse_keepalive_s", float, 15.0, min=0.1, help="SSE keep-alive comment interval"),
+        Field("sse_retry_ms", int, 2000, min=0, help="SSE retry: hint"),
+        Field("longpoll_max_s", float, 60.0, min=0, help="longest wait= accepted"),
+        Field("shutdown_grace_s", float, 3.0, min=0, help="time given to close client streams"),
+    ),
+    "storage": (
+        Field("path", Path, None, help="SQLite file; default in the state directory"),
+        Field("synchronous", str, "full", choices=("normal", "full")),
+        Field("batch_max", int, 500, min=1, help="changes per write transaction at most"),
+        Field("batch_deadline_ms", float, 10.0, min=0, help="longest a change waits for a batch"),
+        Field("snapshot_every", int, 100, min=1, help="a full snapshot row every N changes"),
+        Field("keep_deltas_days", float, 30.0, min=0, help="0 keeps them forever"),
+        Field("keep_buckets_days", float, 0.0, min=0, help="0 keeps them forever"),
+    ),
+    "engine": (
+        Field("revenue_basis", str, "invoiced", choices=("invoiced", "collected")),
+        Field("currency", str, "USD"),
+        Field("max_batch", int, 256, min=1, help="readings merged into one change at most"),
+    ),
+    "hub": (
+        Field("ring_size", int, 10000, min=1, help="recent deltas kept for resume"),
+        Field("max_rate_hz", float, 0.0, min=0, help="per-client message cap; 0 is off"),
+        Field("slow_client_timeout_s", float, 30.0, min=0.1, help="blocked client closed after"),
+    ),
+    "log": (
+        Field("level", str, "info", choices=("debug", "info", "warning", "error")),
+        Field("format", str, "auto", choices=("auto", "json", "console")),
+    ),
+    "supervisor": (
+        Field("max_core_restarts", int, 5, min=0, help="core actor crashes per window"),
+        Field("restart_window_s", float, 60.0, min=1),
+        Field("backoff_initial_s", float, 0.5, min=0),
+        Field("backoff_max_s", float, 30.0, min=0),
+    ),
+}
+
+SOURCE_COMMON: tuple[Field, ...] = (
+    Field("plugin", str, None, help="plugin type; defaults to the section name"),
+    Field("enabled", bool, True),
+    Field("interval_s", float, None, min=0.001, help="poll interval; plugin default"),
+    Field("timeout_s", float, 30.0, min=0.001, help="one poll's time limit"),
+    Field("stale_after_s", float, None, min=0.001, help="default: 3 intervals + timeout"),
+    Field("failure_threshold", int, 3, min=1, help="failures that open the circuit"),
+    Field("cooldown_s", float, 30.0, min=0, help="open circuit waits before a probe"),
+)
+
+
+class Schema(Protocol):
+    """What config needs of a source type: its keys and its default poll interval."""
+
+    @property
+    def fields(self) -> tuple[Field, ...]: ...
+
+    @property
+    def default_interval_s(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class SourceSection:
+    """One ``[sources.NAME]`` section, validated against common and plugin keys."""
+
+    name: str
+    plugin: str
+    enabled: bool
+    interval_s: float
+    timeout_s: float
+    stale_after_s: float
+    failure_threshold: int
+    cooldown_s: float
+    options: Mapping[str, Any]
+    secrets: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration."""
+
+    sections: Mapping[str, Mapping[str, Any]]
+    sources: tuple[SourceSection, ...]
+    path: Path | None = None
+    raw_sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def get(self, section: str, key: str) -> Any:
+        return self.sections[section][key]
+
+    @property
+    def db_path(self) -> Path:
+        path: Path | None = self.sections["storage"]["path"]
+        return path if path is not None else _default_db()
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, ...], tuple[str, Any]]:
+    found: dict[tuple[str, ...], tuple[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in ENV_RESERVED:
+            continue
+        parts = tuple(p.lower() for p in name[len(ENV_PREFIX) :].split("__"))
+        if len(parts) < 2 or not all(parts):
+            raise ConfigError(name, "expected NORTHSTARD_<SECTION>__<KEY>")
+        found[parts] = (name, _env_value(raw))
+    return found
+
+
+def _env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _read_file(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(str(path), "config file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+
+
+def _section(name: str, fields: tuple[Field, ...], given: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(given, Mapping):
+        raise ConfigError(name, "expected a table")
+    known = {f.name: f for f in fields}
+    for key in given:
+        if key not in known:
+            raise ConfigError(f"{name}.{key}", "unknown key")
+    result: dict[str, Any] = {}
+    for spec in fields:
+        key = f"{name}.{spec.name}"
+        if spec.name in given:
+            result[spec.name] = spec.validate(key, given[spec.name])
+        elif spec.required:
+            raise ConfigError(key, "required")
+        else:
+            result[spec.name] = spec.default
+    return result
+
+
+def _secret(section: str, spec: Field, given: dict[str, Any], env_given: set[str]) -> Any:
+    key = f"{section}.{spec.name}"
+    if spec.name in given and key not in env_given:
+        raise ConfigError(key, "secrets are not read from the config file: use the "
+                          f"environment or {spec.name}_file")
+    file_key = f"{spec.name}_file"
+    path = given.pop(file_key, None)
+    if path is None:
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        candidate = Path(credentials) / f"{section.split('.')[-1]}.{spec.name}" if credentials else None
+        path = str(candidate) if candidate and candidate.exists() else None
+    if spec.name in given or path is None:
+        return given.pop(spec.name, None)
+    try:
+        return Path(str(path)).expanduser().read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{section}.{file_key}", f"cannot read: {exc.strerror}") from None
+
+
+def _source(
+    name: str, given: dict[str, Any], schemas: Mapping[str, Schema], env_given: set[str]
+) -> SourceSection:
+    section = f"sources.{name}"
+    if not isinstance(given, dict):
+        raise ConfigError(section, "expected a table")
+    plugin = given.get("plugin") or name
+    if plugin not in schemas:
+        known = ", ".join(sorted(schemas)) or "none"
+        raise ConfigError(f"{section}.plugin", f"no source plugin {plugin!r} (installed: {known})")
+    plugin_fields = schemas[plugin].fields
+    secrets = {f.name for f in plugin_fields if f.secret}
+    given = dict(given)
+    secret_values = {
+        f.name: _secret(section, f, given, env_given) for f in plugin_fields if f.secret
+    }
+    plain = tuple(f for f in plugin_fields if not f.secret)
+    values = _section(section, SOURCE_COMMON + plain, given)
+    for spec in plugin_fields:
+        if spec.secret:
+            value = secret_values[spec.name]
+            if value is None and spec.required:
+                raise ConfigError(f"{section}.{spec.name}", "required (environment or _file)")
+            values[spec.name] = value
+    interval = values.pop("interval_s")
+    timeout = values.pop("timeout_s")
+    stale = values.pop("stale_after_s")
+    interval = interval if interval is not None else schemas[plugin].default_interval_s
+    return SourceSection(
+        name=name,
+        plugin=plugin,
+        enabled=values.pop("enabled"),
+        interval_s=interval,
+        timeout_s=timeout,
+        stale_after_s=stale if stale is not None else 3 * interval + timeout,
+        failure_threshold=values.pop("failure_threshold"),
+        cooldown_s=values.pop("cooldown_s"),
+        options={k: v for k, v in values.items() if k != "plugin"},
+        secrets=frozenset(secrets),
+    )
+
+
+def _merge_env(data: dict[str, Any], environ: Mapping[str, str]) -> set[str]:
+    """Apply overrides in place; returns the secret-capable keys set from the environment."""
+    from_env: set[str] = set()
+    for parts, (name, value) in _env_overrides(environ).items():
+        if parts[0] == "sources":
+            if len(parts) != 3:
+                raise ConfigError(name, "expected NORTHSTARD_SOURCES__<NAME>__<KEY>")
+            data.setdefault("sources", {}).setdefault(parts[1], {})[parts[2]] = value
+            from_env.add(f"sources.{parts[1]}.{parts[2]}")
+        elif len(parts) == 2:
+            if parts[0] not in CORE:
+                raise ConfigError(name, f"unknown section {parts[0]!r}")
+            data.setdefault(parts[0], {})[parts[1]] = value
+        else:
+            raise ConfigError(name, "expected NORTHSTARD_<SECTION>__<KEY>")
+    return from_env
+
+
+def load_config(
+    path: Path | None,
+    schemas: Mapping[str, Schema],
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Read, override and validate. ``schemas`` maps plugin names to their fields."""
+    environ = os.environ if environ is None else environ
+    data = _read_file(path)
+    env_given = _merge_env(data, environ)
+    for name in data:
+        if name not in CORE and name != "sources":
+            raise ConfigError(name, "unknown section")
+    sections = {name: _section(name, fields, data.get(name, {})) for name, fields in CORE.items()}
+    raw_sources = data.get("sources", {"demo": {}})
+    if not isinstance(raw_sources, dict):
+        raise ConfigError("sources", "expected a table of [sources.NAME] sections")
+    sources = tuple(
+        _source(name, given, schemas, env_given) for name, given in raw_sources.items()
+    )
+    return Config(sections=sections, sources=sources, path=path, raw_sources=raw_sources)
+
+
+def redacted(config: Config) -> dict[str, Any]:
+    """The effective config as plain data, secrets replaced by ``<redacted>``."""
+    out: dict[str, Any] = {
+        name: {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}
+        for name, values in config.sections.items()
+    }
+    out["storage"]["path"] = str(config.db_path)
+    out["sources"] = {}
+    for source in config.sources:
+        options = {
+            k: (REDACTED if k in source.secrets and v is not None else v)
+            for k, v in source.options.items()
+        }
+        out["sources"][source.name] = {
+            "plugin": source.plugin,
+            "enabled": source.enabled,
+            "interval_s": source.interval_s,
+            "timeout_s": source.timeout_s,
+            "stale_after_s": source.stale_after_s,
+            "failure_threshold": source.failure_threshold,
+            "cooldown_s": source.cooldown_s,
+            **options,
+        }
+    return out

@@ -1,0 +1,195 @@
+"""The daemon: one root nursery supervising every actor, in dependency order.
+
+    sources ─▶ engine ─▶ writer ─┬─▶ hub   ─▶ web edges
+                                 └─▶ cache ─▶ web edges
+
+Shutdown (SIGTERM, SIGINT or ``Daemon.stop``): the hub closes, so every
+client stream ends with a close frame or end of stream; the web server stops
+accepting; the sources stop; the engine drains into the writer, the writer
+commits its last batch and closes SQLite.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+import trio
+
+from .breaker import Breaker
+from .buckets import BucketSet
+from .cache import Cache, CacheClient, run_cache
+from .change import Change
+from .config import Config, SourceSection
+from .engine import EngineState, recover, run_engine
+from .hub import Hub, run_hub
+from .metrics import Metrics
+from .plugins import Plugins
+from .source import Source, SourceStats, run_source
+from .store import load_persisted, open_writer
+from .supervisor import Policy, Supervisor
+from .web.app import run_web
+from .web.context import WebContext
+from .writer import WriterSettings, WriterState, run_writer
+
+__all__ = ["Daemon", "run_daemon"]
+
+log = structlog.get_logger("northstard.daemon")
+
+
+@dataclass
+class Daemon:
+    """A handle on a running daemon (what ``run_daemon`` gives ``task_status``)."""
+
+    urls: list[str]
+    hub: Hub
+    supervisor: Supervisor
+    engine: EngineState
+    metrics: Metrics
+    stopping: trio.Event = field(default_factory=trio.Event)
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+
+def _writer_settings(config: Config) -> WriterSettings:
+    storage = config.sections["storage"]
+    return WriterSettings(
+        path=config.db_path,
+        synchronous=storage["synchronous"],
+        batch_max=storage["batch_max"],
+        batch_deadline_s=storage["batch_deadline_ms"] / 1000,
+        snapshot_every=storage["snapshot_every"],
+        keep_deltas_days=storage["keep_deltas_days"],
+        keep_buckets_days=storage["keep_buckets_days"],
+    )
+
+
+def _policy(config: Config) -> Policy:
+    s = config.sections["supervisor"]
+    return Policy(s["max_core_restarts"], s["restart_window_s"], s["backoff_initial_s"],
+                  s["backoff_max_s"])
+
+
+async def _prepare(config: Config) -> tuple[EngineState, WriterState]:
+    """Migrate the store, then rebuild the engine's and the writer's state from it."""
+    conn = await trio.to_thread.run_sync(open_writer, config.db_path, "normal")
+    conn.close()
+    persisted = await trio.to_thread.run_sync(load_persisted, config.db_path)
+    engine = config.sections["engine"]
+    state = recover(persisted, config.sources, engine["revenue_basis"], engine["currency"])
+    log.info("state recovered", epoch=state.epoch, seq=state.seq,
+             records=len(persisted.records), path=str(config.db_path))
+    return state, WriterState(buckets=BucketSet(persisted.open_buckets), committed_seq=state.seq)
+
+
+async def _watch_signals(daemon: Daemon) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("signal received; stopping", signal=signal.Signals(signum).name)
+            daemon.stop()
+            return
+
+
+async def run_daemon(
+    config: Config,
+    plugins: Plugins,
+    *,
+    handle_signals: bool = True,
+    task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run until stopped; returns after a clean shutdown."""
+    started_at = time.monotonic()
+    metrics = Metrics()
+    supervisor = Supervisor(_policy(config))
+    hub = Hub(config.sections["hub"]["ring_size"])
+    cache = Cache()
+    engine_state, writer_state = await _prepare(config)
+    hub.reset(engine_state.epoch, engine_state.seq, engine_state.doc or {}, 0)
+    if engine_state.doc is not None:
+        cache.reset(engine_state.epoch, engine_state.seq, 0, engine_state.doc)
+
+    source_send, source_receive = trio.open_memory_channel[Any](256)
+    change_send, change_receive = trio.open_memory_channel[Change](1024)
+    hub_send, hub_receive = trio.open_memory_channel[Change](1024)
+    cache_send, cache_receive = trio.open_memory_channel[Change](1024)
+    request_send, request_receive = trio.open_memory_channel[Any](256)
+
+    def observe_change_count(size: int, seconds: float) -> None:
+        metrics.observe_batch(size, seconds)
+        metrics.changes.inc(size)
+
+    sections = [s for s in config.sources if s.enabled]
+    instances = [(s, plugins.create_source(s)) for s in sections]
+    stats = {s.name: SourceStats(Breaker(s.failure_threshold, s.cooldown_s)) for s in sections}
+
+    async with trio.open_nursery() as core:
+        await supervisor.start(
+            core, "writer", run_writer, _writer_settings(config), writer_state, change_receive,
+            [hub_send, cache_send], observe_change_count,
+        )
+        await supervisor.start(core, "hub", run_hub, hub, hub_receive)
+        await supervisor.start(core, "cache", run_cache, cache, cache_receive, request_receive)
+        await supervisor.start(
+            core, "engine", run_engine, engine_state, source_receive, change_send,
+            config.sections["engine"]["max_batch"],
+        )
+        ctx = WebContext(
+            hub=hub, cache=CacheClient(request_send), db_path=config.db_path,
+            supervisor=supervisor, sources=stats, sections={s.name: s for s in config.sources},
+            metrics=metrics, server=config.sections["server"],
+            max_rate_hz=config.sections["hub"]["max_rate_hz"],
+            slow_client_timeout_s=config.sections["hub"]["slow_client_timeout_s"],
+            started_at=started_at,
+        )
+        daemon = Daemon([], hub, supervisor, engine_state, metrics)
+        await _serve(core, daemon, ctx, supervisor, instances, stats, source_send, metrics,
+                     handle_signals, task_status)
+        await source_send.aclose()  # the engine drains, then the writer flushes and closes
+    log.info("stopped", seq=engine_state.seq)
+
+
+async def _serve(
+    core: trio.Nursery,
+    daemon: Daemon,
+    ctx: WebContext,
+    supervisor: Supervisor,
+    instances: list[tuple[SourceSection, Source]],
+    stats: dict[str, SourceStats],
+    source_send: trio.MemorySendChannel[Any],
+    metrics: Metrics,
+    handle_signals: bool,
+    task_status: trio.TaskStatus[Daemon],
+) -> None:
+    """Run the sources and the web edge until asked to stop."""
+    web_stop = trio.Event()
+    try:
+        async with trio.open_nursery() as edge:
+            if handle_signals:
+                edge.start_soon(_watch_signals, daemon)
+            async with trio.open_nursery() as sources:
+                for section, source in instances:
+                    await supervisor.start(
+                        sources, f"source:{section.name}", run_source, section, source,
+                        source_send, stats[section.name], metrics.observe_poll, core=False,
+                    )
+                daemon.urls = await edge.start(run_web, ctx, web_stop.wait)
+                log.info("listening", urls=daemon.urls, dashboard=daemon.urls[0] + "/")
+                task_status.started(daemon)
+                await daemon.stopping.wait()
+                ctx.hub.close()
+                web_stop.set()
+                sources.cancel_scope.cancel()
+            edge.cancel_scope.deadline = trio.current_time() + ctx.server["shutdown_grace_s"] + 1
+    finally:
+        with trio.CancelScope(shield=True):
+            for _, source in instances:
+                with trio.move_on_after(2):
+                    await source.aclose()

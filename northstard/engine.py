@@ -1,0 +1,178 @@
+"""The engine actor: applies readings to the ``Book`` and emits numbered changes.
+
+Each accepted change gets ``seq`` (previous + 1, gap-free) within the
+stream's ``epoch``; its delta is the merge patch from the last published
+document to the new one. Changes go to the writer, which passes them on
+once they are on disk. At start the state is rebuilt from SQLite
+(``recover``) and the sequence continues.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+import trio
+
+from .change import Change
+from .config import SourceSection
+from .mergepatch import Doc, diff
+from .pnl import Book, RevenueBasis
+from .records import Reading, Record
+from .source import SourceFailed
+from .store import Persisted
+
+__all__ = ["EngineState", "recover", "run_engine"]
+
+log = structlog.get_logger("northstard.engine")
+
+STALE_CHECK_S = 1.0
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class EngineState:
+    """The engine's state, kept by the supervisor across restarts of the actor."""
+
+    book: Book
+    epoch: str
+    seq: int
+    doc: Doc | None
+    states: dict[str, str] = field(default_factory=dict)
+    rejected: int = 0
+
+    def __repr__(self) -> str:
+        return f"<EngineState {self.epoch}:{self.seq} {self.book!r}>"
+
+
+def recover(
+    persisted: Persisted,
+    sources: Sequence[SourceSection],
+    basis: RevenueBasis = "invoiced",
+    currency: str = "USD",
+    now: datetime | None = None,
+) -> EngineState:
+    """Rebuild the engine state from what SQLite holds."""
+    now = now or wall_clock()
+    book = Book(basis=basis, currency=currency)
+    for section in sources:
+        if section.enabled:
+            book.add_source(section.name, section.plugin, section.stale_after_s)
+    by_source: dict[str, list[Record]] = {}
+    for source, record in persisted.records:
+        by_source.setdefault(source, []).append(record)
+    for source, records in by_source.items():
+        if source not in book.sources:
+            book.add_source(source, "not configured", 0.0)
+        book.ingest(source, records)
+    if persisted.doc is not None:
+        book.restore(persisted.doc, now)
+    state = EngineState(book=book, epoch=persisted.epoch, seq=persisted.seq, doc=persisted.doc)
+    state.states = book.source_states(now)
+    return state
+
+
+def _apply(state: EngineState, message: Any, now: datetime) -> list[tuple[str, Record]]:
+    """Apply one message from a source; returns the records that changed."""
+    book = state.book
+    if isinstance(message, SourceFailed):
+        if message.source in book.sources:
+            book.source_failed(message.source, message.error)
+        return []
+    assert isinstance(message, Reading), message
+    if message.source not in book.sources:
+        log.warning("reading from an unknown source dropped", source=message.source)
+        return []
+    changed = book.ingest(message.source, message.records)
+    book.source_ok(message.source, message.as_of, now)
+    return [(message.source, record) for record in changed]
+
+
+def _apply_all(state: EngineState, messages: Iterable[Any], now: datetime) -> tuple[
+    list[tuple[str, Record]], bool
+]:
+    changed: list[tuple[str, Record]] = []
+    touched = False
+    for message in messages:
+        try:
+            changed.extend(_apply(state, message, now))
+            touched = True
+        except Exception as exc:  # a poison reading must not stop the engine
+            state.rejected += 1
+            source = getattr(message, "source", "?")
+            log.error("reading rejected", source=source, error=f"{type(exc).__name__}: {exc}")
+            if source in state.book.sources:
+                state.book.source_failed(source, f"reading rejected: {type(exc).__name__}")
+                touched = True
+    return changed, touched
+
+
+def next_change(
+    state: EngineState, records: Sequence[tuple[str, Record]], now: datetime
+) -> Change:
+    """Number the new document and record it as published."""
+    doc = state.book.document(now)
+    patch = diff(state.doc or {}, doc)
+    change = Change(
+        epoch=state.epoch,
+        seq=state.seq + 1,
+        ts_ms=int(now.timestamp() * 1000),
+        doc=doc,
+        patch=patch,
+        records=tuple(records),
+    )
+    state.seq = change.seq
+    state.doc = doc
+    state.book.published(doc)
+    return change
+
+
+async def _gather(
+    receive: trio.MemoryReceiveChannel[Any], max_batch: int, timeout: float
+) -> list[Any] | None:
+    """Messages that are waiting (at least one, unless ``timeout`` passes); None at the end."""
+    messages: list[Any] = []
+    with trio.move_on_after(timeout):
+        try:
+            messages.append(await receive.receive())
+        except trio.EndOfChannel:
+            return None
+    while messages and len(messages) < max_batch:
+        try:
+            messages.append(receive.receive_nowait())
+        except (trio.WouldBlock, trio.EndOfChannel):
+            break
+    return messages
+
+
+async def run_engine(
+    state: EngineState,
+    receive: trio.MemoryReceiveChannel[Any],
+    send: trio.MemorySendChannel[Change],
+    max_batch: int = 256,
+    now: Callable[[], datetime] = wall_clock,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Turn readings into changes until the input closes; then close the output."""
+    task_status.started()
+    if state.doc is None:  # a brand-new store: publish the first snapshot at once
+        await send.send(next_change(state, [], now()))
+    while (messages := await _gather(receive, max_batch, STALE_CHECK_S)) is not None:
+        moment = now()
+        records, touched = _apply_all(state, messages, moment)
+        states = state.book.source_states(moment)
+        if touched or states != state.states:
+            state.states = states
+            await send.send(next_change(state, records, moment))
+    log.info("engine drained", seq=state.seq)
+    await send.aclose()
+
+

@@ -1,0 +1,64 @@
+"""Every error northstard raises on purpose.
+
+    NorthstardError
+    ├── ConfigError          a bad config file or environment override (exit code 2)
+    ├── PluginError          a plugin failed to load, or two plugins share a name
+    ├── SourceError          a source poll failed (network, HTTP status, auth)
+    │   └── SchemaDriftError a source answered with a shape we do not accept
+    ├── StoreError           SQLite failed (disk full, read-only, corrupt)
+    └── RequestError         a client sent a bad request or frame (a 4xx)
+
+Foreign errors (httpx, sqlite3, grpc) are translated once, at the boundary
+where they happen, with ``raise XError(...) from exc``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "NorthstardError",
+    "PluginError",
+    "RequestError",
+    "SchemaDriftError",
+    "SourceError",
+    "StoreError",
+]
+
+
+class NorthstardError(Exception):
+    """Base of every error northstard raises on purpose."""
+
+
+class ConfigError(NorthstardError):
+    """A config key is unknown, mistyped or impossible. ``key`` names it."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"config error: {key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+class PluginError(NorthstardError):
+    """A plugin could not be loaded or registered."""
+
+
+class SourceError(NorthstardError):
+    """One poll of a source failed; the source is marked failing, nothing else stops."""
+
+
+class SchemaDriftError(SourceError):
+    """A source answered with a field missing, renamed or of the wrong type."""
+
+
+class StoreError(NorthstardError):
+    """The SQLite store failed."""
+
+
+class RequestError(NorthstardError):
+    """A client request or frame is invalid; carries the HTTP status to answer with."""
+
+    def __init__(self, error: str, detail: str, status: int = 400) -> None:
+        super().__init__(f"{error}: {detail}")
+        self.error = error
+        self.detail = detail
+        self.status = status

@@ -1,0 +1,50 @@
+"""Prometheus metrics of one daemon (its own registry, so tests can run several)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.changes = Counter("northstard_changes", "Changes committed and published", registry=r)
+        self.messages = Counter(
+            "northstard_messages_sent", "Messages sent to clients", ["transport", "type"], registry=r
+        )
+        self.clients = Gauge(
+            "northstard_clients", "Connected streaming clients", ["transport"], registry=r
+        )
+        self.seq = Gauge("northstard_seq", "Sequence number of the current snapshot", registry=r)
+        self.batch_size = Histogram(
+            "northstard_writer_batch_size", "Changes per write transaction",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "northstard_writer_batch_seconds", "Write transaction latency",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0), registry=r,
+        )
+        self.poll_seconds = Histogram(
+            "northstard_source_poll_seconds", "Source poll latency", ["source"], registry=r,
+        )
+        self.poll_errors = Counter(
+            "northstard_source_errors", "Failed source polls", ["source"], registry=r
+        )
+        self.source_up = Gauge(
+            "northstard_source_up", "1 when the source's circuit is closed", ["source"], registry=r
+        )
+
+    def observe_batch(self, size: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.batch_seconds.observe(seconds)
+
+    def observe_poll(self, source: str, seconds: float, ok: bool) -> None:
+        self.poll_seconds.labels(source).observe(seconds)
+        if not ok:
+            self.poll_errors.labels(source).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,362 @@
+"""The P&L core: records in, snapshot document out. Pure: no I/O, no clock.
+
+A ``Book`` holds the current record of every ``(source, kind, id)`` and the
+contribution each record makes to the totals. Upserting a record subtracts
+its old contribution and adds its new one, so every total is exact (Decimal)
+and the same record ingested twice changes nothing. A price change re-marks
+the positions of that market.
+
+``Book.document(now)`` renders the snapshot document described in README.md
+("The snapshot document"). Object-valued keys, once present, stay (they go
+to zero), so merge patches of consecutive documents compose exactly.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Literal, TypeAlias
+
+from .mergepatch import Doc
+from .money import ZERO, format_money
+from .records import (
+    Balance,
+    Cost,
+    Invoice,
+    Position,
+    Price,
+    Record,
+    Refund,
+    Retract,
+    RevenueTotal,
+    Settlement,
+)
+
+__all__ = ["Book", "RevenueBasis", "SourceStatus", "iso", "mark_value"]
+
+RevenueBasis: TypeAlias = Literal["invoiced", "collected"]
+Path: TypeAlias = tuple[str, ...]
+Key: TypeAlias = tuple[str, str, str]  # (source, kind, id)
+
+UNATTRIBUTED = "unattributed"
+_HUNDRED = Decimal(100)
+_PCT = Decimal("0.01")
+
+
+def iso(moment: datetime) -> str:
+    """UTC ISO 8601 with milliseconds and a Z."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """What the snapshot says about one source."""
+
+    plugin: str
+    stale_after: float
+    last_ok: datetime | None = None
+    as_of: datetime | None = None
+    last_error: str | None = None
+    failing: bool = False
+
+    def state(self, now: datetime) -> str:
+        if self.failing:
+            return "failing"
+        if self.last_ok is None or (now - self.last_ok).total_seconds() > self.stale_after:
+            return "stale"
+        return "ok"
+
+    def document(self, now: datetime) -> Doc:
+        state = self.state(now)
+        doc: Doc = {"plugin": self.plugin, "status": state, "stale": state != "ok"}
+        if self.as_of is not None:
+            doc["as_of"] = iso(self.as_of)
+        if self.last_error is not None:
+            doc["last_error"] = self.last_error
+        return doc
+
+
+def mark_value(position: Position, price: Price | None) -> Decimal | None:
+    """What an open position is worth under its mark rule, or None if unpriced."""
+    if position.count == 0:
+        return ZERO
+    if price is None:
+        return None
+    yes = position.count > 0
+    if position.mark == "last":
+        if price.last is None:
+            return None
+        per = price.last if yes else 1 - price.last
+    else:
+        bid, ask = (price.yes_bid, price.yes_ask) if yes else (price.no_bid, price.no_ask)
+        if bid is None:
+            return None
+        per = bid if position.mark == "bid" or ask is None else (bid + ask) / 2
+    return abs(position.count) * per
+
+
+def _agent(record: Record) -> str:
+    return record.agent or UNATTRIBUTED
+
+
+def _position_contribution(position: Position, price: Price | None) -> dict[Path, Decimal]:
+    value = mark_value(position, price)
+    unrealized = ZERO if value is None else value - position.cost_basis
+    agent = _agent(position)
+    return {
+        ("trading", "realized"): position.realized_pnl,
+        ("trading", "unrealized"): unrealized,
+        ("trading", "fees"): position.fees,
+        ("agents", agent, "trading"): position.realized_pnl + unrealized,
+    }
+
+
+def contribution(record: Record, price: Price | None = None) -> dict[Path, Decimal]:
+    """What one record adds to the totals (a position also needs its market's price)."""
+    agent = _agent(record)
+    match record:
+        case Position():
+            return _position_contribution(record, price)
+        case Settlement():
+            pnl = record.revenue - record.cost - record.fee
+            return {
+                ("trading", "realized"): pnl,
+                ("trading", "fees"): record.fee,
+                ("agents", agent, "trading"): pnl,
+            }
+        case Balance():
+            return {("trading", "balance"): record.cash}
+        case Invoice():
+            counted = record.status in ("open", "paid")
+            invoiced = record.total if counted else ZERO
+            collected = record.paid if record.status != "void" else ZERO
+            return _revenue(agent, invoiced, collected)
+        case Refund():
+            return _revenue(agent, -record.amount, -record.amount)
+        case RevenueTotal():
+            return _revenue(agent, record.invoiced, record.collected)
+        case Cost():
+            paths: dict[Path, Decimal] = {
+                ("costs", "total"): record.amount,
+                ("costs", "by_category", record.category): record.amount,
+                ("agents", agent, "costs"): record.amount,
+            }
+            if record.model:
+                paths["costs", "by_model", record.model] = record.amount
+            if record.estimated:
+                paths["costs", "estimated"] = record.amount
+            return paths
+        case _:
+            return {}
+
+
+def _revenue(agent: str, invoiced: Decimal, collected: Decimal) -> dict[Path, Decimal]:
+    return {
+        ("revenue", "invoiced"): invoiced,
+        ("revenue", "collected"): collected,
+        ("agents", agent, "invoiced"): invoiced,
+        ("agents", agent, "collected"): collected,
+    }
+
+
+class Book:
+    """Current records, their contributions, the totals and the per-source status."""
+
+    def __init__(self, basis: RevenueBasis = "invoiced", currency: str = "USD") -> None:
+        self.basis: RevenueBasis = basis
+        self.currency = currency
+        self.records: dict[Key, Record] = {}
+        self._contrib: dict[Key, dict[Path, Decimal]] = {}
+        self._totals: dict[Path, Decimal] = defaultdict(lambda: ZERO)
+        self._by_market: dict[tuple[str, str], set[Key]] = defaultdict(set)
+        self.sources: dict[str, SourceStatus] = {}
+        self.prev_net: Decimal | None = None
+        self.day: date | None = None
+        self.day_open: Decimal = ZERO
+
+    def __repr__(self) -> str:
+        return (
+            f"<Book records={len(self.records)} net={format_money(self.net())} "
+            f"sources={sorted(self.sources)}>"
+        )
+
+    # -- records ---------------------------------------------------------
+
+    def ingest(self, source: str, records: Iterable[Record]) -> list[Record]:
+        """Upsert records of one source; returns those that changed anything."""
+        changed: list[Record] = []
+        for record in records:
+            if self._upsert(source, record):
+                changed.append(record)
+        return changed
+
+    def _upsert(self, source: str, record: Record) -> bool:
+        if isinstance(record, Retract):
+            return self._remove((source, record.target_kind, record.id))
+        key = (source, record.kind, record.id)
+        if self.records.get(key) == record:
+            return False
+        self.records[key] = record
+        if isinstance(record, Price):
+            for position_key in self._by_market.get((source, record.id), ()):
+                self._recontribute(position_key)
+            return True
+        if isinstance(record, Position):
+            self._by_market[source, record.ticker].add(key)
+        self._recontribute(key)
+        return True
+
+    def _remove(self, key: Key) -> bool:
+        record = self.records.pop(key, None)
+        if record is None:
+            return False
+        self._set_contribution(key, {})
+        if isinstance(record, Position):
+            self._by_market[key[0], record.ticker].discard(key)
+        return True
+
+    def _recontribute(self, key: Key) -> None:
+        record = self.records[key]
+        price = None
+        if isinstance(record, Position):
+            found = self.records.get((key[0], "price", record.ticker))
+            price = found if isinstance(found, Price) else None
+        self._set_contribution(key, contribution(record, price))
+
+    def _set_contribution(self, key: Key, new: Mapping[Path, Decimal]) -> None:
+        old = self._contrib.pop(key, {})
+        for path, amount in old.items():
+            self._totals[path] -= amount
+        for path, amount in new.items():
+            self._totals[path] += amount
+        if new:
+            self._contrib[key] = dict(new)
+
+    # -- sources ---------------------------------------------------------
+
+    def add_source(self, name: str, plugin: str, stale_after: float) -> None:
+        old = self.sources.get(name)
+        if old is None:
+            self.sources[name] = SourceStatus(plugin=plugin, stale_after=stale_after)
+        else:
+            self.sources[name] = replace(old, plugin=plugin, stale_after=stale_after)
+
+    def source_ok(self, name: str, as_of: datetime, now: datetime) -> None:
+        status = self.sources[name]
+        self.sources[name] = replace(status, last_ok=now, as_of=as_of, failing=False)
+
+    def source_failed(self, name: str, error: str) -> None:
+        self.sources[name] = replace(self.sources[name], last_error=error, failing=True)
+
+    def source_states(self, now: datetime) -> dict[str, str]:
+        return {name: status.state(now) for name, status in self.sources.items()}
+
+    # -- totals and the document ----------------------------------------
+
+    def total(self, *path: str) -> Decimal:
+        return self._totals.get(path, ZERO)
+
+    def revenue(self) -> Decimal:
+        return self.total("revenue", self.basis)
+
+    def trading(self) -> Decimal:
+        return self.total("trading", "realized") + self.total("trading", "unrealized")
+
+    def net(self) -> Decimal:
+        return self.trading() + self.revenue() - self.total("costs", "total")
+
+    def _names(self, *prefix: str) -> list[str]:
+        depth = len(prefix)
+        return sorted({p[depth] for p in self._totals if len(p) > depth and p[:depth] == prefix})
+
+    def _agents(self) -> Doc:
+        agents: Doc = {}
+        for name in self._names("agents"):
+            trading = self.total("agents", name, "trading")
+            revenue = self.total("agents", name, self.basis)
+            costs = self.total("agents", name, "costs")
+            agents[name] = {
+                "trading": format_money(trading),
+                "revenue": format_money(revenue),
+                "costs": format_money(costs),
+                "net": format_money(trading + revenue - costs),
+            }
+        return agents
+
+    def _group(self, *prefix: str) -> Doc:
+        return {name: format_money(self.total(*prefix, name)) for name in self._names(*prefix)}
+
+    def roll_day(self, now: datetime) -> None:
+        """At the first document of a UTC day, the day opens at the last published net."""
+        today = now.astimezone(UTC).date()
+        if self.day != today:
+            self.day = today
+            self.day_open = self.prev_net if self.prev_net is not None else self.net()
+
+    def document(self, now: datetime) -> Doc:
+        """The snapshot document at ``now`` (see README, "The snapshot document")."""
+        self.roll_day(now)
+        net = self.net()
+        revenue = self.revenue()
+        costs = self.total("costs", "total")
+        previous = self.prev_net if self.prev_net is not None else net
+        doc: Doc = {
+            "as_of": iso(now),
+            "currency": self.currency,
+            "net_pnl": format_money(net),
+            "trading": {
+                "realized": format_money(self.total("trading", "realized")),
+                "unrealized": format_money(self.total("trading", "unrealized")),
+                "fees": format_money(self.total("trading", "fees")),
+                "total": format_money(self.trading()),
+                "balance": format_money(self.total("trading", "balance")),
+            },
+            "revenue": {
+                "invoiced": format_money(self.total("revenue", "invoiced")),
+                "collected": format_money(self.total("revenue", "collected")),
+                "basis": self.basis,
+            },
+            "costs": {
+                "total": format_money(costs),
+                "estimated": format_money(self.total("costs", "estimated")),
+                "by_category": self._group("costs", "by_category"),
+                "by_model": self._group("costs", "by_model"),
+            },
+            "change": {
+                "day": self.day.isoformat() if self.day else "",
+                "since_midnight": format_money(net - self.day_open),
+                "since_previous": format_money(net - previous),
+            },
+            "agents": self._agents(),
+            "sources": {name: s.document(now) for name, s in sorted(self.sources.items())},
+        }
+        if revenue > 0:
+            margin = ((revenue - costs) / revenue * _HUNDRED).quantize(_PCT, ROUND_HALF_EVEN)
+            doc["gross_margin_pct"] = format_money(margin)
+        return doc
+
+    def published(self, doc: Doc) -> None:
+        """Record that ``doc`` went out: the next "since previous" counts from it."""
+        self.prev_net = Decimal(doc["net_pnl"])
+
+    def restore(self, doc: Doc, now: datetime) -> None:
+        """Continue from a persisted document: its day mark, its net, its source states."""
+        self.prev_net = Decimal(doc["net_pnl"])
+        change = doc.get("change", {})
+        if change.get("day"):
+            self.day = date.fromisoformat(change["day"])
+            self.day_open = self.prev_net - Decimal(change["since_midnight"])
+        for agent in doc.get("agents", {}):
+            self._totals["agents", agent, "trading"] += ZERO  # object keys never vanish
+        for name, entry in doc.get("sources", {}).items():
+            if name in self.sources:
+                as_of = entry.get("as_of")
+                self.sources[name] = replace(
+                    self.sources[name],
+                    as_of=datetime.fromisoformat(as_of) if as_of else None,
+                    last_error=entry.get("last_error"),
+                    failing=entry.get("status") == "failing",
+                )

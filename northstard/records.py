@@ -1,0 +1,233 @@
+"""The typed records a source produces, and the ``Reading`` that carries them.
+
+Every record has a ``kind`` and a stable ``id`` (unique within its source and
+kind): ingesting the same record twice changes nothing. Amounts are Decimal,
+times are UTC datetimes. ``Retract`` removes a record a source no longer
+stands by (an intraday cost estimate replaced by the reported cost).
+
+Records are stored as JSON text (amounts as decimal strings) and rebuilt with
+``record_from_json``; the round trip is exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Literal, TypeAlias, get_type_hints
+
+from .errors import SchemaDriftError
+from .money import format_money, parse_money
+
+__all__ = [
+    "Balance",
+    "Cost",
+    "Fill",
+    "Invoice",
+    "Position",
+    "Price",
+    "Reading",
+    "Record",
+    "Refund",
+    "Retract",
+    "RevenueTotal",
+    "Settlement",
+    "record_from_json",
+    "record_to_json",
+    "utc",
+]
+
+MarkRule: TypeAlias = Literal["bid", "mid", "last"]
+
+
+def utc(value: datetime) -> datetime:
+    """The same instant with tzinfo=UTC; a naive datetime is refused."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: northstard keeps every time in UTC")
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Base:
+    kind: ClassVar[str]
+    id: str
+    agent: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise SchemaDriftError(f"{self.kind}: empty id")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Position(_Base):
+    """An open (or closed) market position: + YES contracts, - NO contracts."""
+
+    kind: ClassVar[str] = "position"
+    ticker: str
+    count: Decimal
+    cost_basis: Decimal
+    realized_pnl: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    mark: MarkRule = "bid"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Price(_Base):
+    """Quotes of one market, in dollars per contract; ``id`` is the ticker."""
+
+    kind: ClassVar[str] = "price"
+    yes_bid: Decimal | None = None
+    yes_ask: Decimal | None = None
+    no_bid: Decimal | None = None
+    no_ask: Decimal | None = None
+    last: Decimal | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fill(_Base):
+    """One execution. Informational: its money is already in its position."""
+
+    kind: ClassVar[str] = "fill"
+    ticker: str
+    side: Literal["yes", "no"]
+    action: Literal["buy", "sell"]
+    count: Decimal
+    price: Decimal
+    fee: Decimal
+    ts: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settlement(_Base):
+    """A settled market: realized P&L = revenue - cost - fee (all dollars)."""
+
+    kind: ClassVar[str] = "settlement"
+    ticker: str
+    revenue: Decimal
+    cost: Decimal
+    fee: Decimal
+    result: str
+    ts: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Balance(_Base):
+    """Cash balance of a trading account. A cash figure, never P&L."""
+
+    kind: ClassVar[str] = "balance"
+    cash: Decimal
+    ts: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Invoice(_Base):
+    """An invoice: ``total`` counts as invoiced when open or paid; ``paid`` as collected."""
+
+    kind: ClassVar[str] = "invoice"
+    total: Decimal
+    paid: Decimal
+    status: Literal["draft", "open", "paid", "uncollectible", "void"]
+    ts: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Refund(_Base):
+    """Money given back to a customer: subtracted from collected and invoiced."""
+
+    kind: ClassVar[str] = "refund"
+    amount: Decimal
+    ts: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevenueTotal(_Base):
+    """Revenue totals to date from a source that only knows totals."""
+
+    kind: ClassVar[str] = "revenue_total"
+    invoiced: Decimal
+    collected: Decimal
+    ts: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cost(_Base):
+    """A cost: ``category`` (ai, infrastructure, ...), optionally a model; maybe an estimate."""
+
+    kind: ClassVar[str] = "cost"
+    amount: Decimal
+    category: str
+    ts: datetime
+    model: str | None = None
+    cost_type: str | None = None
+    estimated: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Retract(_Base):
+    """Withdraws the record ``(target_kind, id)`` of the same source."""
+
+    kind: ClassVar[str] = "retract"
+    target_kind: str
+
+
+Record: TypeAlias = (
+    Position | Price | Fill | Settlement | Balance | Invoice | Refund | RevenueTotal | Cost | Retract
+)
+
+KINDS: dict[str, type[_Base]] = {
+    cls.kind: cls
+    for cls in (Position, Price, Fill, Settlement, Balance, Invoice, Refund, RevenueTotal, Cost, Retract)
+}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one poll (or one stream message) of a source yields.
+
+    ``complete`` says the records are the source's whole current state for
+    every kind they contain (a full poll); it is informational for the engine.
+    """
+
+    source: str
+    records: tuple[Record, ...]
+    as_of: datetime
+    complete: bool = False
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format_money(value)
+    if isinstance(value, datetime):
+        return utc(value).isoformat().replace("+00:00", "Z")
+    return value
+
+
+def record_to_json(record: Record) -> str:
+    """Stable JSON text of a record (sorted keys, amounts as strings)."""
+    body = {f.name: _encode(getattr(record, f.name)) for f in dataclasses.fields(record)}
+    body["kind"] = record.kind
+    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+def _decode(hint: Any, value: Any, name: str) -> Any:
+    if value is None:
+        return None
+    text = str(hint)
+    if "Decimal" in text:
+        return parse_money(value, field=name)
+    if "datetime" in text:
+        return utc(datetime.fromisoformat(value))
+    return value
+
+
+def record_from_json(text: str) -> Record:
+    """Rebuild a record from ``record_to_json`` output."""
+    body = json.loads(text)
+    cls = KINDS[body.pop("kind")]
+    hints = get_type_hints(cls)
+    kwargs = {k: _decode(hints[k], v, k) for k, v in body.items()}
+    record: Record = cls(**kwargs)  # type: ignore[assignment]
+    return record

@@ -1,0 +1,102 @@
+"""The Quart (trio) application and its Hypercorn server task."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from quart import Response, request, send_from_directory
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from ..change import dumps
+from ..errors import RequestError
+from .context import WebContext
+from .rest import add_rest_routes
+from .streams import add_stream_routes
+
+__all__ = ["create_app", "run_web"]
+
+log = structlog.get_logger("northstard.web")
+
+STATIC = Path(str(resources.files("northstard.web") / "static"))
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:;"
+    " img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _json_error(error: str, detail: str, status: int) -> Response:
+    return Response(dumps({"error": error, "detail": detail}), status=status,
+                    mimetype="application/json")
+
+
+def create_app(ctx: WebContext) -> QuartTrio:
+    app = QuartTrio("northstard", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = 1 << 20
+
+    @app.route("/")
+    async def index() -> Response:
+        return await send_from_directory(STATIC, "index.html")
+
+    @app.route("/static/<path:name>")
+    async def static_file(name: str) -> Response:
+        return await send_from_directory(STATIC, name)
+
+    add_rest_routes(app, ctx)
+    add_stream_routes(app, ctx)
+
+    @app.errorhandler(RequestError)
+    async def request_error(exc: RequestError) -> Response:
+        return _json_error(exc.error, exc.detail, exc.status)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        name = (exc.name or "error").lower().replace(" ", "_")
+        return _json_error(name, exc.description or name, exc.code or 500)
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> Response:
+        log.error("request failed", path=request.path, error=f"{type(exc).__name__}: {exc}")
+        return _json_error("internal_error", "the request failed; see the daemon log", 500)
+
+    @app.after_request
+    async def headers(response: Response) -> Response:
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if response.mimetype == "text/html":
+            response.headers.update(PAGE_HEADERS)
+        return response
+
+    return app
+
+
+def hypercorn_config(ctx: WebContext, host: str, port: int) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    config.websocket_max_message_size = int(ctx.server["ws_max_message_bytes"])
+    config.graceful_timeout = float(ctx.server["shutdown_grace_s"])
+    config.accesslog = None
+    config.errorlog = None
+    config.include_server_header = False
+    config.keep_alive_timeout = 30
+    return config
+
+
+async def run_web(
+    ctx: WebContext,
+    shutdown: Callable[[], Awaitable[Any]],
+    *,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until ``shutdown`` returns; ``task_status.started`` gets the bound URLs."""
+    app = create_app(ctx)
+    config = hypercorn_config(ctx, str(ctx.server["host"]), int(ctx.server["port"]))
+    await serve(app, config, shutdown_trigger=shutdown, task_status=task_status)

@@ -1,0 +1,32 @@
+"""What the web edge reads: the hub, the cache, the store path and the actors' status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..cache import CacheClient
+from ..config import SourceSection
+from ..hub import Hub
+from ..metrics import Metrics
+from ..source import SourceStats
+from ..supervisor import Supervisor
+
+__all__ = ["WebContext"]
+
+
+@dataclass
+class WebContext:
+    hub: Hub
+    cache: CacheClient
+    db_path: Path
+    supervisor: Supervisor
+    sources: Mapping[str, SourceStats]
+    sections: Mapping[str, SourceSection]
+    metrics: Metrics
+    server: Mapping[str, Any]
+    max_rate_hz: float
+    slow_client_timeout_s: float
+    started_at: float

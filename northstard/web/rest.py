@@ -1,0 +1,141 @@
+"""REST routes: current, history, breakdown, sources, cache stats, health, metrics."""
+
+from __future__ import annotations
+
+import time
+from contextlib import closing
+from datetime import UTC, datetime
+from typing import Any
+
+import trio
+from quart import Quart, Response, jsonify, request
+
+from ..buckets import RESOLUTIONS, bucket_start
+from ..errors import RequestError
+from ..store import open_reader, read_buckets
+from .context import WebContext
+from .openapi import OPENAPI
+from .params import parse_instant
+
+__all__ = ["add_rest_routes"]
+
+MAX_BUCKETS = 5000
+DEFAULT_SPAN_MS = 3_600_000
+
+
+def _iso(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _history_range(args: Any) -> tuple[str, int, int]:
+    resolution = args.get("resolution", "1m")
+    if resolution not in RESOLUTIONS:
+        raise RequestError("bad_parameter", f"resolution: one of {', '.join(RESOLUTIONS)}")
+    now_ms = int(time.time() * 1000)
+    to_ms = parse_instant("to", args["to"]) if "to" in args else now_ms + 1
+    from_ms = parse_instant("from", args["from"]) if "from" in args else to_ms - DEFAULT_SPAN_MS
+    if from_ms >= to_ms:
+        raise RequestError("bad_parameter", "from: must be before to")
+    if (to_ms - from_ms) // RESOLUTIONS[resolution] > MAX_BUCKETS:
+        raise RequestError(
+            "bad_parameter", f"range too long: at most {MAX_BUCKETS} buckets of {resolution}"
+        )
+    return resolution, bucket_start(from_ms, resolution), to_ms
+
+
+def _read_history(ctx: WebContext, resolution: str, from_ms: int, to_ms: int) -> list[Any]:
+    with closing(open_reader(ctx.db_path)) as conn:
+        rows = read_buckets(conn, resolution, from_ms, to_ms)
+    return [{"start": _iso(row["start_ms"]), **row} for row in rows]
+
+
+def _source_entry(ctx: WebContext, name: str) -> dict[str, Any]:
+    doc = ctx.hub.doc.get("sources", {}).get(name, {})
+    entry: dict[str, Any] = {"name": name, **doc}
+    section = ctx.sections.get(name)
+    if section is not None:
+        entry.update(interval_s=section.interval_s, enabled=section.enabled)
+    stats = ctx.sources.get(name)
+    if stats is not None:
+        entry.update(
+            breaker=stats.breaker.state,
+            polls=stats.polls,
+            errors=stats.errors,
+            last_latency_ms=round(stats.last_latency_s * 1000, 3),
+            streaming=stats.streaming,
+        )
+    return entry
+
+
+def add_rest_routes(app: Quart, ctx: WebContext) -> None:
+    @app.route("/api/pnl/current")
+    async def current() -> Response:
+        snapshot = await ctx.cache.current()
+        if snapshot is None:
+            raise RequestError("not_ready", "no snapshot yet", status=503)
+        headers = {"ETag": snapshot.etag, "Cache-Control": "no-cache"}
+        tags = [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]
+        if snapshot.etag in tags or "*" in tags:
+            return Response("", status=304, headers=headers)
+        return Response(snapshot.message, mimetype="application/json", headers=headers)
+
+    @app.route("/api/pnl/history")
+    async def history() -> Response:
+        resolution, from_ms, to_ms = _history_range(request.args)
+        key = (resolution, from_ms, to_ms)
+        buckets = await ctx.cache.history_get(key)
+        if buckets is None:
+            buckets = await trio.to_thread.run_sync(
+                _read_history, ctx, resolution, from_ms, to_ms
+            )
+            await ctx.cache.history_put(key, buckets)
+        body = {"resolution": resolution, "from": _iso(from_ms), "to": _iso(to_ms),
+                "buckets": buckets}
+        return jsonify(body)
+
+    @app.route("/api/pnl/breakdown")
+    async def breakdown() -> Response:
+        doc = ctx.hub.doc
+        keys = ("as_of", "currency", "net_pnl", "trading", "revenue", "costs", "agents",
+                "gross_margin_pct", "change")
+        body = {"epoch": ctx.hub.epoch, "seq": ctx.hub.seq, **{k: doc[k] for k in keys if k in doc}}
+        return jsonify(body)
+
+    @app.route("/api/sources")
+    async def sources() -> Response:
+        names = sorted(set(ctx.sections) | set(ctx.hub.doc.get("sources", {})))
+        return jsonify({"sources": [_source_entry(ctx, name) for name in names]})
+
+    @app.route("/api/cache/stats")
+    async def cache_stats() -> Response:
+        return jsonify(await ctx.cache.stats())
+
+    @app.route("/api/health")
+    async def health() -> Response:
+        healthy = ctx.supervisor.healthy() and not ctx.hub.closed
+        states = {name: s.get("status") for name, s in ctx.hub.doc.get("sources", {}).items()}
+        status = "ok" if healthy and all(v == "ok" for v in states.values()) else "degraded"
+        body = {
+            "status": status if healthy else "failing",
+            "epoch": ctx.hub.epoch,
+            "seq": ctx.hub.seq,
+            "uptime_s": round(time.monotonic() - ctx.started_at, 3),
+            "actors": {n: s.document() for n, s in ctx.supervisor.actors.items()},
+            "sources": states,
+            "clients": dict(ctx.hub.clients),
+        }
+        return jsonify(body), (200 if healthy else 503)  # type: ignore[return-value]
+
+    @app.route("/metrics")
+    async def metrics() -> Response:
+        for transport in ("ws", "sse", "poll"):
+            ctx.metrics.clients.labels(transport).set(ctx.hub.clients[transport])
+        ctx.metrics.seq.set(ctx.hub.seq)
+        for name, stats in ctx.sources.items():
+            ctx.metrics.source_up.labels(name).set(1 if stats.breaker.state == "closed" else 0)
+        return Response(ctx.metrics.render(), mimetype="text/plain; version=0.0.4")
+
+    @app.route("/openapi.json")
+    async def openapi() -> Response:
+        return jsonify(OPENAPI)

@@ -1,0 +1,218 @@
+"""The writer actor: the only read-write SQLite connection.
+
+Changes from the engine are written in batches: one transaction per batch,
+flushed when ``batch_max`` changes wait or ``batch_deadline_ms`` has passed
+since the first, whichever comes first. Only after the transaction commits
+are the changes passed on (to the hub and the cache): what a client sees is
+on disk. The SQLite work runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+import trio
+
+from .buckets import BucketSet, components
+from .change import Change
+from .errors import StoreError
+from .records import Retract, record_to_json
+from .store import open_writer
+
+__all__ = ["WriterSettings", "WriterState", "run_writer"]
+
+log = structlog.get_logger("northstard.writer")
+
+DAY_MS = 86_400_000
+RETENTION_EVERY_S = 600.0
+RETENTION_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class WriterSettings:
+    path: Path
+    synchronous: str = "full"
+    batch_max: int = 500
+    batch_deadline_s: float = 0.01
+    snapshot_every: int = 100
+    keep_deltas_days: float = 30.0
+    keep_buckets_days: float = 0.0
+
+
+@dataclass
+class WriterState:
+    """Kept across restarts of the writer: the batch not yet committed, the open buckets."""
+
+    buckets: BucketSet
+    pending: list[Change] = field(default_factory=list)
+    committed_seq: int = 0
+    batches: int = 0
+    last_batch_size: int = 0
+    last_batch_s: float = 0.0
+    last_retention: float = 0.0
+    last_change: Change | None = None
+
+
+def _write_records(conn: sqlite3.Connection, change: Change, now_ms: int) -> None:
+    for source, record in change.records:
+        if isinstance(record, Retract):
+            conn.execute(
+                f"DELETE FROM rec_{record.target_kind} WHERE source = ? AND id = ?",
+                (source, record.id),
+            )
+            continue
+        conn.execute(
+            f"INSERT INTO rec_{record.kind} (source, id, body, updated_ms) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (source, id) DO UPDATE SET body = excluded.body,"
+            " updated_ms = excluded.updated_ms",
+            (source, record.id, record_to_json(record), now_ms),
+        )
+
+
+def _write_batch(
+    conn: sqlite3.Connection, batch: Sequence[Change], state: WriterState, settings: WriterSettings
+) -> None:
+    now_ms = int(time.time() * 1000)
+    touched = {}
+    with conn:
+        for change in batch:
+            _write_records(conn, change, now_ms)
+            conn.execute(
+                "INSERT OR REPLACE INTO deltas (epoch, seq, prev, ts_ms, patch)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (change.epoch, change.seq, change.prev, change.ts_ms, change.patch_json),
+            )
+            if change.seq % settings.snapshot_every == 0:
+                _write_snapshot(conn, change)
+            for bucket in state.buckets.add(change.ts_ms, components(change.doc)):
+                touched[bucket.resolution, bucket.start_ms] = bucket
+        last = batch[-1]
+        conn.execute(
+            "INSERT OR REPLACE INTO current (id, epoch, seq, ts_ms, doc) VALUES (1, ?, ?, ?, ?)",
+            (last.epoch, last.seq, last.ts_ms, last.doc_json),
+        )
+        conn.executemany(
+            "INSERT OR REPLACE INTO buckets (resolution, start_ms, body) VALUES (?, ?, ?)",
+            [(b.resolution, b.start_ms, b.body()) for b in touched.values()],
+        )
+
+
+def _write_snapshot(conn: sqlite3.Connection, change: Change) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO snapshots (epoch, seq, ts_ms, doc) VALUES (?, ?, ?, ?)",
+        (change.epoch, change.seq, change.ts_ms, change.doc_json),
+    )
+
+
+def _snapshot_now(conn: sqlite3.Connection, change: Change) -> None:
+    with conn:
+        _write_snapshot(conn, change)
+
+
+def _retention(conn: sqlite3.Connection, settings: WriterSettings) -> int:
+    """Delete one bounded chunk of expired rows; returns how many went."""
+    now_ms = int(time.time() * 1000)
+    removed = 0
+    with conn:
+        if settings.keep_deltas_days > 0:
+            cutoff = now_ms - int(settings.keep_deltas_days * DAY_MS)
+            for table in ("deltas", "snapshots"):
+                removed += conn.execute(
+                    f"DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table}"
+                    " WHERE ts_ms < ? LIMIT ?)",
+                    (cutoff, RETENTION_CHUNK),
+                ).rowcount
+        if settings.keep_buckets_days > 0:
+            cutoff = now_ms - int(settings.keep_buckets_days * DAY_MS)
+            removed += conn.execute(
+                "DELETE FROM buckets WHERE start_ms < ?", (cutoff,)
+            ).rowcount
+    return removed
+
+
+async def _next_batch(
+    receive: trio.MemoryReceiveChannel[Change], settings: WriterSettings
+) -> list[Change] | None:
+    """The next batch: waits for a first change, then gathers until full or the deadline."""
+    try:
+        batch = [await receive.receive()]
+    except trio.EndOfChannel:
+        return None
+    with trio.move_on_after(settings.batch_deadline_s):
+        while len(batch) < settings.batch_max:
+            try:
+                batch.append(await receive.receive())
+            except trio.EndOfChannel:
+                break
+    return batch
+
+
+async def _commit(
+    conn: sqlite3.Connection, state: WriterState, settings: WriterSettings,
+    outputs: Sequence[trio.MemorySendChannel[Change]], observe: Any,
+) -> None:
+    batch = state.pending
+    started = time.perf_counter()
+    try:
+        await trio.to_thread.run_sync(_write_batch, conn, batch, state, settings)
+    except sqlite3.Error as exc:
+        raise StoreError(f"write failed: {exc}") from exc
+    state.last_batch_s = time.perf_counter() - started
+    state.last_batch_size = len(batch)
+    state.batches += 1
+    state.committed_seq = batch[-1].seq
+    state.last_change = batch[-1]
+    state.pending = []
+    observe(len(batch), state.last_batch_s)
+    for output in outputs:
+        for change in batch:
+            await output.send(change)
+
+
+async def run_writer(
+    settings: WriterSettings,
+    state: WriterState,
+    receive: trio.MemoryReceiveChannel[Change],
+    outputs: Sequence[trio.MemorySendChannel[Change]],
+    observe: Any = lambda size, seconds: None,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Write changes until the input closes; then flush, close SQLite and close the outputs."""
+    conn = await trio.to_thread.run_sync(open_writer, settings.path, settings.synchronous)
+    try:
+        task_status.started()
+        if state.pending:  # a batch left by a crashed run of this actor
+            await _commit(conn, state, settings, outputs, observe)
+        while (batch := await _next_batch(receive, settings)) is not None:
+            state.pending = batch
+            await _commit(conn, state, settings, outputs, observe)
+            await _maybe_retention(conn, state, settings)
+        if state.last_change is not None:
+            await trio.to_thread.run_sync(_snapshot_now, conn, state.last_change)
+        log.info("writer flushed", seq=state.committed_seq)
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(conn.close)
+    for output in outputs:
+        await output.aclose()
+
+
+async def _maybe_retention(
+    conn: sqlite3.Connection, state: WriterState, settings: WriterSettings
+) -> None:
+    now = trio.current_time()
+    if now - state.last_retention < RETENTION_EVERY_S and state.last_retention:
+        return
+    state.last_retention = now
+    removed = await trio.to_thread.run_sync(_retention, conn, settings)
+    if removed >= RETENTION_CHUNK:
+        state.last_retention = 0.0  # more to go: another chunk after the next batch
+    if removed:
+        log.info("retention", removed=removed)
