@@ -8,6 +8,7 @@ change lands in a bucket they cover; hits and misses are counted.
 from __future__ import annotations
 
 from collections import OrderedDict
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,10 +125,8 @@ class CacheClient:
 async def _serve(cache: Cache, requests: trio.MemoryReceiveChannel[_Request]) -> None:
     async for request in requests:
         async with request.reply:
-            try:
+            with suppress(trio.BrokenResourceError):  # the asker went away
                 await request.reply.send(cache.answer(request.op, request.args))
-            except trio.BrokenResourceError:
-                pass  # the asker went away
 
 
 async def run_cache(

@@ -98,7 +98,7 @@ def _run_daemon(config: Config, plugins: Plugins) -> int:
     log = structlog.get_logger("northstard")
     try:
         trio.run(_run, config, plugins)
-    except BaseException as raised:  # noqa: BLE001 - mapped to an exit code below
+    except BaseException as raised:
         exc = _leaf(raised)
         if isinstance(exc, KeyboardInterrupt):
             return 0

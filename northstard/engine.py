@@ -9,7 +9,6 @@ once they are on disk. At start the state is rebuilt from SQLite
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,7 +74,9 @@ def recover(
     if persisted.doc is not None:
         book.restore(persisted.doc, now)
     state = EngineState(book=book, epoch=persisted.epoch, seq=persisted.seq, doc=persisted.doc)
-    state.states = book.source_states(now)
+    # what the last published document claimed: a restart that changes it publishes at once
+    published = (persisted.doc or {}).get("sources", {})
+    state.states = {name: entry.get("status", "") for name, entry in published.items()}
     return state
 
 
@@ -135,11 +136,11 @@ def next_change(
 
 
 async def _gather(
-    receive: trio.MemoryReceiveChannel[Any], max_batch: int, timeout: float
+    receive: trio.MemoryReceiveChannel[Any], max_batch: int, patience: float
 ) -> list[Any] | None:
-    """Messages that are waiting (at least one, unless ``timeout`` passes); None at the end."""
+    """Messages that are waiting (at least one, unless ``patience`` s pass); None at the end."""
     messages: list[Any] = []
-    with trio.move_on_after(timeout):
+    with trio.move_on_after(patience):
         try:
             messages.append(await receive.receive())
         except trio.EndOfChannel:

@@ -22,7 +22,7 @@ def parse_money(value: object, *, field: str = "amount") -> Decimal:
     """A Decimal from a decimal string or an int; floats and bools are refused."""
     if isinstance(value, Decimal):
         result = value
-    elif isinstance(value, bool) or isinstance(value, float):
+    elif isinstance(value, bool | float):
         raise SchemaDriftError(f"{field}: expected a decimal string, got {type(value).__name__}")
     elif isinstance(value, int):
         result = Decimal(value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from types import ModuleType
+from typing import cast
 
 import pluggy
 
@@ -43,7 +44,8 @@ class Plugins:
         owners: dict[str, str] = {}
         for impl in self.pm.hook.register_source_types.get_hookimpls():
             owner = self.pm.get_name(impl.plugin) or repr(impl.plugin)
-            for source_type in impl.function() or ():
+            declared = cast(list[SourceType], impl.function() or [])
+            for source_type in declared:
                 if source_type.name in found:
                     raise PluginError(
                         f"source type {source_type.name!r} is provided by both "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from typing import Any
 
 import structlog
@@ -152,10 +153,8 @@ def add_stream_routes(app: Quart, ctx: WebContext) -> None:
         with ctx.hub.subscribe("poll", since) as sub:
             message = None
             with trio.move_on_after(wait):
-                try:
+                with suppress(HubClosed):
                     message = sub.hub.catch_up(since) if wait == 0 else await sub.next_message()
-                except HubClosed:
-                    pass
         if message is None:
             position = ctx.hub.position
             text = dumps({"type": "unchanged", "epoch": position.epoch, "seq": position.seq})

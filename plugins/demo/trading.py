@@ -1,0 +1,149 @@
+"""The trading desk: a fixed number of market slots, each owned by one agent.
+
+Every second each market's quotes move, and now and then its owner trades:
+it backs the side its view favours (right ``skill_pct`` percent of the time)
+and sells what it holds when its view turns. A market that reaches its close
+settles and a fresh one takes its slot. Cash never goes below zero.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+
+from northstard.records import Balance, Fill, Position, Price, Record
+
+from .market import BP, SPREAD_BP, Market, Side, Trade, dollars, fee_bp
+
+__all__ = ["Desk"]
+
+TOPICS = ("FED", "CPI", "GDP", "NFP", "BTC", "ETH", "SPX", "HIGHNY", "RAIN", "OIL", "TSA", "GAS")
+LIFE_S = (300, 1800)
+TRADE_ODDS = 40  # a trade per market every 40 s on average
+NO_TRADE_LAST_S = 60
+MAX_HOLD = 400
+CLOCK = Callable[[int], datetime]
+
+
+class Desk:
+    """Markets, cash and the owners' trading decisions."""
+
+    def __init__(
+        self, rng: random.Random, agents: tuple[str, ...], slots: int, cash: int,
+        skill_pct: int, at: CLOCK,
+    ) -> None:
+        self.rng = rng
+        self.agents = agents
+        self.skill_pct = skill_pct
+        self.at = at
+        self.cash = cash * BP
+        self.tickers: dict[str, set[str]] = {}
+        self.markets = [self._open(0, age=True) for _ in range(slots)]
+
+    def __repr__(self) -> str:
+        return f"<Desk markets={len(self.markets)} cash={dollars(self.cash)}>"
+
+    # -- markets ---------------------------------------------------------
+
+    def _ticker(self, closes: int) -> str:
+        """A ticker not used before in this run (only the last few days' are remembered)."""
+        day = self.at(closes).strftime("%y%b%d").upper()
+        used = self.tickers.setdefault(day, set())
+        while len(self.tickers) > 3:
+            del self.tickers[next(iter(self.tickers))]
+        while True:
+            ticker = f"KXDEMO-{self.rng.choice(TOPICS)}-{day}-T{self.rng.randint(10, 9999)}"
+            if ticker not in used:
+                used.add(ticker)
+                return ticker
+
+    def _open(self, tick: int, age: bool = False) -> Market:
+        """A new market at ``tick`` (``age``: one already part-way through its life)."""
+        life = self.rng.randint(*LIFE_S)
+        opens = tick - self.rng.randint(0, life - 2 * NO_TRADE_LAST_S) if age else tick
+        mid = self.rng.randint(1500, 8500)
+        market = Market(
+            ticker=self._ticker(opens + life), agent=self.rng.choice(self.agents),
+            result_yes=self.rng.randrange(BP) < mid, opens=opens, closes=opens + life,
+            mid=mid, spread=self.rng.randint(*SPREAD_BP),
+        )
+        return market
+
+    # -- one second --------------------------------------------------------
+
+    def tick(self, tick: int) -> list[Record]:
+        """Move every market one second; returns the events (fills, settlements, ...)."""
+        events: list[Record] = []
+        for slot, market in enumerate(self.markets):
+            market.walk(self.rng, tick)
+            if tick >= market.closes:
+                events += self._settle(market, tick)
+                market = self.markets[slot] = self._open(tick)
+                events += self._trade(market, tick, self._opening(market))
+            elif self.rng.randrange(TRADE_ODDS) == 0:
+                events += self._trade(market, tick, self._decide(market, tick))
+        return events
+
+    def open_positions(self, tick: int) -> list[Record]:
+        """The opening trade of every market (at the start of the simulation)."""
+        events: list[Record] = []
+        for market in self.markets:
+            events += self._trade(market, tick, self._opening(market))
+        return events
+
+    def _settle(self, market: Market, tick: int) -> list[Record]:
+        settlement, payout = market.settle(self.at(tick))
+        self.cash += payout
+        return [] if settlement is None else [settlement, market.position()]
+
+    def _trade(self, market: Market, tick: int, trade: Trade | None) -> list[Fill]:
+        if trade is None:
+            return []
+        fill_id = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
+        fill, cash = market.execute(trade, fill_id, self.at(tick))
+        self.cash += cash
+        return [fill]
+
+    # -- decisions -------------------------------------------------------
+
+    def _view(self, market: Market) -> Side:
+        right = self.rng.randrange(100) < self.skill_pct
+        return "yes" if market.result_yes == right else "no"
+
+    def _opening(self, market: Market) -> Trade | None:
+        return self._buy(market, self._view(market), self.rng.randint(10, 60))
+
+    def _decide(self, market: Market, tick: int) -> Trade | None:
+        if market.closes - tick <= NO_TRADE_LAST_S:
+            return None
+        view = self._view(market)
+        other: Side = "no" if view == "yes" else "yes"
+        held = market.holding.held(other)
+        if held:
+            count = held if self.rng.randrange(3) == 0 else self.rng.randint(1, held)
+            return Trade(other, "sell", count, maker=self.rng.randrange(10) < 3)
+        return self._buy(market, view, self.rng.randint(3, 40))
+
+    def _buy(self, market: Market, side: Side, count: int) -> Trade | None:
+        trade = Trade(side, "buy", count, maker=self.rng.randrange(10) < 3)
+        price = market.fill_price(trade)
+        spend = count * price + fee_bp(count, price, trade.maker)
+        worth_it = price <= 9_500 and market.holding.held(side) + count <= MAX_HOLD
+        return trade if worth_it and spend <= self.cash else None
+
+    # -- live state ------------------------------------------------------
+
+    def prices(self) -> list[Price]:
+        return [market.price() for market in self.markets]
+
+    def positions(self) -> list[Position]:
+        return [m.position() for m in self.markets if m.holding.active]
+
+    def balance(self, tick: int) -> Balance:
+        return Balance(id="trading-cash", cash=dollars(self.cash), ts=self.at(tick))
+
+    def cash_dollars(self) -> Decimal:
+        return dollars(self.cash)

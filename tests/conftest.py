@@ -1,0 +1,98 @@
+"""Fixtures: a real daemon in the test's nursery (port 0, SQLite under tmp_path)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from northstard.config import Config, load_config
+from northstard.daemon import Daemon, run_daemon
+from northstard.plugins import Plugins, make_plugins
+
+from scripted import FEEDS, ScriptedPlugin
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def toml_dumps(data: Mapping[str, Mapping[str, Any]]) -> str:
+    lines = []
+    for section, values in data.items():
+        if section == "sources":
+            for name, options in values.items():
+                lines.append(f"[sources.{name}]")
+                lines += [f"{k} = {toml_value(v)}" for k, v in options.items()]
+            continue
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_config(tmp_path: Path, sources: Mapping[str, Any], **sections: Any) -> Path:
+    data: dict[str, Any] = {
+        "server": {"host": "127.0.0.1", "port": 0, "shutdown_grace_s": 1.0},
+        "storage": {"path": str(tmp_path / "northstard.db"), "synchronous": "normal",
+                    "batch_deadline_ms": 2.0},
+        "log": {"format": "json", "level": "warning"},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    data["sources"] = dict(sources)
+    path = tmp_path / "northstard.toml"
+    path.write_text(toml_dumps(data))
+    return path
+
+
+def plugins_for_tests() -> Plugins:
+    return make_plugins(extra=[ScriptedPlugin()])
+
+
+def build_config(tmp_path: Path, sources: Mapping[str, Any], **sections: Any) -> Config:
+    plugins = plugins_for_tests()
+    path = write_config(tmp_path, sources, **sections)
+    return load_config(path, plugins.source_types(), environ={})
+
+
+DEMO_FAST = {"demo": {"interval_s": 0.02, "seed": 7}}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_feeds() -> None:
+    FEEDS.clear()
+
+
+@pytest.fixture
+def start_daemon(
+    nursery: trio.Nursery, tmp_path: Path
+) -> Callable[..., Any]:
+    """``await start_daemon(sources, **sections)`` -> a running Daemon (stopped at teardown)."""
+
+    async def start(sources: Mapping[str, Any] = DEMO_FAST, **sections: Any) -> Daemon:
+        config = build_config(tmp_path, sources, **sections)
+        daemon: Daemon = await nursery.start(
+            lambda task_status: run_daemon(
+                config, plugins_for_tests(), handle_signals=False, task_status=task_status
+            )
+        )
+        return daemon
+
+    return start
+
+
+@pytest.fixture
+async def daemon(start_daemon: Callable[..., Any]) -> AsyncIterator[Daemon]:
+    running: Daemon = await start_daemon()
+    yield running
+    running.stop()
