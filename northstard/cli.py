@@ -35,10 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, help="TOML config (default: $NORTHSTARD_CONFIG)")
     commands = parser.add_subparsers(dest="command")
     run = commands.add_parser("run", help="run the daemon (the default)")
-    for target in (parser, run):
-        target.add_argument("--host", help="listen address (server.host)")
-        target.add_argument("--port", type=int, help="listen port (server.port; 0 = any free)")
-        target.add_argument("--db", type=Path, help="SQLite file (storage.path)")
+    for target, default in ((parser, None), (run, argparse.SUPPRESS)):
+        target.add_argument("--host", default=default, help="listen address (server.host)")
+        target.add_argument(
+            "--port", type=int, default=default, help="listen port (server.port; 0 = any free)"
+        )
+        target.add_argument("--db", type=Path, default=default, help="SQLite file (storage.path)")
     commands.add_parser("check-config", help="print the effective config, secrets redacted")
     return parser
 

@@ -106,7 +106,6 @@ CORE: dict[str, tuple[Field, ...]] = {
     "hub": (
         Field("ring_size", int, 10000, min=1, help="recent deltas kept for resume"),
         Field("max_rate_hz", float, 0.0, min=0, help="per-client message cap; 0 is off"),
-        Field("slow_client_timeout_s", float, 30.0, min=0.1, help="blocked client closed after"),
     ),
     "log": (
         Field("level", str, "info", choices=("debug", "info", "warning", "error")),

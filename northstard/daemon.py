@@ -146,7 +146,6 @@ async def run_daemon(
             supervisor=supervisor, sources=stats, sections={s.name: s for s in config.sources},
             metrics=metrics, server=config.sections["server"],
             max_rate_hz=config.sections["hub"]["max_rate_hz"],
-            slow_client_timeout_s=config.sections["hub"]["slow_client_timeout_s"],
             started_at=started_at,
         )
         daemon = Daemon([], hub, supervisor, engine_state, metrics)

@@ -44,6 +44,15 @@ def parse_position(text: str) -> Position:
 
 
 @dataclass(frozen=True)
+class _Held:
+    """What the ring keeps of a change: its patch and its encoded delta, not the document."""
+
+    seq: int
+    patch: Doc
+    text: str
+
+
+@dataclass(frozen=True)
 class Message:
     """What a subscriber is sent next: text, and the position it moves the client to."""
 
@@ -61,7 +70,7 @@ class Hub:
         self.doc: Doc = {}
         self._latest: Change | None = None
         self._snapshot: str | None = None
-        self._ring: deque[Change] = deque(maxlen=ring_size)
+        self._ring: deque[_Held] = deque(maxlen=ring_size)
         self._merged: dict[int, str] = {}
         self._waiting: set[Subscription] = set()
         self.closed = False
@@ -92,7 +101,7 @@ class Hub:
         self.epoch, self.seq, self.doc, self.ts_ms = (
             change.epoch, change.seq, change.doc, change.ts_ms
         )
-        self._ring.append(change)
+        self._ring.append(_Held(change.seq, change.patch, change.delta_message))
         self._latest = change
         self._snapshot = None
         self._merged.clear()
@@ -129,8 +138,8 @@ class Hub:
             return self.snapshot()
         if position.seq == self.seq:
             return None
-        if position.seq == self.seq - 1 and self._latest is not None:
-            return Message(self._latest.delta_message, "delta", self.position)
+        if position.seq == self.seq - 1:
+            return Message(self._ring[-1].text, "delta", self.position)
         text = self._merged.get(position.seq)
         if text is None:
             text = delta_message(

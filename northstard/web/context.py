@@ -28,5 +28,4 @@ class WebContext:
     metrics: Metrics
     server: Mapping[str, Any]
     max_rate_hz: float
-    slow_client_timeout_s: float
     started_at: float

@@ -28,7 +28,6 @@ log = structlog.get_logger("northstard.web")
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
-CLOSE_TOO_SLOW = 4008
 
 
 def _error(error: str, detail: str) -> str:
@@ -77,11 +76,15 @@ async def _ws_reader(sub: Subscription) -> None:
 
 
 async def _ws_writer(ctx: WebContext, sub: Subscription) -> None:
+    """Send what the client lacks whenever its socket takes more.
+
+    A send blocks while the client does not read (Hypercorn writes with back
+    pressure), so a stalled client holds one pending message and its position.
+    """
     metrics = ctx.metrics.messages
     while True:
         message = await sub.next_message()
-        with trio.fail_after(ctx.slow_client_timeout_s):
-            await websocket.send(message.text)
+        await websocket.send(message.text)
         metrics.labels("ws", message.kind).inc()
 
 
@@ -93,9 +96,6 @@ async def _ws_session(ctx: WebContext, since: Position | None) -> None:
                 await _ws_writer(ctx, sub)
         except* HubClosed:
             await websocket.close(CLOSE_GOING_AWAY, "server shutting down")
-        except* trio.TooSlowError:
-            log.info("slow websocket client closed", at=str(sub.position))
-            await websocket.close(CLOSE_TOO_SLOW, "client too slow; resume to continue")
 
 
 def _sse_event(kind: str, position: Position, text: str) -> bytes:

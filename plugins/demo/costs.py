@@ -35,9 +35,9 @@ class Usage:
 
 
 MODELS = (
-    Usage("claude-opus-4", 3, 20_000, 80_000),  # about $6 an hour per agent
-    Usage("claude-sonnet-4", 2, 8_000, 36_000),  # about $4
-    Usage("claude-haiku-4", 1, 500, 2_800),  # about $0.60
+    Usage("claude-opus-4", 3, 30_000, 136_000),  # about $10 an hour per agent
+    Usage("claude-sonnet-4", 2, 10_000, 56_000),  # about $6
+    Usage("claude-haiku-4", 1, 1_000, 4_500),  # about $1
 )
 INFRA = Usage("infrastructure", 1, 900, 1_300)  # about $0.40
 

@@ -95,7 +95,7 @@ class Holding:
 
 @dataclass
 class Market:
-    """A market's quotes, schedule, hidden result and the owner's holding (ticks = seconds)."""
+    """A market's quotes, schedule, hidden result, the owner's view and holding (ticks = s)."""
 
     ticker: str
     agent: str
@@ -104,6 +104,7 @@ class Market:
     closes: int
     mid: int
     spread: int
+    view: Side = "yes"
     last: int | None = None
     holding: Holding = field(default_factory=Holding)
 

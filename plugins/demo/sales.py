@@ -81,8 +81,8 @@ class Sales:
         return prefix + "".join(self.rng.choice(ALPHABET) for _ in range(14))
 
     def _amount(self) -> int:
-        if self.rng.randrange(100) < 15:
-            return self.rng.randint(40_000, 150_000)  # an enterprise deal
+        if self.rng.randrange(100) < 10:
+            return self.rng.randint(30_000, 120_000)  # an enterprise deal
         return self.rng.randint(2_500, 19_000)
 
     def _issue(self, when: int) -> Invoice:

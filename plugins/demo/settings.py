@@ -43,7 +43,7 @@ FIELDS: tuple[Field, ...] = (
           help="how often (%) an agent backs the side that will win"),
     Field("history_s", float, 21600.0, min=0, max=604800.0,
           help="business seconds simulated before the first reading"),
-    Field("recent_s", float, 300.0, min=0, max=86400.0,
+    Field("recent_s", float, 120.0, min=0, max=86400.0,
           help="business seconds of past events re-sent with each reading"),
 )
 
@@ -59,7 +59,7 @@ class Settings:
     cash: int = 2500
     skill_pct: int = 60
     history_s: float = 21600.0
-    recent_s: float = 300.0
+    recent_s: float = 120.0
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any], section: str = "sources.demo") -> Settings:

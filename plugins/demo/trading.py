@@ -22,9 +22,12 @@ __all__ = ["Desk"]
 
 TOPICS = ("FED", "CPI", "GDP", "NFP", "BTC", "ETH", "SPX", "HIGHNY", "RAIN", "OIL", "TSA", "GAS")
 LIFE_S = (300, 1800)
-TRADE_ODDS = 40  # a trade per market every 40 s on average
+TRADE_ODDS = 60  # a trading decision per market every minute on average
+MAX_BUY_BP = 9_000
+TAKE_PROFIT_BP = 1_500
+CUT_LOSS_BP = 2_000
 NO_TRADE_LAST_S = 60
-MAX_HOLD = 400
+MAX_HOLD = 120
 CLOCK = Callable[[int], datetime]
 
 
@@ -114,25 +117,31 @@ class Desk:
         return "yes" if market.result_yes == right else "no"
 
     def _opening(self, market: Market) -> Trade | None:
-        return self._buy(market, self._view(market), self.rng.randint(10, 60))
+        market.view = self._view(market)
+        return self._buy(market, self.rng.randint(5, 30))
 
     def _decide(self, market: Market, tick: int) -> Trade | None:
+        """Add to the view while it is cheap; take profits; cut losses."""
         if market.closes - tick <= NO_TRADE_LAST_S:
             return None
-        view = self._view(market)
-        other: Side = "no" if view == "yes" else "yes"
-        held = market.holding.held(other)
+        held = market.holding.held(market.view)
         if held:
-            count = held if self.rng.randrange(3) == 0 else self.rng.randint(1, held)
-            return Trade(other, "sell", count, maker=self.rng.randrange(10) < 3)
-        return self._buy(market, view, self.rng.randint(3, 40))
+            average = market.holding.cost // held
+            bid = market.side_quotes(market.view)[0]
+            if bid >= average + TAKE_PROFIT_BP or bid <= average - CUT_LOSS_BP:
+                count = held if self.rng.randrange(4) == 0 else self.rng.randint(1, held)
+                return Trade(market.view, "sell", count, maker=self._maker())
+        return self._buy(market, self.rng.randint(2, 15))
 
-    def _buy(self, market: Market, side: Side, count: int) -> Trade | None:
-        trade = Trade(side, "buy", count, maker=self.rng.randrange(10) < 3)
+    def _maker(self) -> bool:
+        return self.rng.randrange(10) < 3
+
+    def _buy(self, market: Market, count: int) -> Trade | None:
+        trade = Trade(market.view, "buy", count, maker=self._maker())
         price = market.fill_price(trade)
         spend = count * price + fee_bp(count, price, trade.maker)
-        worth_it = price <= 9_500 and market.holding.held(side) + count <= MAX_HOLD
-        return trade if worth_it and spend <= self.cash else None
+        room = market.holding.held(market.view) + count <= MAX_HOLD
+        return trade if price <= MAX_BUY_BP and room and spend <= self.cash else None
 
     # -- live state ------------------------------------------------------
 

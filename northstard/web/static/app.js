@@ -14,6 +14,8 @@
   const STEP_UP_MS = 30000;
   const PING_MS = 15000;
   const DEAD_MS = 45000;
+  // ?transport=ws|sse|poll pins one transport (debugging, tests): no fallback, no step-up.
+  const PINNED = LEVELS.indexOf(new URLSearchParams(location.search).get('transport'));
 
   const state = { epoch: null, seq: 0, doc: null, ts: null, transport: 'connecting' };
   window.northstard = { state };
@@ -130,6 +132,7 @@
     // A snapshot is authoritative even if older: the server could not serve our position.
     Object.assign(state, { epoch: m.epoch, seq: m.seq, doc: m.data, ts: m.ts || Date.now() });
     conn.resyncAt = 0;
+    conn.noSince = false;
     afterApply(m.ts, true);
     return 'ok';
   }
@@ -148,7 +151,6 @@
 
   function handleMessage(m) {
     if (!m || typeof m !== 'object') return 'ignored';
-    conn.heardAt = Date.now();
     switch (m.type) {
       case 'snapshot': return applySnapshot(m);
       case 'delta': return applyDelta(m);
@@ -200,11 +202,11 @@
 
   const conn = {
     level: 0, fails: 0, attempt: 0, token: 0, current: null, retryTimer: null, retryAt: 0,
-    probe: null, everOk: [false, false, false], heardAt: 0, resyncAt: 0,
+    probe: null, everOk: [false, false, false], resyncAt: 0, noSince: false,
   };
   const isCurrent = (token) => token === conn.token;
   const wsBase = () => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-  const sinceQuery = () => (hasPosition() ? `?since=${encodeURIComponent(position())}` : '');
+  const sinceQuery = () => (hasPosition() && !conn.noSince ? `?since=${encodeURIComponent(position())}` : '');
 
   function setTransport(kind) {
     state.transport = kind;
@@ -229,10 +231,9 @@
 
   function live(kind, token) {
     if (!isCurrent(token)) return;
-    conn.everOk[conn.level] = true;
-    conn.fails = 0;
-    conn.attempt = 0;
+    conn.everOk[conn.level] = true; // fails/attempt reset only once it proves healthy (see fail)
     setTransport(kind);
+    maybeReloadHistory();
   }
 
   // A transport ended. Healthy = it had worked for a while; else it counts toward stepping down.
@@ -243,7 +244,7 @@
     conn.fails = healthy ? 1 : conn.fails + 1;
     conn.attempt = healthy ? 1 : conn.attempt + 1;
     const limit = conn.everOk[conn.level] ? 3 : 1;
-    if (!healthy && conn.fails >= limit) {
+    if (!healthy && conn.fails >= limit && PINNED < 0) {
       conn.fails = 0;
       conn.level = (conn.level + 1) % LEVELS.length;
     }
@@ -286,7 +287,11 @@
         ws.send(JSON.stringify(resume));
       }
     };
-    ws.onclose = () => { clearInterval(pinger); if (isCurrent(token)) fail(token, healthy()); };
+    ws.onclose = (ev) => {
+      clearInterval(pinger);
+      if (ev.code === 1008) conn.noSince = true; // the server refused our position: ask for a snapshot
+      if (isCurrent(token)) fail(token, healthy());
+    };
     if (alreadyOpen) onOpen();
     return {
       close() {
@@ -370,7 +375,7 @@
 
   // While on SSE or polling, periodically try to get back to a WebSocket.
   function probeWs() {
-    if (conn.level === 0 || conn.probe || !LEVELS.includes(state.transport) || document.hidden) return;
+    if (conn.level === 0 || PINNED >= 0 || conn.probe || !LEVELS.includes(state.transport) || document.hidden) return;
     let ws;
     try { ws = new WebSocket(wsBase() + sinceQuery()); } catch (e) { return; }
     conn.probe = ws;
@@ -401,7 +406,7 @@
     const t = ts - (ts % BUCKET_MS);
     const pts = spark.points;
     const last = pts[pts.length - 1];
-    if (last && last.t === t) { last.close = net; } else if (!last || t > last.t) { pts.push({ t, close: net }); }
+    if (last && last.t === t) { last.close = net; } else if (!last || t > last.t) { pts.push({ t, open: net, close: net }); }
     trimSpark();
     scheduleRender();
   }
@@ -421,12 +426,12 @@
     let body;
     try { body = await getJson(url, new AbortController().signal, 15000); } catch (e) { return; }
     const hist = (body.buckets || [])
-      .map((b) => ({ t: Number.isFinite(b.start_ms) ? b.start_ms : Date.parse(b.start), close: b.net && b.net.close }))
+      .map((b) => ({ t: Number.isFinite(b.start_ms) ? b.start_ms : Date.parse(b.start), open: b.net && b.net.open, close: b.net && b.net.close }))
       .filter((p) => Number.isFinite(p.t) && parseDec(p.close));
     const lastT = hist.length ? hist[hist.length - 1].t : -Infinity;
     // Live points for the newest bucket(s) are fresher than the stored history.
     const newer = spark.points.filter((p) => p.t >= lastT);
-    if (newer.length && newer[0].t === lastT) hist.pop();
+    if (newer.length && newer[0].t === lastT) newer[0].open = hist.pop().open;
     spark.points = hist.concat(newer);
     trimSpark();
     scheduleRender();
@@ -450,9 +455,12 @@
     svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
     svg.replaceChildren();
     const pts = spark.points.map((p) => ({ t: p.t, v: Number(p.close), close: p.close })).filter((p) => Number.isFinite(p.v));
-    if (!pts.length) {
+    // The first bucket's open, at the bucket's start, anchors the line (and gives a 1-bucket history a segment).
+    const head = spark.points.find((p) => Number.isFinite(Number(p.close)));
+    if (head && parseDec(head.open)) pts.unshift({ t: head.t - BUCKET_MS / 2, v: Number(head.open), close: head.open });
+    if (pts.length < 2) {
       svg.append(svgEl('text', { x: w / 2, y: h / 2, class: 'spark-empty', 'text-anchor': 'middle' }));
-      svg.lastChild.textContent = 'No history yet';
+      svg.lastChild.textContent = 'Not enough history yet';
       byId('spark-range').textContent = '';
       return;
     }
@@ -468,7 +476,6 @@
     const X = (t) => ((Math.max(t, x0) - x0) / SPAN_MS) * w;
     const Y = (v) => pad + (1 - (v - vMin) / (vMax - vMin)) * (h - 2 * pad);
     const coords = pts.map((p) => [X(p.t + BUCKET_MS / 2), Y(p.v)]);
-    if (coords.length === 1) coords.unshift([Math.max(0, coords[0][0] - 8), coords[0][1]]);
     const line = coords.map(([x, y], i) => `${i ? 'L' : 'M'}${x.toFixed(1)},${y.toFixed(1)}`).join('');
     const tone = pts[pts.length - 1].v < 0 ? 'neg' : 'pos';
     svg.setAttribute('class', `spark ${tone}`);
@@ -552,6 +559,7 @@
       for (const key of ['trading', 'revenue', 'costs', 'net']) {
         const td = el('td', key === 'net' ? `num strong ${toneClass(get(a, key))}` : 'num', fmtMoney(get(a, key)));
         td.dataset.testid = `agent-${name}-${key}`;
+        td.dataset.label = key[0].toUpperCase() + key.slice(1);
         tr.append(td);
       }
       return tr;
@@ -584,7 +592,9 @@
       if (s.last_error) err.title = String(s.last_error);
       const asOf = el('td', 'num', s.as_of ? localTime(s.as_of) : 'never');
       if (s.as_of) asOf.title = s.as_of;
-      tr.append(th, el('td', 'muted', s.plugin || '—'), statusTd, asOf, err);
+      const plugin = el('td', 'muted', s.plugin || '—');
+      [[plugin, 'Plugin'], [statusTd, 'Status'], [asOf, 'As of'], [err, 'Last error']].forEach(([c, l]) => { c.dataset.label = l; });
+      tr.append(th, plugin, statusTd, asOf, err);
       return tr;
     }));
     if (!names.length) {
@@ -605,7 +615,7 @@
     setMoney('change-since-midnight', get(d, 'change', 'since_midnight'), { plus: true, tone: true });
     setMoney('change-since-previous', get(d, 'change', 'since_previous'), { plus: true, tone: true });
     const day = get(d, 'change', 'day');
-    setText(byId('chg-mid-label'), day ? `Since ${day} 00:00 UTC` : 'Since 00:00 UTC');
+    byId('chg-mid-label').title = day ? `Since ${day} 00:00 UTC` : '';
     for (const k of ['realized', 'unrealized', 'fees', 'total', 'balance']) setMoney(`trading-${k}`, get(d, 'trading', k), { tone: k !== 'balance' && k !== 'fees' });
     setMoney('revenue-invoiced', get(d, 'revenue', 'invoiced'));
     setMoney('revenue-collected', get(d, 'revenue', 'collected'));
@@ -614,8 +624,9 @@
     setMoney('costs-total', get(d, 'costs', 'total'));
     setMoney('costs-estimated', get(d, 'costs', 'estimated'));
     const gm = d.gross_margin_pct;
-    setText(byTest('gross-margin'), gm === undefined ? 'n/a' : fmtPct(gm), gm === undefined ? '' : toneClass(gm));
-    byTest('gross-margin').title = gm === undefined ? 'Undefined: no revenue yet' : '';
+    setText(byTest('gross-margin'), gm === undefined ? 'n/a' : fmtPct(gm), gm === undefined ? 'zero' : toneClass(gm));
+    setText(byId('gm-note'), gm === undefined ? 'Undefined until there is revenue'
+      : `(revenue − costs) ÷ revenue${basis ? `, ${basis} basis` : ''}`);
     renderBars('costs-by-category', get(d, 'costs', 'by_category'));
     renderBars('costs-by-model', get(d, 'costs', 'by_model'));
     renderAgents(d.agents);
@@ -686,7 +697,7 @@
     if (loadSaved() && state.doc.net_pnl !== undefined) pushSpark(state.ts || Date.now(), state.doc.net_pnl);
     renderAll();
     loadHistory();
-    start(0);
+    start(Math.max(PINNED, 0));
     setInterval(renderBadge, 1000);
     setInterval(probeWs, STEP_UP_MS);
     if (window.ResizeObserver) new ResizeObserver(() => scheduleRender()).observe(byId('spark'));

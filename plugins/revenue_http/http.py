@@ -1,0 +1,247 @@
+"""JSON over HTTP for the built-in sources: time limits, 429 handling, errors, exact decoding.
+
+``JsonClient.get`` does one logical call: it sends the request under a time
+limit, retries a 429 (after ``Retry-After`` when the API sends one and the
+policy honours it, else exponential backoff with jitter), and returns the
+body decoded with every JSON number that has a fraction or exponent as a
+``Decimal`` (never a float). Failures are translated here, once:
+
+    SourceError
+    ├── NotConfigured     no credentials: the source is off      (authenticated = False)
+    ├── Unreachable       no answer: connect failure, timeout   (reachable = False)
+    ├── HttpStatusError   an answer with a status we refuse     (status = 401, 500, ...)
+    │   └── RateLimited   429 after the retries, or still inside a Retry-After
+    └── SchemaDriftError  an answer we cannot read: malformed JSON, a truncated body
+
+Error messages name the call (method and URL path) and the status, never a
+secret.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import trio
+
+from northstard.errors import SchemaDriftError, SourceError
+from northstard.source import scrub
+
+__all__ = [
+    "HttpStatusError",
+    "JsonClient",
+    "NotConfigured",
+    "RateLimited",
+    "RetryPolicy",
+    "Unreachable",
+    "decode_json",
+    "retry_after_s",
+]
+
+Params = Sequence[tuple[str, str]]
+
+
+class NotConfigured(SourceError):
+    """The source has no credentials: it is off and never calls its API."""
+
+    reachable = False
+    authenticated = False
+
+
+class Unreachable(SourceError):
+    """The API did not answer (connect failure or time limit)."""
+
+    reachable = False
+
+
+class HttpStatusError(SourceError):
+    """The API answered with a status we do not accept."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RateLimited(HttpStatusError):
+    """429: the API asked us to slow down; ``retry_in_s`` is how long, when known."""
+
+    def __init__(self, message: str, retry_in_s: float) -> None:
+        super().__init__(message, 429)
+        self.retry_in_s = retry_in_s
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a 429 is retried within one call.
+
+    ``attempts`` tries in all; waits grow as ``base_s * 2**n`` capped at
+    ``max_wait_s``, half of each wait fixed and half random (jitter). A
+    ``Retry-After`` longer than ``max_wait_s`` is not slept through: the call
+    fails and the client refuses calls until that time has passed.
+    """
+
+    attempts: int = 3
+    base_s: float = 1.0
+    max_wait_s: float = 30.0
+    honour_retry_after: bool = True
+
+    def backoff_s(self, attempt: int, rng: random.Random) -> float:
+        ceiling = min(self.max_wait_s, self.base_s * 2.0**attempt)
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise SchemaDriftError(f"JSON constant {name} is not a number")
+
+
+def decode_json(body: bytes, *, what: str) -> Any:
+    """Parse JSON with non-integer numbers as Decimal, exactly as written; ints stay int."""
+    try:
+        text = body.decode("utf-8")
+        return json.loads(text, parse_float=Decimal, parse_constant=_refuse_constant)
+    except UnicodeDecodeError:
+        raise SchemaDriftError(f"{what}: body is not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise SchemaDriftError(f"{what}: malformed JSON ({exc.msg} at char {exc.pos})") from None
+    except RecursionError:
+        raise SchemaDriftError(f"{what}: JSON nested too deeply") from None
+
+
+def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = (moment - (now or datetime.now(UTC))).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def _error_detail(body: bytes) -> str:
+    """The message of a JSON error body ({"error": {"message"}} or {"message"}), else ''."""
+    try:
+        data = json.loads(body.decode("utf-8", "replace"))
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    error = data.get("error")
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return str(error["message"])
+    for value in (data.get("message"), error):
+        if isinstance(value, str):
+            return value
+    return ""
+
+
+class JsonClient:
+    """GETs JSON from one API with fixed headers; owns its ``httpx.AsyncClient``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        headers: Mapping[str, str],
+        *,
+        timeout_s: float,
+        secrets: Sequence[str] = (),
+        retry: RetryPolicy | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.base_path = urlsplit(self.base_url).path
+        self.timeout_s = timeout_s
+        self.retry = retry or RetryPolicy()
+        self.calls = 0
+        self.blocked_until = 0.0
+        self._secrets = [s for s in secrets if s]
+        self._rng = rng or random.Random()
+        self._http = httpx.AsyncClient(
+            headers=dict(headers), timeout=httpx.Timeout(timeout_s), follow_redirects=False
+        )
+
+    def __repr__(self) -> str:
+        return f"<JsonClient {self.base_url} calls={self.calls}>"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def get(self, path: str, params: Params = ()) -> Any:
+        """The decoded JSON body of ``GET base_url + path``; raises a ``SourceError``."""
+        what = f"GET {self.base_path}{path}"
+        attempt = 0
+        while True:
+            self._check_not_blocked(what)
+            status, headers, body = await self._send(path, params, what)
+            if status != 429:
+                break
+            wait = self._rate_limit_wait(headers, attempt)
+            attempt += 1
+            if attempt >= self.retry.attempts or wait > self.retry.max_wait_s:
+                self.blocked_until = trio.current_time() + wait
+                raise RateLimited(f"{what}: HTTP 429 rate limited; retry in {wait:.0f} s", wait)
+            await trio.sleep(wait)
+        if not 200 <= status < 300:
+            raise self._status_error(what, status, body)
+        return decode_json(body, what=what)
+
+    def _check_not_blocked(self, what: str) -> None:
+        left = self.blocked_until - trio.current_time()
+        if left > 0:
+            raise RateLimited(f"{what}: rate limited; not calling for another {left:.0f} s", left)
+
+    def _rate_limit_wait(self, headers: httpx.Headers, attempt: int) -> float:
+        if self.retry.honour_retry_after:
+            asked = retry_after_s(headers.get("retry-after"))
+            if asked is not None:
+                return asked
+        return self.retry.backoff_s(attempt, self._rng)
+
+    def _status_error(self, what: str, status: int, body: bytes) -> HttpStatusError:
+        detail = _error_detail(body)
+        reason = httpx.codes.get_reason_phrase(status)
+        message = f"{what}: HTTP {status} {reason}" + (f": {detail}" if detail else "")
+        return HttpStatusError(scrub(message, self._secrets), status)
+
+    async def _send(self, path: str, params: Params, what: str) -> tuple[int, httpx.Headers, bytes]:
+        self.calls += 1
+        request = self._http.build_request("GET", self.base_url + path, params=list(params))
+        try:
+            with trio.fail_after(self.timeout_s):
+                response = await self._http.send(request, stream=True)
+                try:
+                    body = await self._read(response, what)
+                finally:
+                    await response.aclose()
+        except (trio.TooSlowError, httpx.TimeoutException):
+            raise Unreachable(f"{what}: no answer within {self.timeout_s:g} s") from None
+        except httpx.TransportError as exc:
+            message = scrub(f"{what}: {type(exc).__name__}: {exc}", self._secrets)
+            if isinstance(exc, httpx.NetworkError | httpx.UnsupportedProtocol | httpx.ProxyError):
+                raise Unreachable(message) from exc
+            raise SourceError(message) from exc
+        return response.status_code, response.headers, body
+
+    @staticmethod
+    async def _read(response: httpx.Response, what: str) -> bytes:
+        try:
+            return await response.aread()
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise SchemaDriftError(f"{what}: truncated body ({type(exc).__name__})") from exc

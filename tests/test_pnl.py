@@ -1,0 +1,783 @@
+"""The P&L core (``Book``) and the records: exact Decimal math, the document, its patches."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from fractions import Fraction
+from itertools import pairwise
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from northstard.mergepatch import apply_patch, compose, diff
+from northstard.pnl import Book, iso, mark_value
+from northstard.records import (
+    KINDS,
+    Balance,
+    Cost,
+    Fill,
+    Invoice,
+    Position,
+    Price,
+    Record,
+    Refund,
+    Retract,
+    RevenueTotal,
+    Settlement,
+    record_from_json,
+    record_to_json,
+    utc,
+)
+
+from unit_helpers import MONEY, T0, leaves, record_strategies, record_strategy
+
+D = Decimal
+TS = T0
+
+
+def doc_of(*records: Record, source: str = "src", basis: str = "invoiced") -> dict[str, Any]:
+    book = Book(basis=basis)  # type: ignore[arg-type]
+    book.ingest(source, records)
+    return book.document(T0)
+
+
+# -- the Kalshi example and trading ---------------------------------------
+
+
+def test_kalshi_settlement_example() -> None:
+    """15 YES bought for 11.10, market settles YES: revenue 15.00, fee 0.2021."""
+    settlement = Settlement(id="s-1", ticker="KXHIGHNY-26NOV21-T50", revenue=D("15.00"),
+                            cost=D("11.10"), fee=D("0.2021"), result="yes", ts=TS)
+    book = Book()
+    assert book.ingest("kalshi", [settlement]) == [settlement]
+    assert book.total("trading", "realized") == D("3.6979")
+    doc = book.document(T0)
+    assert doc["trading"] == {"realized": "3.6979", "unrealized": "0.00", "fees": "0.2021",
+                              "total": "3.6979", "balance": "0.00"}
+    assert doc["net_pnl"] == "3.6979"
+    assert doc["agents"] == {"unattributed": {"trading": "3.6979", "revenue": "0.00",
+                                              "costs": "0.00", "net": "3.6979"}}
+    assert "gross_margin_pct" not in doc
+
+
+def test_settlement_loss_and_agent() -> None:
+    lost = Settlement(id="s-2", ticker="T", revenue=D(0), cost=D("4.80"), fee=D("0.07"),
+                      result="no", ts=TS, agent="atlas")
+    doc = doc_of(lost)
+    assert doc["trading"]["realized"] == "-4.87"
+    assert doc["agents"]["atlas"]["trading"] == "-4.87"
+    assert doc["net_pnl"] == "-4.87"
+
+
+YES = Position(id="p-yes", ticker="T", count=D(10), cost_basis=D("4.00"))
+NO = Position(id="p-no", ticker="T", count=D(-10), cost_basis=D("5.00"))
+QUOTES = Price(id="T", yes_bid=D("0.45"), yes_ask=D("0.49"), no_bid=D("0.53"), no_ask=D("0.57"),
+               last=D("0.52"))
+
+
+@pytest.mark.parametrize(
+    ("position", "mark", "price", "unrealized"),
+    [
+        (YES, "bid", QUOTES, "0.50"),  # 10 x 0.45 - 4.00
+        (YES, "mid", QUOTES, "0.70"),  # 10 x 0.47 - 4.00
+        (YES, "last", QUOTES, "1.20"),  # 10 x 0.52 - 4.00
+        (NO, "bid", QUOTES, "0.30"),  # 10 x 0.53 - 5.00
+        (NO, "mid", QUOTES, "0.50"),  # 10 x 0.55 - 5.00
+        (NO, "last", QUOTES, "-0.20"),  # 10 x (1 - 0.52) - 5.00
+        (YES, "mid", Price(id="T", yes_bid=D("0.45")), "0.50"),  # no ask: the bid
+        (YES, "bid", None, "0.00"),  # unpriced
+        (YES, "bid", Price(id="T", yes_ask=D("0.49"), last=D("0.5")), "0.00"),  # no bid
+        (YES, "last", Price(id="T", yes_bid=D("0.45")), "0.00"),  # no last
+        (NO, "bid", Price(id="T", yes_bid=D("0.45"), yes_ask=D("0.49")), "0.00"),  # no NO quotes
+    ],
+)
+def test_position_marking(position: Position, mark: str, price: Price | None,
+                          unrealized: str) -> None:
+    position = Position(id=position.id, ticker=position.ticker, count=position.count,
+                        cost_basis=position.cost_basis, mark=mark,  # type: ignore[arg-type]
+                        realized_pnl=D("1.25"), fees=D("0.10"), agent="atlas")
+    records: list[Record] = [position] + ([price] if price else [])
+    doc = doc_of(*records, source="kalshi")
+    assert doc["trading"]["unrealized"] == unrealized
+    assert doc["trading"]["realized"] == "1.25"
+    assert doc["trading"]["fees"] == "0.10"
+    total = D(unrealized) + D("1.25")
+    assert D(doc["trading"]["total"]) == total
+    assert D(doc["agents"]["atlas"]["trading"]) == total
+    assert D(doc["net_pnl"]) == total
+
+
+def test_mark_value() -> None:
+    assert mark_value(YES, QUOTES) == D("4.50")
+    assert mark_value(NO, QUOTES) == D("5.30")
+    assert mark_value(YES, None) is None
+    assert mark_value(Position(id="z", ticker="T", count=D(0), cost_basis=D(0)), None) == 0
+
+
+def test_price_update_re_marks_positions_of_that_market_only() -> None:
+    book = Book()
+    other = Position(id="p-other", ticker="U", count=D(5), cost_basis=D("1.00"))
+    book.ingest("kalshi", [YES, other, Price(id="U", yes_bid=D("0.30"))])
+    assert book.total("trading", "unrealized") == D("0.50")  # only U is priced: 1.50 - 1.00
+    book.ingest("kalshi", [Price(id="T", yes_bid=D("0.45"))])
+    assert book.total("trading", "unrealized") == D("1.00")
+    book.ingest("kalshi", [Price(id="T", yes_bid=D("0.40"))])
+    assert book.total("trading", "unrealized") == D("0.50")
+    book.ingest("kalshi", [Price(id="T", yes_bid=D("0.61"))])
+    assert book.document(T0)["trading"]["unrealized"] == "2.60"
+    # a quote of the same ticker from another source does not mark kalshi's position
+    book.ingest("other", [Price(id="T", yes_bid=D("0.99"))])
+    assert book.total("trading", "unrealized") == D("2.60")
+
+
+def test_price_before_position() -> None:
+    book = Book()
+    book.ingest("kalshi", [Price(id="T", yes_bid=D("0.45"))])
+    assert book.total("trading", "unrealized") == 0
+    book.ingest("kalshi", [YES])
+    assert book.total("trading", "unrealized") == D("0.50")
+
+
+def test_position_update_replaces_its_contribution() -> None:
+    book = Book()
+    book.ingest("kalshi", [YES, Price(id="T", yes_bid=D("0.45"))])
+    book.ingest("kalshi", [Position(id="p-yes", ticker="T", count=D(20), cost_basis=D("8.50"),
+                                    realized_pnl=D("0.30"))])
+    assert book.total("trading", "unrealized") == D("0.50")  # 20 x 0.45 - 8.50
+    assert book.total("trading", "realized") == D("0.30")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: pnl.Book._remove: retracting a Price leaves the positions of that market "
+    "marked at the retracted price (they are not re-marked as unpriced)",
+)
+def test_retracting_a_price_unmarks_its_positions() -> None:
+    book = Book()
+    book.ingest("kalshi", [YES, Price(id="T", yes_bid=D("0.50"))])
+    assert book.total("trading", "unrealized") == D("1.00")
+    book.ingest("kalshi", [Retract(id="T", target_kind="price")])
+    assert book.total("trading", "unrealized") == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=KeyError,
+    reason="BUG: pnl.Book._upsert keeps a position's key in _by_market under its old ticker when "
+    "the position moves to another ticker; after the position is retracted, a Price of the old "
+    "ticker raises KeyError in _recontribute",
+)
+def test_a_price_after_a_moved_and_retracted_position() -> None:
+    book = Book()
+    book.ingest("kalshi", [Position(id="p", ticker="T1", count=D(1), cost_basis=D("0.40"))])
+    book.ingest("kalshi", [Position(id="p", ticker="T2", count=D(1), cost_basis=D("0.40"))])
+    book.ingest("kalshi", [Retract(id="p", target_kind="position")])
+    price = Price(id="T1", yes_bid=D("0.50"))
+    assert book.ingest("kalshi", [price]) == [price]
+    assert book.total("trading", "unrealized") == 0
+
+
+# -- revenue -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "total", "paid", "invoiced", "collected"),
+    [
+        ("open", "100.00", "0", "100.00", "0.00"),
+        ("open", "100.00", "40.00", "100.00", "40.00"),
+        ("paid", "100.00", "100.00", "100.00", "100.00"),
+        ("void", "100.00", "0", "0.00", "0.00"),
+        ("void", "100.00", "100.00", "0.00", "0.00"),
+        ("draft", "100.00", "0", "0.00", "0.00"),
+        ("uncollectible", "100.00", "30.00", "0.00", "30.00"),
+    ],
+)
+def test_invoice_status(status: str, total: str, paid: str, invoiced: str, collected: str) -> None:
+    invoice = Invoice(id="in-1", total=D(total), paid=D(paid), status=status,  # type: ignore[arg-type]
+                      ts=TS, agent="atlas")
+    doc = doc_of(invoice)
+    assert doc["revenue"] == {"invoiced": invoiced, "collected": collected, "basis": "invoiced"}
+    assert doc["agents"]["atlas"]["revenue"] == invoiced
+    assert doc["net_pnl"] == invoiced
+    collected_doc = doc_of(invoice, basis="collected")
+    assert collected_doc["net_pnl"] == collected
+    assert collected_doc["agents"]["atlas"]["revenue"] == collected
+
+
+def test_invoice_lifecycle_counts_only_its_latest_state() -> None:
+    book = Book()
+    book.ingest("shop", [Invoice(id="in-1", total=D("50"), paid=D(0), status="draft", ts=TS)])
+    assert book.revenue() == 0
+    book.ingest("shop", [Invoice(id="in-1", total=D("50"), paid=D(0), status="open", ts=TS)])
+    assert book.revenue() == D(50)
+    book.ingest("shop", [Invoice(id="in-1", total=D("50"), paid=D(50), status="paid", ts=TS)])
+    assert (book.total("revenue", "invoiced"), book.total("revenue", "collected")) == (50, 50)
+    book.ingest("shop", [Invoice(id="in-1", total=D("50"), paid=D(0), status="void", ts=TS)])
+    assert (book.total("revenue", "invoiced"), book.total("revenue", "collected")) == (0, 0)
+
+
+def test_refunds_and_revenue_totals() -> None:
+    doc = doc_of(
+        Invoice(id="in-1", total=D("1000.00"), paid=D("1000.00"), status="paid", ts=TS),
+        Invoice(id="in-2", total=D("800.00"), paid=D("250.00"), status="open", ts=TS),
+        Refund(id="rf-1", amount=D("49.99"), ts=TS),
+        RevenueTotal(id="stripe", invoiced=D("10.01"), collected=D("5.005"), ts=TS),
+    )
+    assert doc["revenue"]["invoiced"] == "1760.02"  # 1000 + 800 - 49.99 + 10.01
+    assert doc["revenue"]["collected"] == "1205.015"  # 1000 + 250 - 49.99 + 5.005
+    assert doc["net_pnl"] == "1760.02"
+
+
+def test_revenue_basis_changes_net() -> None:
+    records = [
+        Invoice(id="in-1", total=D("900.00"), paid=D("300.00"), status="open", ts=TS, agent="a"),
+        Cost(id="c-1", amount=D("100.00"), category="ai", ts=TS, agent="a"),
+    ]
+    invoiced, collected = doc_of(*records), doc_of(*records, basis="collected")
+    assert (invoiced["net_pnl"], collected["net_pnl"]) == ("800.00", "200.00")
+    assert (invoiced["revenue"]["basis"], collected["revenue"]["basis"]) == ("invoiced", "collected")
+    assert invoiced["revenue"]["collected"] == collected["revenue"]["collected"] == "300.00"
+    assert (invoiced["gross_margin_pct"], collected["gross_margin_pct"]) == ("88.89", "66.67")
+    assert invoiced["agents"]["a"]["net"] == "800.00"
+    assert collected["agents"]["a"]["net"] == "200.00"
+
+
+# -- costs -------------------------------------------------------------------
+
+
+def test_costs_by_category_model_and_estimate() -> None:
+    book = Book()
+    book.ingest("anthropic", [
+        Cost(id="d-1:sonnet", amount=D("250.00"), category="ai", model="claude-sonnet-4", ts=TS,
+             estimated=True, agent="atlas"),
+        Cost(id="d-1:haiku", amount=D("130.00"), category="ai", model="claude-haiku-4", ts=TS),
+    ])
+    book.ingest("aws", [Cost(id="bill-11", amount=D("17.38"), category="infrastructure", ts=TS)])
+    doc = book.document(T0)
+    assert doc["costs"] == {
+        "total": "397.38", "estimated": "250.00",
+        "by_category": {"ai": "380.00", "infrastructure": "17.38"},
+        "by_model": {"claude-haiku-4": "130.00", "claude-sonnet-4": "250.00"},
+    }
+    assert doc["net_pnl"] == "-397.38"
+    assert doc["agents"]["atlas"]["costs"] == "250.00"
+    assert doc["agents"]["unattributed"]["costs"] == "147.38"
+    # the intraday estimate is withdrawn and replaced by the reported cost
+    changed = book.ingest("anthropic", [
+        Retract(id="d-1:sonnet", target_kind="cost"),
+        Cost(id="d-1:sonnet:final", amount=D("251.20"), category="ai", model="claude-sonnet-4",
+             ts=TS, agent="atlas"),
+    ])
+    assert len(changed) == 2
+    doc = book.document(T0)
+    assert doc["costs"]["estimated"] == "0.00"
+    assert doc["costs"]["total"] == "398.58"
+    assert doc["costs"]["by_model"]["claude-sonnet-4"] == "251.20"
+
+
+# -- retract -----------------------------------------------------------------
+
+RETRACTABLE = [
+    Position(id="x", ticker="T", count=D(3), cost_basis=D("1.00"), realized_pnl=D("2.50"),
+             fees=D("0.02"), agent="atlas"),
+    Settlement(id="x", ticker="T", revenue=D("15.00"), cost=D("11.10"), fee=D("0.2021"),
+               result="yes", ts=TS, agent="atlas"),
+    Balance(id="x", cash=D("1020.65"), ts=TS),
+    Invoice(id="x", total=D("99.00"), paid=D("45.00"), status="open", ts=TS, agent="atlas"),
+    Refund(id="x", amount=D("12.00"), ts=TS, agent="atlas"),
+    RevenueTotal(id="x", invoiced=D("10"), collected=D("7"), ts=TS, agent="atlas"),
+    Cost(id="x", amount=D("3.21"), category="ai", ts=TS, agent="atlas"),
+]
+BASE = [
+    Position(id="base", ticker="T", count=D(4), cost_basis=D("1.60")),
+    Price(id="T", yes_bid=D("0.51")),
+    Invoice(id="base", total=D("500.00"), paid=D("200.00"), status="open", ts=TS, agent="atlas"),
+    Cost(id="base", amount=D("40.00"), category="ai", ts=TS, agent="atlas"),
+]
+
+
+@pytest.mark.parametrize("record", RETRACTABLE, ids=lambda r: r.kind)
+def test_retract_removes_a_records_contribution(record: Record) -> None:
+    book = Book()
+    book.ingest("src", BASE)
+    before = book.document(T0)
+    assert book.ingest("src", [record]) == [record]
+    assert book.document(T0) != before
+    retract = Retract(id=record.id, target_kind=record.kind)
+    assert book.ingest("other", [retract]) == []  # another source's record: nothing
+    assert book.ingest("src", [Retract(id="nope", target_kind=record.kind)]) == []
+    assert book.ingest("src", [retract]) == [retract]
+    assert book.document(T0) == before
+    assert ("src", record.kind, record.id) not in book.records
+    assert book.ingest("src", [retract]) == []  # already gone
+
+
+# -- the document -------------------------------------------------------------
+
+
+def test_document_shape_and_example_figures() -> None:
+    book = Book()
+    book.add_source("kalshi", "kalshi", 30.0)
+    book.ingest("kalshi", [
+        Settlement(id="s", ticker="T", revenue=D("15.00"), cost=D("11.10"), fee=D("0.2021"),
+                   result="yes", ts=TS, agent="atlas"),
+        Balance(id="acct", cash=D("1020.65"), ts=TS),
+    ])
+    book.ingest("shop", [Invoice(id="i", total=D("1800"), paid=D("1250"), status="open", ts=TS)])
+    book.ingest("anthropic", [Cost(id="c", amount=D("397.38"), category="ai", ts=TS)])
+    book.source_ok("kalshi", T0 - timedelta(seconds=1), T0)
+    doc = book.document(T0)
+    assert doc["as_of"] == "2026-11-21T19:25:02.437Z"
+    assert doc["currency"] == "USD"
+    assert doc["net_pnl"] == "1406.3179"  # 3.6979 + 1800 - 397.38
+    assert doc["trading"]["balance"] == "1020.65"
+    assert doc["gross_margin_pct"] == "77.92"
+    assert doc["change"] == {"day": "2026-11-21", "since_midnight": "0.00", "since_previous": "0.00"}
+    assert doc["sources"] == {"kalshi": {"plugin": "kalshi", "status": "ok", "stale": False,
+                                         "as_of": "2026-11-21T19:25:01.437Z"}}
+    assert set(doc) == {"as_of", "currency", "net_pnl", "trading", "revenue", "costs",
+                        "gross_margin_pct", "change", "agents", "sources"}
+    assert sorted(doc["agents"]) == ["atlas", "unattributed"]
+
+
+def test_source_states() -> None:
+    book = Book()
+    book.add_source("a", "demo", 10.0)
+    assert book.document(T0)["sources"]["a"] == {"plugin": "demo", "status": "stale", "stale": True}
+    book.source_ok("a", T0, T0)
+    assert book.source_states(T0 + timedelta(seconds=10)) == {"a": "ok"}
+    assert book.source_states(T0 + timedelta(seconds=10.001)) == {"a": "stale"}
+    book.source_failed("a", "HTTP 503")
+    entry = book.document(T0)["sources"]["a"]
+    assert entry["status"] == "failing" and entry["stale"] is True
+    assert entry["last_error"] == "HTTP 503"
+    assert entry["as_of"] == iso(T0)  # the values are kept
+    book.source_ok("a", T0, T0)
+    assert book.document(T0)["sources"]["a"]["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("revenue", "costs", "margin"),
+    [
+        ("1800.00", "397.38", "77.92"),
+        ("100", "0", "100.00"),
+        ("100", "150", "-50.00"),
+        ("3", "2", "33.33"),
+        ("8", "7.9996", "0.00"),  # 0.005 -> half-even -> 0.00
+        ("8", "7.9988", "0.02"),  # 0.015 -> half-even -> 0.02
+        ("0.01", "0", "100.00"),
+    ],
+)
+def test_gross_margin(revenue: str, costs: str, margin: str) -> None:
+    doc = doc_of(RevenueTotal(id="r", invoiced=D(revenue), collected=D(0), ts=TS),
+                 Cost(id="c", amount=D(costs), category="ai", ts=TS))
+    assert doc["gross_margin_pct"] == margin
+
+
+@pytest.mark.parametrize("revenue", ["0", "-5.00"])
+def test_gross_margin_absent_without_revenue(revenue: str) -> None:
+    doc = doc_of(RevenueTotal(id="r", invoiced=D(revenue), collected=D(revenue), ts=TS),
+                 Cost(id="c", amount=D("3"), category="ai", ts=TS))
+    assert "gross_margin_pct" not in doc
+    assert "gross_margin_pct" not in doc_of()
+
+
+def _half_even(value: Fraction) -> Decimal:
+    scaled = value * 100
+    floor = scaled.numerator // scaled.denominator
+    rest = scaled - floor
+    if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and floor % 2):
+        floor += 1
+    return Decimal(floor) / 100
+
+
+@settings(deadline=None, max_examples=150)
+@given(MONEY, MONEY)
+def test_gross_margin_property(revenue: Decimal, costs: Decimal) -> None:
+    doc = doc_of(RevenueTotal(id="r", invoiced=revenue, collected=D(0), ts=TS),
+                 Cost(id="c", amount=costs, category="ai", ts=TS))
+    if revenue <= 0:
+        assert "gross_margin_pct" not in doc
+    else:
+        exact = (Fraction(revenue) - Fraction(costs)) / Fraction(revenue) * 100
+        assert D(doc["gross_margin_pct"]) == _half_even(exact)
+        assert len(doc["gross_margin_pct"].split(".")[1]) == 2
+
+
+# -- properties over generated records -------------------------------------
+
+SMALL_MONEY = st.decimals(allow_nan=False, allow_infinity=False, places=4, min_value=-(10**6),
+                          max_value=10**6)
+BOOK_RECORDS = record_strategy(
+    ids=st.sampled_from(["a", "b", "c"]),
+    tickers=st.sampled_from(["T1", "T2"]),
+    agents=st.sampled_from([None, "atlas", "hermes"]),
+    names=st.sampled_from(["ai", "infra", "claude-sonnet-4"]),
+    position_per_ticker=True,
+    money=SMALL_MONEY,
+    times=st.just(TS),
+)
+SOURCES = ("kalshi", "shop")
+SOURCED = st.tuples(st.sampled_from(SOURCES), BOOK_RECORDS)
+
+
+def feed(book: Book, batch: Sequence[tuple[str, Record]]) -> list[Record]:
+    changed: list[Record] = []
+    for source, record in batch:
+        changed += book.ingest(source, [record])
+    return changed
+
+
+def totals_of(doc: dict[str, Any]) -> dict[str, Decimal]:
+    return {"/".join(path): D(value) for path, value in leaves(doc)
+            if isinstance(value, str) and path[0] not in ("as_of", "currency", "sources", "change")
+            and path[-1] not in ("basis", "day")}
+
+
+@settings(deadline=None, max_examples=100)
+@given(st.lists(SOURCED, max_size=25), st.sampled_from(["invoiced", "collected"]))
+def test_agents_attribution_sums_to_the_totals(batch: list[tuple[str, Record]], basis: str) -> None:
+    book = Book(basis=basis)  # type: ignore[arg-type]
+    feed(book, batch)
+    doc = book.document(T0)
+    agents = doc["agents"].values()
+    assert sum((D(a["trading"]) for a in agents), D(0)) == D(doc["trading"]["total"])
+    assert sum((D(a["revenue"]) for a in agents), D(0)) == D(doc["revenue"][basis])
+    assert sum((D(a["costs"]) for a in agents), D(0)) == D(doc["costs"]["total"])
+    assert sum((D(a["net"]) for a in agents), D(0)) == D(doc["net_pnl"])
+    for agent in agents:
+        assert D(agent["net"]) == D(agent["trading"]) + D(agent["revenue"]) - D(agent["costs"])
+    assert D(doc["net_pnl"]) == (D(doc["trading"]["total"]) + D(doc["revenue"][basis])
+                                 - D(doc["costs"]["total"]))
+    assert D(doc["trading"]["total"]) == (D(doc["trading"]["realized"])
+                                          + D(doc["trading"]["unrealized"]))
+    assert sum((D(v) for v in doc["costs"]["by_category"].values()), D(0)) == D(doc["costs"]["total"])
+
+
+@settings(deadline=None, max_examples=100)
+@given(st.lists(SOURCED, max_size=25))
+def test_totals_equal_a_fresh_sum_over_the_current_records(batch: list[tuple[str, Record]]) -> None:
+    """Incremental upserts and retracts end where a book fed only the survivors starts."""
+    book = Book()
+    feed(book, batch)
+    fresh = Book()
+    for (source, _, _), record in book.records.items():
+        fresh.ingest(source, [record])
+    # a retracted Price is a known bug (see test_retracting_a_price_unmarks_its_positions)
+    retracted_price = any(isinstance(r, Retract) and r.target_kind == "price" for _, r in batch)
+    if not retracted_price:
+        assert fresh.total("trading", "unrealized") == book.total("trading", "unrealized")
+    for path in (("trading", "realized"), ("trading", "fees"), ("trading", "balance"),
+                 ("revenue", "invoiced"), ("revenue", "collected"), ("costs", "total"),
+                 ("costs", "estimated")):
+        assert fresh.total(*path) == book.total(*path), path
+
+
+@settings(deadline=None, max_examples=80)
+@given(st.lists(SOURCED, max_size=20))
+def test_ingesting_the_same_records_twice_changes_nothing(batch: list[tuple[str, Record]]) -> None:
+    book = Book()
+    book.add_source("kalshi", "kalshi", 30.0)
+    book.source_ok("kalshi", T0, T0)
+    # upserts only: a retract of a record ingested later in the batch legitimately changes things
+    upserts = [(s, r) for s, r in batch if not isinstance(r, Retract)]
+    last = {(s, r.kind, r.id): (s, r) for s, r in upserts}
+    feed(book, list(last.values()))
+    doc = book.document(T0)
+    book.published(doc)
+    records_before = dict(book.records)
+    for source, record in last.values():
+        assert book.ingest(source, [record]) == []
+    assert book.records == records_before
+    assert book.document(T0) == doc
+
+
+@settings(deadline=None, max_examples=80)
+@given(st.lists(SOURCED, max_size=25))
+def test_no_float_in_the_document(batch: list[tuple[str, Record]]) -> None:
+    book = Book()
+    book.add_source("kalshi", "kalshi", 30.0)
+    book.add_source("shop", "shop", 30.0)
+    book.source_ok("kalshi", T0, T0)
+    book.source_failed("shop", "timed out")
+    feed(book, batch)
+    doc = book.document(T0)
+    text = json.dumps(doc)
+    assert json.loads(text, parse_float=lambda s: pytest.fail(f"float {s} in {text}")) == doc
+    for path, value in leaves(doc):
+        assert type(value) in (str, bool), (path, value)
+        if type(value) is bool:
+            assert path[0] == "sources" and path[-1] == "stale"
+        elif path[0] not in ("as_of", "currency", "sources", "change") and path[-1] != "basis":
+            D(value)  # an amount: parses as a decimal
+            assert "e" not in value.lower(), value
+            assert len(value.split(".")[1]) >= 2, value
+
+
+# -- records: JSON round trip ------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@settings(deadline=None, max_examples=40)
+@given(data=st.data())
+def test_record_json_round_trip(kind: str, data: st.DataObject) -> None:
+    record = data.draw(record_strategies()[kind])
+    text = record_to_json(record)
+    back = record_from_json(text)
+    assert type(back) is type(record)
+    assert back == record
+    assert record_to_json(back) == text
+    body = json.loads(text, parse_float=lambda s: pytest.fail(f"float {s}"))
+    assert body["kind"] == kind
+    for name, value in body.items():
+        attr = getattr(record, name, None)
+        if isinstance(attr, Decimal):
+            assert isinstance(value, str) and D(value) == attr
+        if isinstance(attr, datetime):
+            assert value.endswith("Z") and datetime.fromisoformat(value) == attr
+
+
+def test_record_json_is_canonical() -> None:
+    cost = Cost(id="c-1", amount=D("5.600"), category="ai", ts=datetime(2026, 1, 2, 3, 4, 5,
+                tzinfo=UTC), model="claude-haiku-4")
+    assert record_to_json(cost) == (
+        '{"agent":null,"amount":"5.60","category":"ai","cost_type":null,"estimated":false,'
+        '"id":"c-1","kind":"cost","model":"claude-haiku-4","ts":"2026-01-02T03:04:05Z"}'
+    )
+
+
+def test_records_refuse_empty_ids_and_naive_times() -> None:
+    from northstard.errors import SchemaDriftError
+
+    with pytest.raises(SchemaDriftError):
+        Refund(id="", amount=D(1), ts=TS)
+    with pytest.raises(ValueError, match="naive"):
+        utc(datetime(2026, 1, 1))
+    with pytest.raises(SchemaDriftError):
+        record_from_json('{"kind":"refund","id":"r","amount":1.5,"ts":"2026-01-01T00:00:00Z"}')
+    fill = Fill(id="f", ticker="T", side="yes", action="buy", count=D(2), price=D("0.4"),
+                fee=D("0.01"), ts=TS)
+    assert doc_of(fill) == doc_of()  # informational only
+
+
+# -- THE property: the patches of successive documents ----------------------
+
+
+@dataclass(frozen=True)
+class Batch:
+    records: tuple[tuple[str, Record], ...]
+    events: tuple[tuple[str, str], ...]  # (source, "ok" | "fail")
+
+
+BATCHES = st.builds(
+    Batch,
+    records=st.lists(SOURCED, max_size=6).map(tuple),
+    events=st.lists(st.tuples(st.sampled_from(SOURCES), st.sampled_from(["ok", "fail"])),
+                    max_size=2).map(tuple),
+)
+MIDNIGHT = datetime(2026, 11, 22, tzinfo=UTC)
+
+
+@st.composite
+def timelines(draw: st.DrawFn) -> tuple[list[Batch], list[datetime]]:
+    """Batches and their times: some before a UTC midnight, the rest after (exactly one crossing)."""
+    batches = draw(st.lists(BATCHES, min_size=2, max_size=8))
+    cross = draw(st.integers(1, len(batches) - 1))
+    before = timedelta(seconds=draw(st.integers(1, 400)))
+    after = timedelta(milliseconds=draw(st.integers(0, 400_000)))
+    times = []
+    for index in range(len(batches)):
+        if index < cross:
+            times.append(MIDNIGHT - before * (cross - index))
+        else:
+            times.append(MIDNIGHT + after * (index - cross))  # the first one exactly at midnight
+    return batches, times
+
+
+def render(book: Book, batch: Batch, now: datetime) -> dict[str, Any]:
+    feed(book, batch.records)
+    for source, event in batch.events:
+        if event == "ok":
+            book.source_ok(source, now - timedelta(seconds=1), now)
+        else:
+            book.source_failed(source, f"{source} failed")
+    doc = book.document(now)
+    book.published(doc)
+    return doc
+
+
+@settings(deadline=None, max_examples=100)
+@given(timelines(), st.sampled_from(["invoiced", "collected"]))
+def test_patches_of_successive_documents_rebuild_and_compose(
+    timeline: tuple[list[Batch], list[datetime]], basis: str
+) -> None:
+    batches, times = timeline
+    book = Book(basis=basis)  # type: ignore[arg-type]
+    for source in SOURCES:
+        book.add_source(source, source, 45.0)
+    docs = [render(book, batch, now) for batch, now in zip(batches, times, strict=True)]
+    snapshots = copy.deepcopy(docs)
+    patches = [diff(a, b) for a, b in pairwise(docs)]
+
+    state = docs[0]
+    for patch, expected in zip(patches, docs[1:], strict=True):
+        state = apply_patch(state, patch)
+        assert state == expected
+    assert state == docs[-1]
+    for i in range(len(patches) - 1):
+        assert apply_patch(docs[i], compose(patches[i], patches[i + 1])) == docs[i + 2]
+    # the hub's merged delta: everything since any document, in one patch
+    for i in range(len(docs)):
+        merged: dict[str, Any] = {}
+        for k in range(i + 1, len(docs)):
+            merged = compose(merged, patches[k - 1])
+            assert apply_patch(docs[i], merged) == docs[k]
+    assert docs == snapshots  # nothing mutated a published document
+
+    # "change": since_previous and since_midnight across the UTC day boundary
+    cross = next(i for i, t in enumerate(times) if t >= MIDNIGHT)
+    nets = [D(d["net_pnl"]) for d in docs]
+    for i, doc in enumerate(docs):
+        assert D(doc["change"]["since_previous"]) == (nets[i] - nets[i - 1] if i else 0)
+        day_open = nets[0] if i < cross else nets[cross - 1]
+        assert D(doc["change"]["since_midnight"]) == nets[i] - day_open
+        assert doc["change"]["day"] == ("2026-11-21" if i < cross else "2026-11-22")
+
+
+def test_since_midnight_resets_at_the_utc_day_boundary() -> None:
+    book = Book()
+    evening = datetime(2026, 11, 21, 23, 59, 59, 999000, tzinfo=UTC)
+
+    def publish(now: datetime, *records: Record) -> dict[str, Any]:
+        book.ingest("shop", records)
+        doc = book.document(now)
+        book.published(doc)
+        return doc
+
+    first = publish(evening - timedelta(hours=3), RevenueTotal(id="r", invoiced=D(100),
+                                                               collected=D(0), ts=TS))
+    assert first["change"] == {"day": "2026-11-21", "since_midnight": "0.00",
+                               "since_previous": "0.00"}
+    late = publish(evening, Cost(id="c1", amount=D("30"), category="ai", ts=TS))
+    assert late["change"] == {"day": "2026-11-21", "since_midnight": "-30.00",
+                              "since_previous": "-30.00"}
+    # the first document of the new day: the day opened at the last published net (70)
+    midnight = publish(evening + timedelta(milliseconds=1))
+    assert midnight["change"] == {"day": "2026-11-22", "since_midnight": "0.00",
+                                  "since_previous": "0.00"}
+    morning = publish(evening + timedelta(hours=8), Cost(id="c2", amount=D("5.5"), category="ai",
+                                                        ts=TS))
+    assert morning["change"] == {"day": "2026-11-22", "since_midnight": "-5.50",
+                                 "since_previous": "-5.50"}
+    noon = publish(evening + timedelta(hours=12), Cost(id="c3", amount=D("1"), category="ai", ts=TS))
+    assert noon["change"]["since_midnight"] == "-6.50"
+    # a change in the very first document of a day is the day's first move
+    next_day = publish(evening + timedelta(days=1, hours=1),
+                       Cost(id="c4", amount=D("2"), category="ai", ts=TS))
+    assert next_day["change"] == {"day": "2026-11-23", "since_midnight": "-2.00",
+                                  "since_previous": "-2.00"}
+
+
+# -- restore -----------------------------------------------------------------
+
+# Restore keeps what the records cannot say: the day mark, the last net, the
+# source states and agents. Generated here without the two known divergences
+# (a retracted Price, a cost key that went back to zero), which have their own
+# xfail tests; sources never succeed, because "ok" needs a success after the
+# restart by design (the restarted engine publishes the change at once).
+RESTORABLE = st.tuples(
+    st.sampled_from(SOURCES),
+    record_strategy(
+        ids=st.sampled_from(["a", "b", "c"]),
+        tickers=st.sampled_from(["T1", "T2"]),
+        agents=st.sampled_from([None, "atlas", "hermes"]),
+        names=st.just("ai"),
+        models=st.just("claude-sonnet-4"),
+        position_per_ticker=True,
+        money=SMALL_MONEY,
+        times=st.just(TS),
+        target_kinds=("position", "settlement", "balance", "invoice", "refund", "revenue_total"),
+    ),
+)
+
+
+def rebuilt(book: Book, doc: dict[str, Any], now: datetime) -> Book:
+    """What ``engine.recover`` does: a fresh book, the stored records, then ``restore``."""
+    fresh = Book(basis=book.basis, currency=book.currency)
+    for name, status in book.sources.items():
+        fresh.add_source(name, status.plugin, status.stale_after)
+    for (source, _, _), record in book.records.items():
+        fresh.ingest(source, [record])
+    fresh.restore(doc, now)
+    return fresh
+
+
+@settings(deadline=None, max_examples=100)
+@given(st.lists(st.lists(RESTORABLE, max_size=6), min_size=1, max_size=5),
+       st.lists(st.sampled_from(SOURCES), max_size=2), st.sampled_from(["invoiced", "collected"]),
+       st.integers(0, 3 * 86_400))
+def test_restore_reproduces_the_document(
+    batches: list[list[tuple[str, Record]]], failing: list[str], basis: str, later_s: int
+) -> None:
+    book = Book(basis=basis)  # type: ignore[arg-type]
+    for source in SOURCES:
+        book.add_source(source, source, 45.0)
+    now = T0
+    doc: dict[str, Any] = {}
+    for i, batch in enumerate(batches):
+        now = T0 + timedelta(hours=7 * i)  # crosses midnights now and then
+        feed(book, batch)
+        for source in failing:
+            book.source_failed(source, "HTTP 502")
+        doc = book.document(now)
+        book.published(doc)
+    fresh = rebuilt(book, doc, now)
+    again = fresh.document(now)
+    assert again == book.document(now)
+    assert {k: v for k, v in again.items() if k != "change"} == {
+        k: v for k, v in doc.items() if k != "change"}
+    assert again["change"] == {**doc["change"], "since_previous": "0.00"}
+    # and both continue alike, also into a later day
+    later = now + timedelta(seconds=later_s)
+    assert fresh.document(later) == book.document(later)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: pnl.Book.restore keeps agents but not costs.by_category/by_model keys "
+    "that went back to 0.00, so a rebuilt book renders another document",
+)
+def test_restore_keeps_cost_keys_that_went_to_zero() -> None:
+    book = Book()
+    book.ingest("anthropic", [Cost(id="c", amount=D("2.00"), category="ai", model="m", ts=TS)])
+    book.published(book.document(T0))
+    book.ingest("anthropic", [Retract(id="c", target_kind="cost")])
+    doc = book.document(T0)
+    book.published(doc)
+    assert doc["costs"]["by_category"] == {"ai": "0.00"}
+    assert rebuilt(book, doc, T0).document(T0) == book.document(T0)
+
+
+def test_restore_continues_the_day_and_sources() -> None:
+    book = Book()
+    book.add_source("shop", "shop", 45.0)
+    book.ingest("shop", [RevenueTotal(id="r", invoiced=D(10), collected=D(0), ts=TS)])
+    book.published(book.document(T0))
+    book.ingest("shop", [RevenueTotal(id="r", invoiced=D(25), collected=D(0), ts=TS)])
+    book.source_ok("shop", T0, T0)
+    book.source_failed("shop", "HTTP 502")
+    doc = book.document(T0 + timedelta(minutes=1))
+    assert doc["change"]["since_midnight"] == "15.00"
+    fresh = rebuilt(book, doc, T0 + timedelta(minutes=2))
+    again = fresh.document(T0 + timedelta(minutes=2))
+    assert again["change"] == {"day": "2026-11-21", "since_midnight": "15.00",
+                               "since_previous": "0.00"}
+    assert again["sources"]["shop"] == {"plugin": "shop", "status": "failing", "stale": True,
+                                        "as_of": iso(T0), "last_error": "HTTP 502"}
