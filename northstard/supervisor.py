@@ -86,6 +86,7 @@ class Supervisor:
     ) -> None:
         started = False
         delay = self.policy.backoff_initial_s
+        structlog.contextvars.bind_contextvars(actor=status.name)  # trio copies it to the actor
         bound = log.bind(actor=status.name)
         while True:
             try:

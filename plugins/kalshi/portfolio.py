@@ -143,6 +143,8 @@ class Portfolio:
         """Merge the quotes a ticker message carries into the last known ones."""
         where = "stream ticker"
         ticker = parse.ticker_of(msg, where)
+        if ticker not in self.positions:
+            return []  # a market no longer held: its price does not matter
         old = self.prices.get(ticker) or Price(id=ticker, agent=self.agent)
         quotes: dict[str, Decimal | None] = {}
         for name, key in _TICKER_FIELDS:

@@ -229,6 +229,7 @@ def test_a_ticker_message_merges_into_the_last_quotes() -> None:
     assert price == Price(id="T-A", yes_bid=Decimal("0.6000"), yes_ask=Decimal("0.6200"),
                           no_bid=Decimal("0.3800"), no_ask=Decimal("0.4000"), last=Decimal("0.5700"))
     assert book.on_ws_ticker({"market_ticker": "T-A", "yes_bid_dollars": "0.6000"}) == []
+    assert book.on_ws_ticker({"market_ticker": "T-Z", "yes_bid_dollars": "0.6000"}) == []  # not held
     with pytest.raises(SchemaDriftError, match="yes_bid_dollars: expected a decimal string"):
         book.on_ws_ticker({"market_ticker": "T-A", "yes_bid_dollars": 0.61})
 
