@@ -39,6 +39,8 @@ from typing import Any
 import psutil  # type: ignore[import-untyped]
 import trio
 
+from northstard.config import CORE
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 READY = "northstard dashboard: "
@@ -75,6 +77,13 @@ def raise_nofile() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
+def _hub_section() -> str:
+    """A large slow-client timeout, where this daemon version has that key."""
+    if any(f.name == "slow_client_timeout_s" for f in CORE.get("hub", ())):
+        return "[hub]\nslow_client_timeout_s = 3600.0\n"
+    return ""
+
+
 def write_config(directory: Path, spec: Spec) -> Path:
     text = f"""\
 [server]
@@ -86,9 +95,7 @@ shutdown_grace_s = 2.0
 path = {json.dumps(str(directory / "northstard.db"))}
 synchronous = "{spec.synchronous}"
 
-[hub]
-slow_client_timeout_s = 3600.0
-
+{_hub_section()}
 [log]
 level = "warning"
 format = "json"

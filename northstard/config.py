@@ -224,9 +224,13 @@ def _section(name: str, fields: tuple[Field, ...], given: Mapping[str, Any]) -> 
     return result
 
 
-def _secret(section: str, spec: Field, given: dict[str, Any], env_given: set[str]) -> Any:
+def _secret(section: str, spec: Field, given: dict[str, Any], env_given: Mapping[str, str]) -> Any:
     key = f"{section}.{spec.name}"
-    if spec.name in given and key not in env_given:
+    if key in env_given:
+        given.pop(spec.name, None)
+        given.pop(f"{spec.name}_file", None)
+        return env_given[key]  # the raw text: a secret is never parsed as a number
+    if spec.name in given:
         raise ConfigError(key, "secrets are not read from the config file: use the "
                           f"environment or {spec.name}_file")
     file_key = f"{spec.name}_file"
@@ -244,7 +248,7 @@ def _secret(section: str, spec: Field, given: dict[str, Any], env_given: set[str
 
 
 def _source(
-    name: str, given: dict[str, Any], schemas: Mapping[str, Schema], env_given: set[str]
+    name: str, given: dict[str, Any], schemas: Mapping[str, Schema], env_given: Mapping[str, str]
 ) -> SourceSection:
     section = f"sources.{name}"
     if not isinstance(given, dict):
@@ -285,22 +289,29 @@ def _source(
     )
 
 
-def _merge_env(data: dict[str, Any], environ: Mapping[str, str]) -> set[str]:
-    """Apply overrides in place; returns the secret-capable keys set from the environment."""
-    from_env: set[str] = set()
+def _table(data: dict[str, Any], key: str, name: str) -> dict[str, Any]:
+    table = data.setdefault(key, {})
+    if not isinstance(table, dict):
+        raise ConfigError(name, "overrides a key that is not a table")
+    return table
+
+
+def _merge_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    """Apply overrides in place; returns the raw text of each source key set from the environment."""
+    raw_sources: dict[str, str] = {}
     for parts, (name, value) in _env_overrides(environ).items():
         if parts[0] == "sources":
             if len(parts) != 3:
                 raise ConfigError(name, "expected NORTHSTARD_SOURCES__<NAME>__<KEY>")
-            data.setdefault("sources", {}).setdefault(parts[1], {})[parts[2]] = value
-            from_env.add(f"sources.{parts[1]}.{parts[2]}")
+            _table(_table(data, "sources", name), parts[1], name)[parts[2]] = value
+            raw_sources[f"sources.{parts[1]}.{parts[2]}"] = environ[name]
         elif len(parts) == 2:
             if parts[0] not in CORE:
                 raise ConfigError(name, f"unknown section {parts[0]!r}")
-            data.setdefault(parts[0], {})[parts[1]] = value
+            _table(data, parts[0], name)[parts[1]] = value
         else:
             raise ConfigError(name, "expected NORTHSTARD_<SECTION>__<KEY>")
-    return from_env
+    return raw_sources
 
 
 def load_config(

@@ -91,7 +91,7 @@ def _apply(state: EngineState, message: Any, now: datetime) -> list[tuple[str, R
     if message.source not in book.sources:
         log.warning("reading from an unknown source dropped", source=message.source)
         return []
-    changed = book.ingest(message.source, message.records)
+    changed = book.ingest(message.source, message.records, message.complete_kinds)
     book.source_ok(message.source, message.as_of, now)
     return [(message.source, record) for record in changed]
 

@@ -25,7 +25,7 @@ def diff(old: Doc, new: Doc) -> Doc:
             sub = diff(before, value)
             if sub:
                 patch[key] = sub
-        elif before != value or type(before) is not type(value):
+        elif not _same(before, value):
             patch[key] = value
     for key in old:
         if key not in new:
@@ -59,6 +59,17 @@ def compose(first: Doc, second: Doc) -> Doc:
         else:
             result[key] = value
     return result
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: 1, 1.0 and true are different values here, unlike Python's ==."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
 
 
 class _Missing:

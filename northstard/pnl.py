@@ -185,25 +185,43 @@ class Book:
 
     # -- records ---------------------------------------------------------
 
-    def ingest(self, source: str, records: Iterable[Record]) -> list[Record]:
-        """Upsert records of one source; returns those that changed anything."""
+    def ingest(
+        self, source: str, records: Iterable[Record], complete_kinds: Iterable[str] = ()
+    ) -> list[Record]:
+        """Upsert records of one source; returns those that changed anything.
+
+        For each kind in ``complete_kinds`` the records given are the whole
+        set: stored ones of that kind that are missing are withdrawn (and a
+        ``Retract`` for each is among the returned changes).
+        """
         changed: list[Record] = []
+        present: set[Key] = set()
         for record in records:
+            present.add((source, record.kind, record.id))
             if self._upsert(source, record):
                 changed.append(record)
+        kinds = set(complete_kinds)
+        if kinds:
+            gone = [k for k in self.records if k[0] == source and k[1] in kinds and k not in present]
+            for key in gone:
+                retract = Retract(id=key[2], target_kind=key[1])
+                self._remove(key)
+                changed.append(retract)
         return changed
 
     def _upsert(self, source: str, record: Record) -> bool:
         if isinstance(record, Retract):
             return self._remove((source, record.target_kind, record.id))
         key = (source, record.kind, record.id)
-        if self.records.get(key) == record:
+        old = self.records.get(key)
+        if old == record:
             return False
         self.records[key] = record
         if isinstance(record, Price):
-            for position_key in self._by_market.get((source, record.id), ()):
-                self._recontribute(position_key)
+            self._remark(source, record.id)
             return True
+        if isinstance(old, Position):
+            self._by_market[source, old.ticker].discard(key)
         if isinstance(record, Position):
             self._by_market[source, record.ticker].add(key)
         self._recontribute(key)
@@ -216,7 +234,13 @@ class Book:
         self._set_contribution(key, {})
         if isinstance(record, Position):
             self._by_market[key[0], record.ticker].discard(key)
+        if isinstance(record, Price):
+            self._remark(key[0], record.id)
         return True
+
+    def _remark(self, source: str, ticker: str) -> None:
+        for position_key in self._by_market.get((source, ticker), ()):
+            self._recontribute(position_key)
 
     def _recontribute(self, key: Key) -> None:
         record = self.records[key]
@@ -350,7 +374,10 @@ class Book:
             self.day = date.fromisoformat(change["day"])
             self.day_open = self.prev_net - Decimal(change["since_midnight"])
         for agent in doc.get("agents", {}):
-            self._totals["agents", agent, "trading"] += ZERO  # object keys never vanish
+            self._totals["agents", agent, "trading"] += ZERO  # keys, once present, stay
+        for group in ("by_category", "by_model"):
+            for name in doc.get("costs", {}).get(group, {}):
+                self._totals["costs", group, name] += ZERO
         for name, entry in doc.get("sources", {}).items():
             if name in self.sources:
                 as_of = entry.get("as_of")

@@ -186,8 +186,11 @@ KINDS: dict[str, type[_Base]] = {
 class Reading:
     """What one poll (or one stream message) of a source yields.
 
-    ``complete`` says the records are the source's whole current state for
-    every kind they contain (a full poll); it is informational for the engine.
+    ``complete_kinds`` names the kinds for which ``records`` is the source's
+    whole current set (a full poll of positions, say): the engine withdraws
+    that source's stored records of those kinds that the reading no longer
+    has — positions closed while the daemon was down included. ``complete``
+    is informational.
     """
 
     source: str
@@ -195,6 +198,7 @@ class Reading:
     as_of: datetime
     complete: bool = False
     notes: dict[str, str] = field(default_factory=dict)
+    complete_kinds: tuple[str, ...] = ()
 
 
 def _encode(value: Any) -> Any:

@@ -120,6 +120,8 @@ class Supervisor:
     def _crashed(self, status: ActorStatus, exc: BaseException) -> None:
         now = trio.current_time()
         status.restarts += 1
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]
         status.last_error = f"{type(exc).__name__}: {exc}"[:300]
         status.crashes.append(now)
         while status.crashes and status.crashes[0] < now - self.policy.window_s:

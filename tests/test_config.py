@@ -241,12 +241,6 @@ def test_bad_env_overrides_name_the_variable_or_key(tmp_path: Path, name: str, v
     assert error.key == key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config._merge_env assumes the file's section is a table: 'server = 5' plus "
-    "NORTHSTARD_SERVER__PORT=1 raises TypeError (and 'sources = 5' plus a sources override "
-    "AttributeError) instead of a ConfigError naming the key",
-)
 @pytest.mark.parametrize(
     ("text", "name", "key"),
     [
@@ -319,11 +313,6 @@ def test_secret_from_systemd_credentials(tmp_path: Path, monkeypatch: pytest.Mon
     assert error.key == "sources.shop.api_key"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config._secret: a secret from the environment is parsed as TOML and never "
-    "type-checked, so NORTHSTARD_SOURCES__SHOP__API_KEY=123456 reaches the plugin as int 123456",
-)
 def test_a_numeric_looking_secret_stays_a_string_or_is_refused(tmp_path: Path) -> None:
     try:
         config = load(tmp_path, "[sources.shop]\n", {"NORTHSTARD_SOURCES__SHOP__API_KEY": "123456"})

@@ -323,20 +323,30 @@ def test_settlements_realize_revenue_minus_cost_minus_fee() -> None:
         assert isinstance(final, Position) and final.count == 0 and final.cost_basis == 0
 
 
-def test_trading_pnl_is_cash_gained_plus_open_positions_marked() -> None:
-    simulator = sim(13)
-    book = feed(simulator, 2.0)
+def trading_by_cash(simulator: Simulator, book: Book) -> Decimal:
+    """What trading made by the cash: cash gained plus open positions marked at the bid."""
     records = book.records
-    opening = Decimal(simulator.settings.cash)
     balance = records["demo", "balance", "trading-cash"]
     assert isinstance(balance, Balance)
     marked = Decimal(0)
     for market in simulator.desk.markets:
         position = records.get(("demo", "position", market.ticker))
-        price = records["demo", "price", market.ticker]
+        price = records.get(("demo", "price", market.ticker))
         if isinstance(position, Position) and isinstance(price, Price):
             marked += mark_value(position, price) or 0
-    assert book.trading() == balance.cash - opening + marked
+    return balance.cash - simulator.settings.cash + marked
+
+
+@pytest.mark.parametrize(("seed", "step", "count"), [(13, 7.0, 1.0), (14, 300.0, 5.0)])
+def test_trading_pnl_is_cash_gained_plus_open_positions_marked(
+    seed: int, step: float, count: float
+) -> None:
+    simulator = sim(seed, markets=12)
+    book = Book()
+    for records in hours(simulator, count, step):
+        book.ingest("demo", records)
+        assert book.trading() == trading_by_cash(simulator, book)
+    assert any(isinstance(r, Settlement) for r in book.records.values())
 
 
 # -- the source under trio ---------------------------------------------------------

@@ -76,11 +76,6 @@ def test_diff_examples() -> None:
     assert diff({"a": {}}, {"a": {}}) == {}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: mergepatch.diff compares non-dict values with ==, so [0] -> [false] "
-    "(or [1] -> [true]) inside a list yields no patch",
-)
 def test_diff_sees_a_json_type_change_inside_a_list() -> None:
     old, new = {"a": [0, 1]}, {"a": [False, True]}
     patched = apply_patch(old, diff(old, new))

@@ -99,12 +99,6 @@ async def test_restarting_state_during_the_backoff(autojump_clock: trio.testing.
         nursery.cancel_scope.cancel()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: supervisor.Supervisor._crashed records the trio nursery's ExceptionGroup, "
-    "so last_error (and the log's error) reads 'ExceptionGroup: Exceptions from Trio nursery "
-    "(1 sub-exception)' instead of the actor's error",
-)
 async def test_last_error_names_the_actors_exception(autojump_clock: trio.testing.MockClock) -> None:
     supervisor = Supervisor(POLICY)
     actor = Flaky(crashes=1)

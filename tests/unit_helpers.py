@@ -46,7 +46,6 @@ def record_strategies(
     agents: st.SearchStrategy[str | None] = WIDE_AGENTS,
     names: st.SearchStrategy[str] = WIDE_TEXT,
     models: st.SearchStrategy[str | None] | None = None,
-    position_per_ticker: bool = False,
     money: st.SearchStrategy[Decimal] = MONEY,
     quotes: st.SearchStrategy[Decimal] = QUOTE,
     times: st.SearchStrategy[datetime] = WIDE_TIMES,
@@ -57,8 +56,8 @@ def record_strategies(
 ) -> dict[str, st.SearchStrategy[Any]]:
     """A strategy per record kind; narrow ``ids``/``tickers`` make upserts and retracts collide.
 
-    ``position_per_ticker``: a position's id is its ticker (a position never moves to another
-    market; see test_pnl's xfail for the bug when one does), and retracts also name tickers.
+    A position may move to another ticker under the same id; a retract names an id or a
+    ticker (so prices get retracted too).
     """
     opt_quote = st.none() | quotes
     models = st.none() | names if models is None else models
@@ -68,12 +67,8 @@ def record_strategies(
                          cost_basis=money, realized_pnl=money, fees=money,
                          mark=st.sampled_from(["bid", "mid", "last"]))
 
-    if position_per_ticker:
-        positions = tickers.flatmap(lambda t: position(t, st.just(t)))
-        retract_ids = ids | tickers
-    else:
-        positions = tickers.flatmap(lambda t: position(t, ids))
-        retract_ids = ids
+    positions = tickers.flatmap(lambda t: position(t, ids))
+    retract_ids = ids | tickers
     kinds = [
         positions,
         st.builds(Price, id=tickers, agent=agents, yes_bid=opt_quote, yes_ask=opt_quote,

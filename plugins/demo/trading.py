@@ -98,9 +98,12 @@ class Desk:
         return events
 
     def _settle(self, market: Market, tick: int) -> list[Record]:
+        """The settlement (if anything was held) and the position's last version."""
+        traded = market.holding.active
         settlement, payout = market.settle(self.at(tick))
         self.cash += payout
-        return [] if settlement is None else [settlement, market.position()]
+        final: list[Record] = [market.position()] if traded else []
+        return final if settlement is None else [settlement, *final]
 
     def _trade(self, market: Market, tick: int, trade: Trade | None) -> list[Fill]:
         if trade is None:
