@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -9,10 +10,11 @@ import pytest
 import trio
 import trio.testing
 
-from clients import Follower
 from northstard.change import Change
 from northstard.hub import Hub, HubClosed, Position, parse_position
 from northstard.mergepatch import Doc, diff
+
+from clients import Follower
 
 
 def docs(count: int) -> list[Doc]:
@@ -22,7 +24,7 @@ def docs(count: int) -> list[Doc]:
 
 def feed(hub: Hub, documents: list[Doc], epoch: str = "e1") -> None:
     hub.reset(epoch, 0, documents[0], 0)
-    for seq, (old, new) in enumerate(zip(documents, documents[1:], strict=False), start=1):
+    for seq, (old, new) in enumerate(itertools.pairwise(documents), start=1):
         hub.publish(Change(epoch, seq, seq * 1000, new, diff(old, new)))
 
 
@@ -100,7 +102,7 @@ async def test_a_rate_limited_subscriber_gets_merged_changes(autojump_clock: Any
         await trio.sleep(1.0)
         nursery.cancel_scope.cancel()
     assert follower.doc == documents[-1] and follower.seq == 40
-    gaps = [b - a for a, b in zip(received, received[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(received)]
     assert min(gaps) >= 0.5 - 1e-9
     assert len(received) <= 1 + 4 * 2 + 1
 

@@ -457,9 +457,9 @@ def test_totals_equal_a_fresh_sum_over_the_current_records(batch: list[tuple[str
     fresh = Book()
     for (source, _, _), record in book.records.items():
         fresh.ingest(source, [record])
-    for path in (("trading", "unrealized"), ("trading", "realized"), ("trading", "fees"), ("trading", "balance"),
-                 ("revenue", "invoiced"), ("revenue", "collected"), ("costs", "total"),
-                 ("costs", "estimated")):
+    for path in (("trading", "unrealized"), ("trading", "realized"), ("trading", "fees"),
+                 ("trading", "balance"), ("revenue", "invoiced"), ("revenue", "collected"),
+                 ("costs", "total"), ("costs", "estimated")):
         assert fresh.total(*path) == book.total(*path), path
 
 
@@ -534,6 +534,26 @@ def test_record_json_is_canonical() -> None:
         '{"agent":null,"amount":"5.60","category":"ai","cost_type":null,"estimated":false,'
         '"id":"c-1","kind":"cost","model":"claude-haiku-4","ts":"2026-01-02T03:04:05Z"}'
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: money.parse_money accepts '1e26' but money.format_money raises "
+    "decimal.InvalidOperation for |amount| >= 1e26 (quantize past the 28-digit context), so one "
+    "absurd amount from a source makes Book.document (and record_to_json) raise",
+)
+@pytest.mark.parametrize("text", ["1e26", "-1E+40", "123456789012345678901234567.5"])
+def test_an_absurd_amount_is_refused_or_rendered(text: str) -> None:
+    from northstard.errors import SchemaDriftError
+    from northstard.money import parse_money
+
+    try:
+        amount = parse_money(text)
+    except SchemaDriftError:
+        return  # refusing it at the boundary is a fix
+    cost = Cost(id="c", amount=amount, category="ai", ts=TS)
+    assert D(doc_of(cost)["costs"]["total"]) == amount
+    assert record_from_json(record_to_json(cost)) == cost
 
 
 def test_records_refuse_empty_ids_and_naive_times() -> None:

@@ -65,6 +65,7 @@ async def test_crashing_actor_is_restarted_with_exponential_backoff(
     assert [e["actor"] for e in crashed] == ["engine", "engine"]
     assert [e["restarts"] for e in crashed] == [1, 2]
     assert [e["in_s"] for e in crashed] == [0.5, 1.0]
+    assert [e["error"] for e in crashed] == ["RuntimeError: boom 1", "RuntimeError: boom 2"]
     assert all(e["log_level"] == "error" for e in crashed)
     assert "RuntimeError: boom 1" in crashed[0]["traceback"]
 

@@ -49,7 +49,7 @@ class Simulator:
         self.sales = Sales(rng, settings.agents, -history, self.at)
         self.desk = Desk(rng, settings.agents, settings.markets, settings.cash,
                          settings.skill_pct, self.at)
-        self._open(history)
+        self._warm_up(history)
         self._midnight = self._next_midnight(0)
 
     def __repr__(self) -> str:
@@ -90,7 +90,7 @@ class Simulator:
 
     # -- internals -------------------------------------------------------
 
-    def _open(self, history: int) -> None:
+    def _warm_up(self, history: int) -> None:
         tick = -history
         while tick < 0:
             self._roll(tick)

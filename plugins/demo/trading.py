@@ -1,9 +1,10 @@
-"""The trading desk: a fixed number of market slots, each owned by one agent.
+"""The trading desk: a fixed number of market slots, each run by one agent.
 
-Every second each market's quotes move, and now and then its owner trades:
-it backs the side its view favours (right ``skill_pct`` percent of the time)
-and sells what it holds when its view turns. A market that reaches its close
-settles and a fresh one takes its slot. Cash never goes below zero.
+Every second each market's quotes move, and about once a minute its owner
+decides: it holds one view per market (right ``skill_pct`` percent of the
+time), buys that side while it is cheap enough, takes profits and cuts
+losses. A market that reaches its close settles and a fresh one takes its
+slot with an opening trade. Cash never goes below zero.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import random
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal
 
 from northstard.records import Balance, Fill, Position, Price, Record
 
@@ -28,7 +28,7 @@ TAKE_PROFIT_BP = 1_500
 CUT_LOSS_BP = 2_000
 NO_TRADE_LAST_S = 60
 MAX_HOLD = 120
-CLOCK = Callable[[int], datetime]
+Clock = Callable[[int], datetime]
 
 
 class Desk:
@@ -36,7 +36,7 @@ class Desk:
 
     def __init__(
         self, rng: random.Random, agents: tuple[str, ...], slots: int, cash: int,
-        skill_pct: int, at: CLOCK,
+        skill_pct: int, at: Clock,
     ) -> None:
         self.rng = rng
         self.agents = agents
@@ -44,7 +44,7 @@ class Desk:
         self.at = at
         self.cash = cash * BP
         self.tickers: dict[str, set[str]] = {}
-        self.markets = [self._open(0, age=True) for _ in range(slots)]
+        self.markets = [self._open(slot, 0, age=True) for slot in range(slots)]
 
     def __repr__(self) -> str:
         return f"<Desk markets={len(self.markets)} cash={dollars(self.cash)}>"
@@ -63,17 +63,19 @@ class Desk:
                 used.add(ticker)
                 return ticker
 
-    def _open(self, tick: int, age: bool = False) -> Market:
-        """A new market at ``tick`` (``age``: one already part-way through its life)."""
+    def _open(self, slot: int, tick: int, age: bool = False) -> Market:
+        """A new market in ``slot`` at ``tick`` (``age``: already part-way through its life).
+
+        Slots are dealt to the agents in turn, so every agent has a book to run.
+        """
         life = self.rng.randint(*LIFE_S)
         opens = tick - self.rng.randint(0, life - 2 * NO_TRADE_LAST_S) if age else tick
         mid = self.rng.randint(1500, 8500)
-        market = Market(
-            ticker=self._ticker(opens + life), agent=self.rng.choice(self.agents),
+        return Market(
+            ticker=self._ticker(opens + life), agent=self.agents[slot % len(self.agents)],
             result_yes=self.rng.randrange(BP) < mid, opens=opens, closes=opens + life,
             mid=mid, spread=self.rng.randint(*SPREAD_BP),
         )
-        return market
 
     # -- one second --------------------------------------------------------
 
@@ -84,7 +86,7 @@ class Desk:
             market.walk(self.rng, tick)
             if tick >= market.closes:
                 events += self._settle(market, tick)
-                market = self.markets[slot] = self._open(tick)
+                market = self.markets[slot] = self._open(slot, tick)
                 events += self._trade(market, tick, self._opening(market))
             elif self.rng.randrange(TRADE_ODDS) == 0:
                 events += self._trade(market, tick, self._decide(market, tick))
@@ -156,6 +158,3 @@ class Desk:
 
     def balance(self, tick: int) -> Balance:
         return Balance(id="trading-cash", cash=dollars(self.cash), ts=self.at(tick))
-
-    def cash_dollars(self) -> Decimal:
-        return dollars(self.cash)

@@ -12,19 +12,6 @@ from typing import Any
 import pytest
 import structlog
 import trio
-from fakes import (
-    MALFORMED,
-    TIMEOUT,
-    TRUNCATED,
-    TRUNCATED_NO_LENGTH,
-    FakeAnthropic,
-    cost_row,
-    rate_limited,
-    secret_file,
-    server_error,
-    usage_row,
-    wait_for_doc,
-)
 
 import northstard_plugins.anthropic_costs as anthropic_costs
 from northstard.config import load_config
@@ -39,6 +26,20 @@ from northstard_plugins.revenue_http.http import (
     RateLimited,
     Unreachable,
     retry_after_s,
+)
+
+from fakes import (
+    MALFORMED,
+    TIMEOUT,
+    TRUNCATED,
+    TRUNCATED_NO_LENGTH,
+    FakeAnthropic,
+    cost_row,
+    rate_limited,
+    secret_file,
+    server_error,
+    usage_row,
+    wait_for_doc,
 )
 
 KEY = "sk-ant-admin01-test-key-0000"

@@ -17,18 +17,6 @@ from typing import Any
 
 import pytest
 import trio
-from fakes import (
-    TIMEOUT,
-    FakeAnthropic,
-    FakeRevenue,
-    FakeStripe,
-    closed_port_url,
-    cost_row,
-    invoice,
-    secret_file,
-    transaction,
-    usage_row,
-)
 
 from northstard import sources_check
 from northstard.records import Cost, Fill, Invoice, Reading, Record, Retract
@@ -43,6 +31,18 @@ from northstard_plugins.stripe import Settings as StripeSettings
 from northstard_plugins.stripe import StripeSource
 
 from conftest import build_config, plugins_for_tests
+from fakes import (
+    TIMEOUT,
+    FakeAnthropic,
+    FakeRevenue,
+    FakeStripe,
+    closed_port_url,
+    cost_row,
+    invoice,
+    secret_file,
+    transaction,
+    usage_row,
+)
 
 T = datetime(2026, 8, 16, 12, tzinfo=UTC)
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 import trio
-from kalshi_fake import KalshiFake, signing_key
 
 from northstard.daemon import Daemon
 from northstard.mergepatch import Doc
 
 from conftest import DEMO_FAST
+from kalshi_fake import KalshiFake, signing_key
 
 
 @pytest.fixture

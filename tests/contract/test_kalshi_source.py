@@ -11,15 +11,6 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from kalshi_fake import (
-    FILLS,
-    KalshiFake,
-    as_number,
-    options_for,
-    other_key,
-    rename,
-    signing_key,
-)
 
 from northstard.errors import SchemaDriftError, SourceError
 from northstard.pnl import Book
@@ -29,6 +20,16 @@ from northstard.testing import check_source_contract
 from northstard_plugins.kalshi import KalshiSource, KalshiStreamingSource, Settings
 from northstard_plugins.kalshi.bucket import Backoff
 from northstard_plugins.kalshi.stream import subscribe
+
+from kalshi_fake import (
+    FILLS,
+    KalshiFake,
+    as_number,
+    options_for,
+    other_key,
+    rename,
+    signing_key,
+)
 
 NOW = datetime(2026, 8, 16, 4, 0, 2, tzinfo=UTC)
 Factory = Callable[..., KalshiSource]

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import hashes
-from kalshi_fake import FILLS, KEY_ID, MARKETS, POSITIONS, SETTLEMENTS, other_key, signing_key
 
 import northstard_plugins.kalshi as kalshi
 from northstard.config import load_config
@@ -25,6 +24,8 @@ from northstard_plugins.kalshi.portfolio import Portfolio
 from northstard_plugins.kalshi.settings import HOSTS, Settings
 from northstard_plugins.kalshi.signing import PSS, load_signer, signed_path
 from northstard_plugins.kalshi.stream import Messages, subscribe
+
+from kalshi_fake import FILLS, KEY_ID, MARKETS, POSITIONS, SETTLEMENTS, other_key, signing_key
 
 T0 = datetime(2026, 8, 16, 4, 0, tzinfo=UTC)
 

@@ -8,6 +8,15 @@ from typing import Any
 
 import pytest
 import trio
+
+import northstard_plugins.revenue_http as revenue_http
+from northstard.config import load_config
+from northstard.errors import ConfigError, SchemaDriftError
+from northstard.plugins import make_plugins
+from northstard.records import RevenueTotal
+from northstard_plugins.revenue_http import RevenueHttpSource, Settings
+from northstard_plugins.revenue_http.http import HttpStatusError, Unreachable
+
 from fakes import (
     MALFORMED,
     TIMEOUT,
@@ -18,14 +27,6 @@ from fakes import (
     server_error,
     wait_for_doc,
 )
-
-import northstard_plugins.revenue_http as revenue_http
-from northstard.config import load_config
-from northstard.errors import ConfigError, SchemaDriftError
-from northstard.plugins import make_plugins
-from northstard.records import RevenueTotal
-from northstard_plugins.revenue_http import RevenueHttpSource, Settings
-from northstard_plugins.revenue_http.http import HttpStatusError, Unreachable
 
 TOKEN = "rev-token-0123456789"
 

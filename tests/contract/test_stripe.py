@@ -11,6 +11,14 @@ from typing import Any
 import pytest
 import structlog
 import trio
+
+from northstard.errors import SchemaDriftError
+from northstard.pnl import Book
+from northstard.records import Invoice, Reading, Refund
+from northstard_plugins.revenue_http.http import HttpStatusError, NotConfigured, Unreachable
+from northstard_plugins.stripe import Settings, StripeSource
+from northstard_plugins.stripe.parse import minor_factor, to_units
+
 from fakes import (
     MALFORMED,
     TIMEOUT,
@@ -23,13 +31,6 @@ from fakes import (
     transaction,
     wait_for_doc,
 )
-
-from northstard.errors import SchemaDriftError
-from northstard.pnl import Book
-from northstard.records import Invoice, Reading, Refund
-from northstard_plugins.revenue_http.http import HttpStatusError, NotConfigured, Unreachable
-from northstard_plugins.stripe import Settings, StripeSource
-from northstard_plugins.stripe.parse import minor_factor, to_units
 
 KEY = "sk_test_fake_0123456789"
 T0 = 1786849200  # 2026-08-16T03:00:00Z
