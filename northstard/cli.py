@@ -9,8 +9,10 @@ Exit codes: 0 clean stop, 2 bad config or plugin, 70 a core actor kept crashing.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import resource
 import sys
 from pathlib import Path
 
@@ -96,8 +98,21 @@ def _leaf(exc: BaseException) -> BaseException:
     return exc
 
 
+def _raise_open_files_limit() -> int:
+    """One descriptor per streaming client: lift the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
 def _run_daemon(config: Config, plugins: Plugins) -> int:
     log = structlog.get_logger("northstard")
+    limit = _raise_open_files_limit()
+    if limit < 4096:
+        log.warning("low open-files limit: clients beyond it cannot connect", limit=limit)
     try:
         trio.run(_run, config, plugins)
     except BaseException as raised:

@@ -12,6 +12,7 @@ a file named by ``<key>_file``, or from ``$CREDENTIALS_DIRECTORY/<name>.<key>``.
 
 from __future__ import annotations
 
+import copy
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -152,7 +153,7 @@ class SourceSection:
     stale_after_s: float
     failure_threshold: int
     cooldown_s: float
-    options: Mapping[str, Any]
+    options: Mapping[str, Any] = field(repr=False)
     secrets: frozenset[str] = frozenset()
 
 
@@ -163,7 +164,7 @@ class Config:
     sections: Mapping[str, Mapping[str, Any]]
     sources: tuple[SourceSection, ...]
     path: Path | None = None
-    raw_sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    raw_sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
 
     def get(self, section: str, key: str) -> Any:
         return self.sections[section][key]
@@ -220,7 +221,7 @@ def _section(name: str, fields: tuple[Field, ...], given: Mapping[str, Any]) -> 
         elif spec.required:
             raise ConfigError(key, "required")
         else:
-            result[spec.name] = spec.default
+            result[spec.name] = copy.deepcopy(spec.default)
     return result
 
 

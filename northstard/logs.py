@@ -38,6 +38,20 @@ def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[s
     return {k: _scrub(v) for k, v in event.items()}
 
 
+def _route_stdlib_logging(level: str, shared: list[Any], renderer: Any) -> None:
+    """Libraries' stdlib log records (trio's "accept returned EMFILE", say) as our lines."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(logging.WARNING, logging.getLevelNamesMapping()[level.upper()]))
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = ()) -> None:
     _SECRETS.clear()
     _SECRETS.update(s for s in secrets if s and len(s) >= 4)
@@ -45,14 +59,15 @@ def configure_logging(level: str = "info", fmt: str = "auto", secrets: Iterable[
     renderer: Any = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact,
+    ]
+    _route_stdlib_logging(level, shared, renderer)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact,
-            renderer,
-        ],
+        processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),

@@ -172,6 +172,7 @@ class Book:
         self._contrib: dict[Key, dict[Path, Decimal]] = {}
         self._totals: dict[Path, Decimal] = defaultdict(lambda: ZERO)
         self._by_market: dict[tuple[str, str], set[Key]] = defaultdict(set)
+        self._by_kind: dict[tuple[str, str], set[Key]] = defaultdict(set)
         self.sources: dict[str, SourceStatus] = {}
         self.prev_net: Decimal | None = None
         self.day: date | None = None
@@ -202,7 +203,8 @@ class Book:
                 changed.append(record)
         kinds = set(complete_kinds)
         if kinds:
-            gone = [k for k in self.records if k[0] == source and k[1] in kinds and k not in present]
+            held = (self._by_kind.get((source, kind), set()) for kind in kinds)
+            gone = sorted(key for keys in held for key in keys if key not in present)
             for key in gone:
                 retract = Retract(id=key[2], target_kind=key[1])
                 self._remove(key)
@@ -217,6 +219,7 @@ class Book:
         if old == record:
             return False
         self.records[key] = record
+        self._by_kind[source, record.kind].add(key)
         if isinstance(record, Price):
             self._remark(source, record.id)
             return True
@@ -232,6 +235,7 @@ class Book:
         if record is None:
             return False
         self._set_contribution(key, {})
+        self._by_kind[key[0], key[1]].discard(key)
         if isinstance(record, Position):
             self._by_market[key[0], record.ticker].discard(key)
         if isinstance(record, Price):

@@ -58,11 +58,21 @@ class _Base:
     def __post_init__(self) -> None:
         if not self.id:
             raise SchemaDriftError(f"{self.kind}: empty id")
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            if isinstance(value, Decimal):
+                parse_money(value, field=f"{self.kind}.{spec.name}")  # bounds and finiteness
 
 
 @dataclass(frozen=True, kw_only=True)
 class Position(_Base):
-    """An open (or closed) market position: + YES contracts, - NO contracts."""
+    """A market position: + YES contracts, - NO contracts.
+
+    ``realized_pnl`` is net of fees; ``fees`` is what those fees were
+    (informational: it is shown in ``trading.fees`` and never subtracted again).
+    ``cost_basis`` is what the open contracts cost; unrealized = marked value -
+    cost basis.
+    """
 
     kind: ClassVar[str] = "position"
     ticker: str
@@ -101,7 +111,11 @@ class Fill(_Base):
 
 @dataclass(frozen=True, kw_only=True)
 class Settlement(_Base):
-    """A settled market: realized P&L = revenue - cost - fee (all dollars)."""
+    """A settled market: realized P&L = revenue - cost - fee (all dollars).
+
+    The fee is subtracted here; a plugin must not count the same fee in a
+    position's ``realized_pnl`` as well.
+    """
 
     kind: ClassVar[str] = "settlement"
     ticker: str

@@ -89,6 +89,7 @@ class Supervisor:
         structlog.contextvars.bind_contextvars(actor=status.name)  # trio copies it to the actor
         bound = log.bind(actor=status.name)
         while True:
+            began = trio.current_time()
             try:
                 async with trio.open_nursery() as nursery:
                     await nursery.start(actor, *args)
@@ -99,6 +100,8 @@ class Supervisor:
             except Exception as exc:
                 if not started and status.core:
                     raise
+                if trio.current_time() - began > self.policy.window_s:
+                    delay = self.policy.backoff_initial_s  # it ran well for a while: start over
                 self._crashed(status, exc)
                 bound.error(
                     "actor crashed; restarting",

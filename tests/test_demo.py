@@ -37,6 +37,7 @@ from northstard.source import Source, SourceStats, run_source
 from northstard_plugins.demo import DemoSource, Settings, Simulator
 from northstard_plugins.demo.changelog import ChangeLog
 from northstard_plugins.demo.market import fee_bp
+from northstard_plugins.demo.sim import COMPLETE_KINDS
 
 START = datetime(2025, 12, 19, 15, 0, tzinfo=UTC)
 STEPS = (0.5, 1.0, 7.25, 60.0, 0.75, 300.0, 1.0)
@@ -294,10 +295,10 @@ def test_fees_follow_kalshi() -> None:
 # -- into the P&L book -------------------------------------------------------------
 
 
-def feed(simulator: Simulator, count: float) -> Book:
+def feed(simulator: Simulator, count: float, step: float = 30.0) -> Book:
     book = Book()
-    for records in hours(simulator, count):
-        book.ingest("demo", records)
+    for records in hours(simulator, count, step):
+        book.ingest("demo", records, COMPLETE_KINDS)
     return book
 
 
@@ -344,9 +345,18 @@ def test_trading_pnl_is_cash_gained_plus_open_positions_marked(
     simulator = sim(seed, markets=12)
     book = Book()
     for records in hours(simulator, count, step):
-        book.ingest("demo", records)
+        book.ingest("demo", records, COMPLETE_KINDS)
         assert book.trading() == trading_by_cash(simulator, book)
     assert any(isinstance(r, Settlement) for r in book.records.values())
+
+
+def test_only_open_markets_keep_their_quotes() -> None:
+    simulator = sim(15)
+    book = feed(simulator, 2.0)
+    quoted = {key[2] for key in book.records if key[1] == "price"}
+    assert quoted == {market.ticker for market in simulator.desk.markets}
+    positions = {key[2] for key in book.records if key[1] == "position"}
+    assert len(positions) > len(quoted)  # settled markets keep their last position
 
 
 # -- the source under trio ---------------------------------------------------------
@@ -363,6 +373,9 @@ async def test_a_poll_advances_by_the_mock_clock_times_speed(
     second = await source.poll()
     assert source.sim.tick == 30
     assert isinstance(first, Reading) and first.complete and first.source == "demo"
+    # the first reading of a run replaces whatever a previous run left; later ones only quotes/cash
+    assert set(first.complete_kinds) >= {"position", "fill", "invoice", "cost", "price"}
+    assert second.complete_kinds == ("price", "balance")
     moved = datetime.fromisoformat(second.notes["business_time"])
     assert moved - datetime.fromisoformat(first.notes["business_time"]) == timedelta(seconds=30)
     assert first.records != second.records and second.as_of.tzinfo is UTC

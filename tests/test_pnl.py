@@ -386,7 +386,7 @@ def _half_even(value: Fraction) -> Decimal:
     return Decimal(floor) / 100
 
 
-@settings(deadline=None, max_examples=150)
+@settings(deadline=None, max_examples=100)
 @given(MONEY, MONEY)
 def test_gross_margin_property(revenue: Decimal, costs: Decimal) -> None:
     doc = doc_of(RevenueTotal(id="r", invoiced=revenue, collected=D(0), ts=TS),
@@ -508,7 +508,7 @@ def test_no_float_in_the_document(batch: list[tuple[str, Record]]) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-@settings(deadline=None, max_examples=40)
+@settings(deadline=None, max_examples=25)
 @given(data=st.data())
 def test_record_json_round_trip(kind: str, data: st.DataObject) -> None:
     record = data.draw(record_strategies()[kind])
@@ -536,12 +536,6 @@ def test_record_json_is_canonical() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: money.parse_money accepts '1e26' but money.format_money raises "
-    "decimal.InvalidOperation for |amount| >= 1e26 (quantize past the 28-digit context), so one "
-    "absurd amount from a source makes Book.document (and record_to_json) raise",
-)
 @pytest.mark.parametrize("text", ["1e26", "-1E+40", "123456789012345678901234567.5"])
 def test_an_absurd_amount_is_refused_or_rendered(text: str) -> None:
     from northstard.errors import SchemaDriftError

@@ -26,9 +26,12 @@ from .sales import Sales
 from .settings import Settings
 from .trading import Desk
 
-__all__ = ["MAX_STEP_S", "Simulator"]
+__all__ = ["COMPLETE_KINDS", "MAX_STEP_S", "Simulator"]
 
 MAX_STEP_S = 900  # business seconds one step catches up at most
+# what every collect() holds in full: quotes of the open markets, the cash.
+# Not positions: a settled market's last position (its realized P&L) must stay.
+COMPLETE_KINDS = ("price", "balance")
 
 
 class Simulator:

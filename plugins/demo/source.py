@@ -2,7 +2,11 @@
 
 Elapsed time comes from ``trio.current_time()`` (so a test's ``MockClock``
 drives it) times ``speed``. Every reading is the simulation's current state
-plus its recent changes (``Simulator.collect``), marked complete.
+plus its recent changes (``Simulator.collect``), marked complete; the quotes
+and the cash are declared complete kinds, so the engine drops the quotes of
+settled markets. The first reading of a run carries everything the new
+business has and declares every kind complete: the records of a previous run
+(a restart begins a new simulated business) are withdrawn, not added to it.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from datetime import UTC, datetime
 
 import trio
 
-from northstard.records import Reading
+from northstard.records import KINDS, Reading
 
 from .settings import Settings
-from .sim import Simulator
+from .sim import COMPLETE_KINDS, Simulator
 
 __all__ = ["DemoSource"]
+
+EVERY_KIND = tuple(kind for kind in KINDS if kind != "retract")
 
 
 class DemoSource:
@@ -36,12 +42,16 @@ class DemoSource:
         """Advance by the elapsed time (none at the first poll) and read the state."""
         await trio.lowlevel.checkpoint()
         now = trio.current_time()
-        if self._last is not None:
+        if self._last is not None:  # the first poll reads the business as it starts
             self.sim.step((now - self._last) * self.settings.speed)
+        first = self._last is None
         self._last = now
         self.polls += 1
         notes = {"seed": str(self.settings.seed), "business_time": self.sim.now.isoformat()}
-        return Reading(self.name, self.sim.collect(), datetime.now(UTC), True, notes)
+        return Reading(
+            self.name, self.sim.collect(), datetime.now(UTC), complete=True, notes=notes,
+            complete_kinds=EVERY_KIND if first else COMPLETE_KINDS,
+        )
 
     async def aclose(self) -> None:
         """Nothing to release."""
