@@ -5,10 +5,11 @@
 
 Starts the real daemon as a subprocess (``python -m northstard --config F``)
 with a temp config: the demo source polling every 1/R s (``seed = 1``), port
-0, SQLite in a temp dir, log level warning, a large slow-client timeout. The
-open-files limit is raised to the hard limit first (the daemon and the load
-generator inherit it). The load generator (bench/loadgen.py) is a separate
-process that opens N raw-TCP clients.
+0, SQLite in a temp dir, log level warning (and a large slow-client timeout
+where the daemon has that key). The open-files limit is raised to the hard
+limit first (the daemon and the load generator inherit it). The load
+generator (bench/loadgen.py) is a separate process that opens N raw-TCP
+clients.
 
 After every client connected, 2 s of warm-up, then a steady window of S
 seconds measures: delivered messages/s (all clients), delivery latency

@@ -8,10 +8,11 @@
 ``check_source_contract`` builds the source, polls it ``polls`` times and
 checks what the daemon relies on:
 
-- ``poll()`` returns a ``Reading`` with a source name, a UTC ``as_of`` and
-  string notes;
+- ``poll()`` returns a ``Reading`` with a source name, a UTC ``as_of``,
+  string notes and ``complete_kinds`` naming record kinds;
 - every record is a northstard record with a non-empty id; every amount is a
-  finite ``Decimal`` (no float anywhere); every time is tz-aware UTC;
+  finite ``Decimal`` within ``northstard.money``'s bounds (no float
+  anywhere); every time is tz-aware UTC;
 - ``(kind, id)`` is unique within a reading, and a reading does not retract
   a record it also sends;
 - each record survives the store's JSON round trip exactly, and a ``Book``
@@ -35,6 +36,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from .errors import SchemaDriftError
+from .money import parse_money
 from .pnl import Book
 from .records import KINDS, Reading, Record, Retract, record_from_json, record_to_json
 from .source import Source
@@ -60,8 +63,13 @@ def _fail(where: str, problem: str) -> None:
 def _check_value(where: str, name: str, value: Any) -> None:
     if isinstance(value, float):
         _fail(where, f"{name} is the float {value!r}; amounts must be Decimal (no float anywhere)")
-    if isinstance(value, Decimal) and not value.is_finite():
-        _fail(where, f"{name} is {value}, not a finite amount")
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            _fail(where, f"{name} is {value}, not a finite amount")
+        try:
+            parse_money(value, field=name)
+        except SchemaDriftError as exc:
+            _fail(where, f"{exc} (amounts stay under $10^14 with at most 12 decimal places)")
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             _fail(where, f"{name} is a naive datetime; times must be tz-aware UTC")
@@ -101,6 +109,9 @@ def _check_reading(number: int, reading: Any) -> dict[tuple[str, str], Record]:
         _fail(where, "Reading.as_of must be a datetime")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in reading.notes.items()):
         _fail(where, "Reading.notes must map strings to strings")
+    kinds = reading.complete_kinds
+    if not isinstance(kinds, tuple) or set(kinds) - (set(KINDS) - {"retract"}):
+        _fail(where, f"Reading.complete_kinds must be a tuple of record kinds, got {kinds!r}")
     seen: dict[tuple[str, str], Record] = {}
     for record in reading.records:
         label = f"{where}, record {getattr(record, 'kind', '?')} {getattr(record, 'id', '?')!r}"
@@ -113,7 +124,7 @@ def _check_reading(number: int, reading: Any) -> dict[tuple[str, str], Record]:
         if isinstance(record, Retract) and (record.target_kind, record.id) in seen:
             _fail(where, f"retracts {record.target_kind} {record.id!r} and sends it in the same reading")
     try:
-        Book().ingest(reading.source, reading.records)
+        Book().ingest(reading.source, reading.records, reading.complete_kinds)
     except Exception as exc:
         _fail(where, f"a Book refuses the reading: {type(exc).__name__}: {exc}")
     return seen

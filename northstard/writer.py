@@ -60,19 +60,31 @@ class WriterState:
 
 
 def _write_records(conn: sqlite3.Connection, change: Change, now_ms: int) -> None:
+    """Upserts grouped per kind (one executemany each); a retract deletes its row in order."""
+    rows: dict[str, list[tuple[str, str, str, int]]] = {}
     for source, record in change.records:
         if isinstance(record, Retract):
+            _flush_rows(conn, rows)
             conn.execute(
                 f"DELETE FROM rec_{record.target_kind} WHERE source = ? AND id = ?",
                 (source, record.id),
             )
             continue
-        conn.execute(
-            f"INSERT INTO rec_{record.kind} (source, id, body, updated_ms) VALUES (?, ?, ?, ?)"
+        rows.setdefault(record.kind, []).append(
+            (source, record.id, record_to_json(record), now_ms)
+        )
+    _flush_rows(conn, rows)
+
+
+def _flush_rows(conn: sqlite3.Connection, rows: dict[str, list[tuple[str, str, str, int]]]) -> None:
+    for kind, values in rows.items():
+        conn.executemany(
+            f"INSERT INTO rec_{kind} (source, id, body, updated_ms) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (source, id) DO UPDATE SET body = excluded.body,"
             " updated_ms = excluded.updated_ms",
-            (source, record.id, record_to_json(record), now_ms),
+            values,
         )
+    rows.clear()
 
 
 def _write_batch(

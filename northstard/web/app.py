@@ -87,6 +87,7 @@ def hypercorn_config(ctx: WebContext, host: str, port: int) -> HypercornConfig:
     config.errorlog = None
     config.include_server_header = False
     config.keep_alive_timeout = 30
+    config.backlog = int(ctx.server["backlog"])
     return config
 
 

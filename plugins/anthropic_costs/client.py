@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from northstard.errors import SchemaDriftError
+from northstard.http import JsonClient, Params, RetryPolicy
 
-from ..revenue_http.http import JsonClient, Params, RetryPolicy
 from .parse import Bucket, day_start, page_of
 from .settings import Settings
 

@@ -154,7 +154,8 @@ def _cost_row(row: Any, day: date) -> tuple[str, Decimal, str | None, str | None
     description = _text(row, "description", required=True)
     workspace = _text(row, "workspace_id", required=False) or "default"
     model, cost_type = _text(row, "model", required=False), _text(row, "cost_type", required=False)
-    return f"report/{day.isoformat()}/{workspace}/{description}", cents / CENTS, model, cost_type
+    dollars = parse_money(cents / CENTS, field="amount")  # within the bounds every record keeps
+    return f"report/{day.isoformat()}/{workspace}/{description}", dollars, model, cost_type
 
 
 def read_costs(buckets: Iterable[Bucket]) -> Report:

@@ -1,7 +1,8 @@
 """The per-model price table that turns token usage into an estimated cost.
 
 Prices are dollars per million tokens, as decimal strings or integers (a
-TOML float is refused: it may already have lost digits). A model name from
+TOML float is refused: it may already have lost digits), with at most six
+decimal places, so that every estimate is exact within 12 places. A model name from
 the usage report is priced by the longest table key it starts with, up to a
 ``-`` (``claude-sonnet-4-20250514`` → ``claude-sonnet-4``;
 ``claude-opus-4-5-20251101`` → ``claude-opus-4-5``).
@@ -27,6 +28,9 @@ __all__ = ["DEFAULT_PRICES", "PRICE_KEYS", "Price", "PriceTable", "parse_price_t
 PRICE_KEYS = ("input", "output", "cache_write", "cache_read")
 OPTIONAL_KEYS = ("cache_write_1h",)
 MILLION = Decimal(1_000_000)
+# a price per million tokens with at most 6 places gives a cost with at most 12:
+# exact, and within the bounds every record keeps (``northstard.money``)
+MAX_PRICE_PLACES = 6
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,9 @@ def _amount(model: str, key: str, value: Any) -> Decimal:
         raise ValueError(str(exc)) from None
     if amount < 0:
         raise ValueError(f"{model}.{key}: a price cannot be negative")
+    exponent = amount.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_PRICE_PLACES:
+        raise ValueError(f"{model}.{key}: at most {MAX_PRICE_PLACES} decimal places")
     return amount
 
 

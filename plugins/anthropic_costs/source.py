@@ -24,9 +24,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import structlog
 
+from northstard.http import NotConfigured, RetryPolicy
 from northstard.records import Reading, Record, Retract
 
-from ..revenue_http.http import NotConfigured, RetryPolicy
 from .client import AnthropicClient
 from .parse import Estimate, Refused, Report, day_start, estimate_id, estimate_usage, read_costs
 from .prices import PriceTable

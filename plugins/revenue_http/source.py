@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from northstard.http import JsonClient
 from northstard.records import Reading, RevenueTotal
 
-from .http import JsonClient
 from .parse import totals
 from .settings import Settings
 
@@ -45,7 +45,7 @@ class RevenueHttpSource:
         invoiced, collected = totals(body, self.settings.invoiced_field, self.settings.collected_field)
         now = datetime.now(UTC)
         record = self._record(invoiced, collected, now)
-        return Reading(self.name, (record,), now, complete=True)
+        return Reading(self.name, (record,), now, complete=True, complete_kinds=(record.kind,))
 
     def _record(self, invoiced: Decimal, collected: Decimal, now: datetime) -> RevenueTotal:
         last = self._last

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from northstard.errors import SchemaDriftError
+from northstard.http import JsonClient, RetryPolicy
 
-from ..revenue_http.http import JsonClient, RetryPolicy
 from .parse import id_of, list_page
 from .settings import Settings
 

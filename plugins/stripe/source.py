@@ -19,9 +19,9 @@ from typing import Any
 import structlog
 
 from northstard.errors import SchemaDriftError
+from northstard.http import NotConfigured, RetryPolicy
 from northstard.records import Reading, Record
 
-from ..revenue_http.http import NotConfigured, RetryPolicy
 from .client import StripeClient
 from .parse import Refused, created_of, id_of, invoice_record, refund_record
 from .settings import Settings

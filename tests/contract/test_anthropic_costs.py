@@ -16,17 +16,17 @@ import trio
 import northstard_plugins.anthropic_costs as anthropic_costs
 from northstard.config import load_config
 from northstard.errors import ConfigError, SchemaDriftError
-from northstard.plugins import make_plugins
-from northstard.pnl import Book
-from northstard.records import Cost, Reading, Retract
-from northstard_plugins.anthropic_costs import AnthropicCostSource, Settings
-from northstard_plugins.revenue_http.http import (
+from northstard.http import (
     HttpStatusError,
     NotConfigured,
     RateLimited,
     Unreachable,
     retry_after_s,
 )
+from northstard.plugins import make_plugins
+from northstard.pnl import Book
+from northstard.records import Cost, Reading, Retract
+from northstard_plugins.anthropic_costs import AnthropicCostSource, Settings
 
 from fakes import (
     MALFORMED,
@@ -441,6 +441,7 @@ DRIFTED_ROWS: list[tuple[str, Callable[[dict[str, Any]], Any]]] = [
     ("another currency", lambda row: {**row, "currency": "EUR"}),
     ("no description", lambda row: {k: v for k, v in row.items() if k != "description"}),
     ("not an object", lambda row: "123.78912"),
+    ("more places than a record keeps", lambda row: {**row, "amount": "1.00000000001"}),  # 13 in dollars
 ]
 
 
@@ -535,11 +536,13 @@ def test_config_defaults_interval_and_price_table(tmp_path: Path) -> None:
         ('[sources.anthropic.price_table.m]\ninput = 3.0\noutput = "1"\ncache_write = "1"\n'
          'cache_read = "1"\n', "write prices as strings"),
         ('[sources.anthropic.price_table.m]\ninput = "3"\n', "m: missing output, cache_write, cache_read"),
+        ('[sources.anthropic.price_table.m]\ninput = "0.0000001"\noutput = "1"\ncache_write = "1"\n'
+         'cache_read = "1"\n', "m.input: at most 6 decimal places"),
         ('usage_bucket = "5m"\n', "must be one of 1m, 1h"),
         ('start_date = "16/08/2026"\n', "YYYY-MM-DD"),
         ('admin_key = "sk-ant-admin01-in-the-file"\n', "secrets are not read from the config file"),
     ],
-    ids=["float-price", "missing-price", "bucket", "date", "secret-in-file"],
+    ids=["float-price", "missing-price", "price-places", "bucket", "date", "secret-in-file"],
 )
 def test_bad_config_names_the_key(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -114,6 +114,16 @@ async def test_a_stream_that_is_an_async_generator_passes() -> None:
     await check_source_contract(lambda: Scripted([], stream=stream))
 
 
+class Completes(Scripted):
+    def __init__(self, polls: Sequence[Sequence[Any]], complete_kinds: tuple[str, ...]) -> None:
+        super().__init__(polls)
+        self.complete_kinds = complete_kinds
+
+    async def poll(self) -> Reading:
+        reading = await super().poll()
+        return dataclasses.replace(reading, complete_kinds=self.complete_kinds)
+
+
 class NotAReading(Scripted):
     async def poll(self) -> Any:
         await trio.lowlevel.checkpoint()
@@ -122,7 +132,14 @@ class NotAReading(Scripted):
 
 BROKEN: list[tuple[str, Callable[[], Any], str]] = [
     ("float amount", lambda: Scripted([[cost(amount=1.5)]]), "amount is the float 1.5"),
-    ("nan amount", lambda: Scripted([[cost(amount=Decimal("NaN"))]]), "amount is NaN, not a finite amount"),
+    ("nan amount", lambda: Scripted([[bypass(cost(), amount=Decimal("NaN"))]]),
+     "amount is NaN, not a finite amount"),
+    ("amount out of bounds", lambda: Scripted([[bypass(cost(), amount=Decimal("1e15"))]]),
+     "amount: out of range"),
+    ("too many places", lambda: Scripted([[bypass(cost(), amount=Decimal("0.1234567890123"))]]),
+     "amount: out of range"),
+    ("unknown complete kind", lambda: Completes([[cost()]], complete_kinds=("costs",)),
+     "complete_kinds must be a tuple of record kinds"),
     ("naive time", lambda: Scripted([[bypass(cost(), ts=datetime(2026, 8, 16))]]), "ts is a naive datetime"),
     ("non-UTC time", lambda: Scripted([[bypass(cost(), ts=T.astimezone(timezone(timedelta(hours=2))))]]),
      "ts is 2026-08-16T14:00:00\\+02:00; times must be UTC"),
@@ -188,7 +205,7 @@ async def test_anthropic_costs_passes_against_its_fake(nursery: trio.Nursery) ->
 
 
 async def test_revenue_http_passes_against_its_fake(nursery: trio.Nursery) -> None:
-    fake = FakeRevenue('{"invoiced": 12345678901234567.89, "collected": "1.10"}')
+    fake = FakeRevenue('{"invoiced": 99999999999999.99, "collected": "1.10"}')
     await fake.start(nursery)
     readings = await check_source_contract(
         lambda: RevenueHttpSource("sales", RevenueSettings(base_url=fake.url))

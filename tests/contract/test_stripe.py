@@ -13,9 +13,9 @@ import structlog
 import trio
 
 from northstard.errors import SchemaDriftError
+from northstard.http import HttpStatusError, NotConfigured, Unreachable
 from northstard.pnl import Book
 from northstard.records import Invoice, Reading, Refund
-from northstard_plugins.revenue_http.http import HttpStatusError, NotConfigured, Unreachable
 from northstard_plugins.stripe import Settings, StripeSource
 from northstard_plugins.stripe.parse import minor_factor, to_units
 
