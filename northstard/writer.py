@@ -9,10 +9,11 @@ on disk. The SQLite work runs in a worker thread.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,6 @@ import trio
 
 from .buckets import BucketSet, components
 from .change import Change
-from .errors import StoreError
 from .records import Retract, record_to_json
 from .store import open_writer
 
@@ -32,6 +32,8 @@ log = structlog.get_logger("northstard.writer")
 DAY_MS = 86_400_000
 RETENTION_EVERY_S = 600.0
 RETENTION_CHUNK = 5000
+RETRY_S = 2.0
+UNSAVED = "~unsaved"
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class WriterState:
     last_batch_s: float = 0.0
     last_retention: float = 0.0
     last_change: Change | None = None
+    published_seq: int = 0
+    degraded: str | None = None
 
 
 def _write_records(conn: sqlite3.Connection, change: Change, now_ms: int) -> None:
@@ -149,13 +153,18 @@ def _retention(conn: sqlite3.Connection, settings: WriterSettings) -> int:
 
 
 async def _next_batch(
-    receive: trio.MemoryReceiveChannel[Change], settings: WriterSettings
+    receive: trio.MemoryReceiveChannel[Change], settings: WriterSettings, patience: float
 ) -> list[Change] | None:
-    """The next batch: waits for a first change, then gathers until full or the deadline."""
-    try:
-        batch = [await receive.receive()]
-    except trio.EndOfChannel:
-        return None
+    """The next batch: waits (up to ``patience``) for a first change, then gathers until
+    full or the deadline. ``[]`` when patience ran out; None at the end of the input."""
+    batch: list[Change] = []
+    with trio.move_on_after(patience):
+        try:
+            batch.append(await receive.receive())
+        except trio.EndOfChannel:
+            return None
+    if not batch:
+        return batch
     with trio.move_on_after(settings.batch_deadline_s):
         while len(batch) < settings.batch_max:
             try:
@@ -165,16 +174,35 @@ async def _next_batch(
     return batch
 
 
+async def _publish(
+    outputs: Sequence[trio.MemorySendChannel[Change]], changes: Sequence[Change]
+) -> None:
+    for output in outputs:
+        for change in changes:
+            await output.send(change)
+
+
 async def _commit(
     conn: sqlite3.Connection, state: WriterState, settings: WriterSettings,
     outputs: Sequence[trio.MemorySendChannel[Change]], observe: Any,
-) -> None:
+) -> bool:
+    """Write every pending change in one transaction, then pass on what is not yet out.
+
+    When SQLite fails (disk full, read-only), the store goes degraded: nothing
+    is dropped — the changes stay pending and are retried — and the stream
+    stays alive: they are passed on under the epoch ``<epoch>~unsaved``, so no
+    client can ever resume from a position that is not on disk.
+    """
     batch = state.pending
     started = time.perf_counter()
     try:
         await trio.to_thread.run_sync(_write_batch, conn, batch, state, settings)
     except sqlite3.Error as exc:
-        raise StoreError(f"write failed: {exc}") from exc
+        await _degraded(state, outputs, f"{type(exc).__name__}: {exc}")
+        return False
+    if state.degraded is not None:
+        log.warning("store recovered: persisting again", saved=len(batch))
+        state.degraded = None
     state.last_batch_s = time.perf_counter() - started
     state.last_batch_size = len(batch)
     state.batches += 1
@@ -182,9 +210,25 @@ async def _commit(
     state.last_change = batch[-1]
     state.pending = []
     observe(len(batch), state.last_batch_s)
-    for output in outputs:
-        for change in batch:
-            await output.send(change)
+    fresh = [c for c in batch if c.seq > state.published_seq]
+    state.published_seq = batch[-1].seq
+    await _publish(outputs, fresh)
+    return True
+
+
+async def _degraded(
+    state: WriterState, outputs: Sequence[trio.MemorySendChannel[Change]], reason: str
+) -> None:
+    if state.degraded is None:
+        log.error("store degraded: cannot persist; changes kept in memory and retried",
+                  error=reason, pending=len(state.pending))
+    state.degraded = reason
+    fresh = [
+        replace(c, epoch=f"{c.epoch}{UNSAVED}") for c in state.pending if c.seq > state.published_seq
+    ]
+    if fresh:
+        state.published_seq = fresh[-1].seq
+        await _publish(outputs, fresh)
 
 
 async def run_writer(
@@ -200,13 +244,20 @@ async def run_writer(
     conn = await trio.to_thread.run_sync(open_writer, settings.path, settings.synchronous)
     try:
         task_status.started()
-        if state.pending:  # a batch left by a crashed run of this actor
+        if state.pending:  # changes left by a crashed run of this actor, or not yet saved
             await _commit(conn, state, settings, outputs, observe)
-        while (batch := await _next_batch(receive, settings)) is not None:
-            state.pending = batch
-            await _commit(conn, state, settings, outputs, observe)
-            await _maybe_retention(conn, state, settings)
-        if state.last_change is not None:
+        while True:
+            patience = RETRY_S if state.degraded is not None else math.inf
+            batch = await _next_batch(receive, settings, patience)
+            if batch is None:
+                break
+            state.pending.extend(batch)
+            if state.pending and await _commit(conn, state, settings, outputs, observe):
+                await _maybe_retention(conn, state, settings)
+        if state.pending and not await _commit(conn, state, settings, outputs, observe):
+            log.critical("changes not persisted at shutdown", lost=len(state.pending),
+                         first_seq=state.pending[0].seq, error=state.degraded)
+        if state.last_change is not None and state.degraded is None:
             await trio.to_thread.run_sync(_snapshot_now, conn, state.last_change)
         log.info("writer flushed", seq=state.committed_seq)
     finally:
