@@ -42,6 +42,9 @@ def _json_error(error: str, detail: str, status: int) -> Response:
 def create_app(ctx: WebContext) -> QuartTrio:
     app = QuartTrio("northstard", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
+    # Page files are revalidated (ETag/Last-Modified -> 304) on every load, so
+    # an upgrade never leaves a browser mixing old and new dashboard modules.
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 0
 
     @app.route("/")
     async def index() -> Response:
@@ -61,7 +64,11 @@ def create_app(ctx: WebContext) -> QuartTrio:
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:
         name = (exc.name or "error").lower().replace(" ", "_")
-        return _json_error(name, exc.description or name, exc.code or 500)
+        response = _json_error(name, exc.description or name, exc.code or 500)
+        for header, value in exc.get_headers():
+            if header.lower() != "content-type":
+                response.headers[header] = value  # e.g. Allow on a 405
+        return response
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception) -> Response:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-__all__ = ["OPENAPI"]
+__all__ = ["openapi_spec"]
 
 _ERROR = {
     "description": "Bad parameter",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
 }
+_POSITION = {"type": "string", "pattern": "^[^:]+:[0-9]{1,18}$"}
 _SINCE = {
-    "name": "since", "in": "query", "schema": {"type": "string", "pattern": "^[^:]+:[0-9]+$"},
+    "name": "since", "in": "query", "schema": _POSITION,
     "description": "resume position EPOCH:SEQ",
 }
 
@@ -27,9 +29,25 @@ def _get(summary: str, responses: dict[str, Any], params: list[Any] | None = Non
     return {"get": {"summary": summary, "parameters": params or [], "responses": responses}}
 
 
-_INSTANT = {"type": "string", "description": "ISO 8601 or epoch milliseconds"}
+_INSTANT = {
+    "type": "string",
+    "description": "ISO 8601 (UTC when no zone is given) or epoch milliseconds",
+    "anyOf": [
+        {"pattern": "^[0-9]{1,15}$"},
+        {"format": "date-time"},
+    ],
+}
 
-OPENAPI: dict[str, Any] = {
+
+def openapi_spec(longpoll_max_s: float) -> dict[str, Any]:
+    """The description, with the limits this daemon is configured with."""
+    spec: dict[str, Any] = copy.deepcopy(_OPENAPI)
+    changes = spec["paths"]["/api/pnl/changes"]["get"]["parameters"]
+    changes[1]["schema"]["maximum"] = longpoll_max_s
+    return spec
+
+
+_OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "northstard", "version": "1", "description": "Real-time P&L daemon"},
     "paths": {
@@ -64,7 +82,7 @@ OPENAPI: dict[str, Any] = {
         "/api/pnl/stream": _get(
             "Server-sent events: snapshot, then deltas (Last-Event-ID resumes)",
             {"200": {"description": "text/event-stream"}, "400": _ERROR},
-            [_SINCE, {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
+            [_SINCE, {"name": "Last-Event-ID", "in": "header", "schema": _POSITION}],
         ),
         "/metrics": _get("Prometheus metrics", {"200": {"description": "text/plain"}}),
     },

@@ -14,7 +14,7 @@ from ..buckets import RESOLUTIONS, bucket_start
 from ..errors import RequestError
 from ..store import open_reader, read_buckets
 from .context import WebContext
-from .openapi import OPENAPI
+from .openapi import openapi_spec
 from .params import parse_instant
 
 __all__ = ["add_rest_routes"]
@@ -138,4 +138,4 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
 
     @app.route("/openapi.json")
     async def openapi() -> Response:
-        return jsonify(OPENAPI)
+        return jsonify(openapi_spec(float(ctx.server["longpoll_max_s"])))
