@@ -1,7 +1,7 @@
 """Fan-out benchmark: one daemon, N streaming clients, R changes/s.
 
     python bench/fanout.py --transport ws|sse --clients N --rate R --seconds S [--json-out FILE]
-    python bench/fanout.py --scenario issue2 [--json-out FILE]
+    python bench/fanout.py --scenario issue2|issue7 [--json-out FILE]
 
 Starts the real daemon as a subprocess (``python -m northstard --config F``)
 with a temp config: the demo source polling every 1/R s (``seed = 1``), port
@@ -47,6 +47,8 @@ REPO = HERE.parent
 READY = "northstard dashboard: "
 WARMUP_S = 2.0
 ISSUE2 = (("ws", 1000, 10.0), ("ws", 5000, 1.0), ("sse", 1000, 1.0))
+LOADGENS = {"trio": "loadgen.py", "epoll": "epollgen.py"}
+ISSUE7 = (("ws", 1000, 10.0), ("ws", 10000, 1.0), ("sse", 1000, 10.0))  # bench/compare.py
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Spec:
     py_spy: Path | None = None
     gc_threshold: tuple[int, ...] | None = None
     overrides: tuple[tuple[str, str], ...] = ()
+    loadgen: str = "trio"  # "epoll": bench/epollgen.py, cheaper per message (see compare.py)
 
     @property
     def connect_budget(self) -> float:
@@ -251,7 +254,7 @@ async def _measure(
     rss_before = proc.memory_info().rss
     connect_budget = spec.connect_budget
     loadgen_cmd = [
-        sys.executable, str(HERE / "loadgen.py"), "--transport", spec.transport,
+        sys.executable, str(HERE / LOADGENS[spec.loadgen]), "--transport", spec.transport,
         "--host", host, "--port", port, "--clients", str(spec.clients),
         "--connect-timeout", str(connect_budget),
         "--max-seconds", str(connect_budget + WARMUP_S + spec.seconds + 60),
@@ -313,6 +316,7 @@ async def _measure(
         "synchronous": spec.synchronous,
         "daemon_gc_threshold": list(spec.gc_threshold) if spec.gc_threshold else "default",
         "config_overrides": dict(spec.overrides),
+        "load_generator": spec.loadgen,
         "connected": clients,
         "failed_connects": int(connected["failed"]),
         "gave_up_connecting": int(connected.get("gave_up", 0)),
@@ -377,15 +381,17 @@ def _gc_threshold(text: str) -> tuple[int, ...]:
 
 
 def _runs(args: argparse.Namespace) -> list[Spec]:
-    if args.scenario == "issue2":
+    if args.scenario in ("issue2", "issue7"):
         seconds = args.seconds if args.seconds is not None else 10.0
+        runs = ISSUE2 if args.scenario == "issue2" else ISSUE7
         return [Spec(t, n, r, seconds, args.synchronous, args.connect_timeout, None,
-                     args.gc_threshold, tuple(args.set)) for t, n, r in ISSUE2]
+                     args.gc_threshold, tuple(args.set), args.loadgen) for t, n, r in runs]
     if args.transport is None or args.clients is None or args.rate is None:
         raise SystemExit("fanout.py: --transport, --clients and --rate are required without --scenario")
     return [Spec(args.transport, args.clients, args.rate,
                  args.seconds if args.seconds is not None else 10.0, args.synchronous,
-                 args.connect_timeout, args.py_spy, args.gc_threshold, tuple(args.set))]
+                 args.connect_timeout, args.py_spy, args.gc_threshold, tuple(args.set),
+                 args.loadgen)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -394,7 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, help="N clients")
     parser.add_argument("--rate", type=float, help="R changes/s (demo interval_s = 1/R)")
     parser.add_argument("--seconds", type=float, help="S: the steady window (default 10)")
-    parser.add_argument("--scenario", choices=("issue2",), help="run the required set")
+    parser.add_argument("--scenario", choices=("issue2", "issue7"),
+                        help="run a required set (issue7: the edges' comparison, see compare.py)")
     parser.add_argument("--synchronous", choices=("normal", "full"), default="full",
                         help="storage.synchronous of the daemon (default: full, the default)")
     parser.add_argument("--connect-timeout", type=float,
@@ -406,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", type=_override, action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="experiment: a daemon config override (TOML value), e.g. "
                              "storage.batch_deadline_ms=0; repeatable")
+    parser.add_argument("--loadgen", choices=tuple(LOADGENS), default="trio",
+                        help="the clients' process: trio (loadgen.py, the default) or epoll "
+                             "(epollgen.py: cheaper per message, for 10,000-client latency)")
     parser.add_argument("--json-out", type=Path, help="also write the JSON here")
     args = parser.parse_args(argv)
     specs = _runs(args)

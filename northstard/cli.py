@@ -3,6 +3,8 @@
     northstard [run] [--config F] [--host H] [--port P] [--db PATH]
     northstard check-config [--config F]
     northstard sources check [--config F]
+    northstard backup PATH | restore PATH [--config F]
+    northstard tail [--grpc|--ws|--sse] [--url URL] [--token T] [--count N]
 
 Exit codes: 0 clean stop, 2 bad config or plugin, 70 a core actor kept crashing.
 """
@@ -21,12 +23,14 @@ from pathlib import Path
 import structlog
 import trio
 
+from .backup import backup, restore
 from .config import Config, load_config, redacted
 from .daemon import Daemon, run_daemon
 from .errors import ConfigError, PluginError, StoreError
 from .logs import configure_logging
 from .plugins import Plugins, make_plugins
 from .supervisor import SupervisorGaveUp
+from .tail import add_arguments as add_tail_arguments
 
 __all__ = ["main"]
 
@@ -49,6 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     sources = commands.add_parser("sources", help="inspect the configured sources")
     sources_commands = sources.add_subparsers(dest="sources_command", required=True)
     sources_commands.add_parser("check", help="poll each enabled source once and show what it gives")
+    backup = commands.add_parser("backup", help="copy the live database (SQLite backup API)")
+    backup.add_argument("path", type=Path, help="the copy's file, or a folder for a dated name")
+    restore = commands.add_parser("restore", help="replace the database with a backup (daemon stopped)")
+    restore.add_argument("path", type=Path, help="the backup file")
+    tail = commands.add_parser("tail", help="print the live net P&L and each change (a client)")
+    add_tail_arguments(tail)
     return parser
 
 
@@ -79,11 +89,17 @@ def _secrets(config: Config) -> list[str]:
 async def _run(config: Config, plugins: Plugins) -> None:
     async with trio.open_nursery() as nursery:
         daemon: Daemon = await nursery.start(run_daemon, config, plugins)
+        if daemon.grpc_address:
+            print(f"northstard grpc: {daemon.grpc_address}", flush=True)
         print(f"northstard dashboard: {daemon.url}/", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "tail":  # a client: no config, no plugins
+        from .tail import main as tail
+
+        return tail(args)
     try:
         config, plugins = _load(args)
     except (ConfigError, PluginError) as exc:
@@ -92,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         print(json.dumps(redacted(config), indent=2, default=str))
         return 0
+    if args.command in ("backup", "restore"):
+        return _backup_or_restore(args.command, args.path, config.db_path)
     log_section = config.sections["log"]
     configure_logging(log_section["level"], log_section["format"], _secrets(config))
     if args.command == "sources":
@@ -99,6 +117,19 @@ def main(argv: list[str] | None = None) -> int:
 
         return check_sources(config, plugins)
     return _run_daemon(config, plugins)
+
+
+def _backup_or_restore(command: str, path: Path, db_path: Path) -> int:
+    try:
+        if command == "backup":
+            print(f"northstard: backed up {db_path} to {backup(db_path, path)}")
+        else:
+            restore(path, db_path)
+            print(f"northstard: restored {db_path} from {path}")
+    except StoreError as exc:
+        print(f"northstard: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _leaf(exc: BaseException) -> BaseException:
@@ -140,7 +171,7 @@ def _run_daemon(config: Config, plugins: Plugins) -> int:
         if isinstance(exc, SupervisorGaveUp):
             log.critical("giving up", error=str(exc))
             return EXIT_SOFTWARE
-        if isinstance(exc, StoreError | PluginError):
+        if isinstance(exc, StoreError | PluginError | ConfigError):
             log.critical("cannot run", error=str(exc))
             return EXIT_CONFIG
         raise

@@ -80,11 +80,30 @@ def _default_db() -> Path:
     return root / "northstard.db"
 
 
+def _origins(value: list[Any]) -> str | None:
+    for origin in value:
+        if not isinstance(origin, str) or not (origin == "*" or "://" in origin):
+            return "expected origins like \"https://example.com\" (or \"*\")"
+    return None
+
+
+def _sha256_digests(value: list[Any]) -> str | None:
+    hexdigits = set("0123456789abcdefABCDEF")
+    if all(isinstance(v, str) and len(v) == 64 and set(v) <= hexdigits for v in value):
+        return None
+    return "expected sha256 hex digests of the tokens (64 hex characters each)"
+
+
 CORE: dict[str, tuple[Field, ...]] = {
     "server": (
         Field("host", str, "127.0.0.1", help="address to listen on"),
         Field("port", int, 8080, min=0, max=65535, help="0 picks a free port"),
         Field("ws_max_message_bytes", int, 65536, min=128, help="larger client frames: close 1009"),
+        Field("ws_allowed_origins", list, [], check=_origins,
+              help="browser Origins allowed on /ws besides the page's own ('*': any)"),
+        Field("ws_blocked_close_after_s", float, 30.0, min=0.01,
+              help="a stream client whose socket accepts nothing this long is closed (4008)"),
+        Field("ws_ping_interval_s", float, 20.0, min=0, help="server pings on /ws; 0 is off"),
         Field("sse_keepalive_s", float, 15.0, min=0.1, help="SSE keep-alive comment interval"),
         Field("sse_retry_ms", int, 2000, min=0, help="SSE retry: hint"),
         Field("longpoll_max_s", float, 60.0, min=0, help="longest wait= accepted"),
@@ -108,6 +127,20 @@ CORE: dict[str, tuple[Field, ...]] = {
     "hub": (
         Field("ring_size", int, 10000, min=1, help="recent deltas kept for resume"),
         Field("max_rate_hz", float, 0.0, min=0, help="per-client message cap; 0 is off"),
+    ),
+    "grpc": (
+        Field("enabled", bool, True, help="serve northstar.v1.PnlStream over gRPC"),
+        Field("host", str, "127.0.0.1", help="address to listen on"),
+        Field("port", int, 8081, min=0, max=65535, help="0 picks a free port"),
+        Field("tokens", list, [], check=_sha256_digests,
+              help="sha256 hex digests of accepted bearer tokens; empty: no auth"),
+        Field("tls_cert", Path, None, help="PEM certificate chain; with tls_key: TLS"),
+        Field("tls_key", Path, None, help="PEM private key of tls_cert"),
+        Field("keepalive_time_s", float, 30.0, min=1, help="ping a quiet connection after this"),
+        Field("keepalive_timeout_s", float, 10.0, min=0.1, help="drop it if the ping goes unanswered"),
+        Field("min_client_ping_interval_s", float, 10.0, min=0, help="clients may ping this often"),
+        Field("max_rate_hz", float, 0.0, min=0, help="per-stream event cap; 0 is off"),
+        Field("shutdown_grace_s", float, 3.0, min=0, help="time given to open streams on shutdown"),
     ),
     "log": (
         Field("level", str, "info", choices=("debug", "info", "warning", "error")),

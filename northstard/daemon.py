@@ -19,14 +19,18 @@ from typing import Any
 import structlog
 import trio
 
+from .backup import DbLock
 from .breaker import Breaker
 from .buckets import BucketSet
 from .cache import Cache, CacheClient, run_cache
 from .change import Change
 from .config import Config, SourceSection
 from .engine import EngineState, recover, run_engine
+from .grpc_edge.actor import GrpcDeps, GrpcHandle, run_grpc
+from .grpc_edge.server import GrpcSettings
 from .hub import Hub, run_hub
 from .metrics import Metrics
+from .notify import Notifier, run_notifier
 from .plugins import Plugins
 from .source import Source, SourceStats, run_source
 from .store import load_persisted, open_writer
@@ -50,10 +54,16 @@ class Daemon:
     engine: EngineState
     metrics: Metrics
     stopping: trio.Event = field(default_factory=trio.Event)
+    grpc: GrpcHandle = field(default_factory=GrpcHandle)
 
     @property
     def url(self) -> str:
         return self.urls[0]
+
+    @property
+    def grpc_address(self) -> str | None:
+        """``host:port`` of the gRPC edge; None when it is off or not listening."""
+        return self.grpc.address
 
     def stop(self) -> None:
         self.stopping.set()
@@ -106,7 +116,19 @@ async def run_daemon(
     task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run until stopped; returns after a clean shutdown."""
+    with DbLock(config.db_path):  # one daemon per database
+        await _run_locked(config, plugins, handle_signals, task_status)
+
+
+async def _run_locked(
+    config: Config,
+    plugins: Plugins,
+    handle_signals: bool,
+    task_status: trio.TaskStatus[Daemon],
+) -> None:
     started_at = time.monotonic()
+    grpc = config.sections["grpc"]
+    grpc_settings = GrpcSettings.from_config(grpc, config.sections["hub"]["ring_size"])
     metrics = Metrics()
     supervisor = Supervisor(_policy(config))
     hub = Hub(config.sections["hub"]["ring_size"])
@@ -146,11 +168,11 @@ async def run_daemon(
             supervisor=supervisor, sources=stats, sections={s.name: s for s in config.sources},
             metrics=metrics, server=config.sections["server"],
             max_rate_hz=config.sections["hub"]["max_rate_hz"],
-            started_at=started_at,
+            started_at=started_at, writer=writer_state,
         )
         daemon = Daemon([], hub, supervisor, engine_state, metrics)
         await _serve(core, daemon, ctx, supervisor, instances, stats, source_send, metrics,
-                     handle_signals, task_status)
+                     handle_signals, task_status, grpc=grpc_settings if grpc["enabled"] else None)
         await source_send.aclose()  # the engine drains, then the writer flushes and closes
     log.info("stopped", seq=engine_state.seq)
 
@@ -166,8 +188,10 @@ async def _serve(
     metrics: Metrics,
     handle_signals: bool,
     task_status: trio.TaskStatus[Daemon],
+    *,
+    grpc: GrpcSettings | None = None,
 ) -> None:
-    """Run the sources and the web edge until asked to stop."""
+    """Run the sources and the web and gRPC edges until asked to stop."""
     web_stop = trio.Event()
     try:
         async with trio.open_nursery() as edge:
@@ -180,8 +204,13 @@ async def _serve(
                         source_send, stats[section.name], metrics.observe_poll, core=False,
                     )
                 daemon.urls = await edge.start(run_web, ctx, web_stop.wait)
-                log.info("listening", urls=daemon.urls, dashboard=daemon.urls[0] + "/")
+                if grpc is not None:  # stops when the hub closes; a failure never stops the daemon
+                    deps = GrpcDeps(ctx.hub, ctx.db_path, ctx.sections, stats, metrics)
+                    await supervisor.start(edge, "grpc", run_grpc, grpc, deps, daemon.grpc, core=False)
+                log.info("listening", urls=daemon.urls, dashboard=daemon.urls[0] + "/",
+                         grpc=daemon.grpc_address)
                 task_status.started(daemon)
+                edge.start_soon(run_notifier, Notifier(), ctx.hub, supervisor, daemon.stopping)
                 await daemon.stopping.wait()
                 ctx.hub.close()
                 web_stop.set()

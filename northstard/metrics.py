@@ -19,6 +19,13 @@ class Metrics:
             "northstard_clients", "Connected streaming clients", ["transport"], registry=r
         )
         self.seq = Gauge("northstard_seq", "Sequence number of the current snapshot", registry=r)
+        self.store_degraded = Gauge(
+            "northstard_store_degraded", "1 while SQLite cannot persist (disk full, read-only)",
+            registry=r,
+        )
+        self.unsaved = Gauge(
+            "northstard_unsaved_changes", "Changes accepted but not yet on disk", registry=r
+        )
         self.batch_size = Histogram(
             "northstard_writer_batch_size", "Changes per write transaction",
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=r,

@@ -10,8 +10,15 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-__all__ = ["Notifier", "watchdog_interval"]
+import trio
+
+if TYPE_CHECKING:
+    from .hub import Hub
+    from .supervisor import Supervisor
+
+__all__ = ["Notifier", "run_notifier", "status_line", "watchdog_interval"]
 
 
 class Notifier:
@@ -70,3 +77,36 @@ def watchdog_interval(environ: Mapping[str, str] | None = None) -> float | None:
     if not usec or not usec.isdigit() or (pid and pid != str(os.getpid())):
         return None
     return int(usec) / 2_000_000
+
+
+STATUS_EVERY_S = 5.0
+
+
+def status_line(hub: Hub) -> str:
+    """The headline figures for ``systemctl status``."""
+    doc = hub.doc
+    clients = sum(hub.clients.values())
+    net = doc.get("net_pnl", "?")
+    return f"net P&L {net} {doc.get('currency', '')} · seq {hub.seq} · {clients} clients"
+
+
+async def run_notifier(
+    notifier: Notifier, hub: Hub, supervisor: Supervisor, stopping: trio.Event
+) -> None:
+    """READY once serving, STATUS with the headline figures, WATCHDOG only while the
+    core actors are healthy, STOPPING on shutdown. Returns at once without systemd."""
+    if not notifier.enabled:
+        return
+    watchdog = watchdog_interval()
+    step = min(STATUS_EVERY_S, watchdog) if watchdog else STATUS_EVERY_S
+    notifier.ready(status_line(hub))
+    try:
+        while not stopping.is_set():
+            with trio.move_on_after(step):
+                await stopping.wait()
+            if watchdog and supervisor.healthy():
+                notifier.watchdog()
+            notifier.status(status_line(hub))
+    finally:
+        notifier.stopping()
+        notifier.close()

@@ -46,6 +46,7 @@ def write_config(tmp_path: Path, sources: Mapping[str, Any], **sections: Any) ->
         "storage": {"path": str(tmp_path / "northstard.db"), "synchronous": "normal",
                     "batch_deadline_ms": 2.0},
         "log": {"format": "json", "level": "warning"},
+        "grpc": {"port": 0},
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)

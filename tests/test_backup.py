@@ -69,3 +69,28 @@ def test_prune_keeps_the_newest(tmp_path: Path) -> None:
     gone = prune_backups(tmp_path, keep=2)
     assert [p.name for p in gone] == ["northstard-20260101.db"]
     assert len(list(tmp_path.glob("*.db"))) == 2
+
+
+def test_backup_and_restore_from_the_command_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import write_config
+
+    config = write_config(tmp_path, {"demo": {"seed": 1}})
+    db = tmp_path / "northstard.db"
+    with closing(sqlite3.connect(db)) as conn, conn:
+        conn.execute("CREATE TABLE t (v TEXT)")
+        conn.execute("INSERT INTO t VALUES ('kept')")
+    base = [sys.executable, "-m", "northstard", "--config", str(config)]
+    made = subprocess.run([*base, "backup", str(tmp_path)], capture_output=True, text=True,
+                          check=True, timeout=60)
+    copy = next(tmp_path.glob("northstard-*.db"))
+    assert str(copy) in made.stdout
+    db.unlink()
+    subprocess.run([*base, "restore", str(copy)], check=True, timeout=60)
+    with closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT v FROM t").fetchone()[0] == "kept"
+    refused = subprocess.run([*base, "restore", str(tmp_path / "missing.db")],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "no backup" in refused.stderr

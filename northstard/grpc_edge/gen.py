@@ -30,7 +30,7 @@ _IMPORT = re.compile(r"^(from|import) (northstar\.)", re.MULTILINE)
 
 
 def _protoc(protos: Path, out: Path, files: Sequence[Path]) -> None:
-    from grpc_tools import protoc  # a build tool: imported only when generating
+    from grpc_tools import protoc  # type: ignore[import-untyped]  # a build tool, only here
 
     include = str(resources.files("grpc_tools") / "_proto")
     args = ["protoc", f"-I{protos}", f"-I{include}", f"--python_out={out}", f"--pyi_out={out}",

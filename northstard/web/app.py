@@ -10,7 +10,6 @@ from typing import Any
 import structlog
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve
 from quart import Response, request, send_from_directory
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
@@ -18,6 +17,9 @@ from werkzeug.exceptions import HTTPException
 from ..change import dumps
 from ..errors import RequestError
 from .context import WebContext
+from .fastsse import SseEdge
+from .fastws import WsEdge, WsSettings
+from .front import Edge, Front
 from .rest import add_rest_routes
 from .streams import add_stream_routes
 
@@ -104,7 +106,13 @@ async def run_web(
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until ``shutdown`` returns; ``task_status.started`` gets the bound URLs."""
+    """Serve until ``shutdown`` returns; ``task_status.started`` gets the bound URLs.
+
+    One port: ``/ws`` and ``/api/pnl/stream`` go to the raw-socket edges, the
+    rest to the Quart app through Hypercorn (``front.py``).
+    """
     app = create_app(ctx)
     config = hypercorn_config(ctx, str(ctx.server["host"]), int(ctx.server["port"]))
-    await serve(app, config, shutdown_trigger=shutdown, task_status=task_status)
+    edges: list[Edge] = [WsEdge(ctx.hub, ctx.metrics, WsSettings.from_server(ctx.server, ctx.max_rate_hz)),
+             SseEdge(ctx.hub, ctx.metrics, ctx.server, ctx.max_rate_hz)]
+    await Front(app, config, edges).serve(shutdown, task_status=task_status)

@@ -13,6 +13,7 @@ from ..hub import Hub
 from ..metrics import Metrics
 from ..source import SourceStats
 from ..supervisor import Supervisor
+from ..writer import WriterState
 
 __all__ = ["WebContext"]
 
@@ -29,3 +30,4 @@ class WebContext:
     server: Mapping[str, Any]
     max_rate_hz: float
     started_at: float
+    writer: WriterState | None = None

@@ -115,8 +115,11 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
     async def health() -> Response:
         healthy = ctx.supervisor.healthy() and not ctx.hub.closed
         states = {name: s.get("status") for name, s in ctx.hub.doc.get("sources", {}).items()}
-        status = "ok" if healthy and all(v == "ok" for v in states.values()) else "degraded"
+        store = ctx.writer.degraded if ctx.writer is not None else None
+        fine = all(v == "ok" for v in states.values()) and store is None
+        status = "ok" if healthy and fine else "degraded"
         body = {
+            "store": {"status": "degraded", "error": store} if store else {"status": "ok"},
             "status": status if healthy else "failing",
             "epoch": ctx.hub.epoch,
             "seq": ctx.hub.seq,
@@ -132,6 +135,9 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
         for transport in ("ws", "sse", "poll"):
             ctx.metrics.clients.labels(transport).set(ctx.hub.clients[transport])
         ctx.metrics.seq.set(ctx.hub.seq)
+        if ctx.writer is not None:
+            ctx.metrics.store_degraded.set(1 if ctx.writer.degraded else 0)
+            ctx.metrics.unsaved.set(len(ctx.writer.pending))
         for name, stats in ctx.sources.items():
             ctx.metrics.source_up.labels(name).set(1 if stats.breaker.state == "closed" else 0)
         return Response(ctx.metrics.render(), mimetype="text/plain; version=0.0.4")

@@ -65,20 +65,6 @@ export function fmtMoney(value, opts = {}) {
   return `${sign}${sym}${group(r.int)}${r.frac ? '.' + r.frac : ''}`;
 }
 
-// Short form for axis labels and tight spaces: $1.2k, -$3.4M (display only).
-export function fmtMoneyShort(value) {
-  const d = parseDec(value);
-  if (!d) return '—';
-  if (d.int.length < 4) return fmtMoney(value, { places: d.int.length ? 0 : 2 });
-  const units = [[13, 'T'], [10, 'B'], [7, 'M'], [4, 'k']];
-  const [digits, unit] = units.find(([n]) => d.int.length >= n);
-  const shift = digits - 1;
-  const scaled = { neg: d.neg, int: d.int.slice(0, d.int.length - shift), frac: d.int.slice(d.int.length - shift) + d.frac };
-  const r = roundDec(scaled, scaled.int.length > 2 ? 0 : 1);
-  const sym = SYMBOLS[currency] || `${currency} `;
-  return `${d.neg ? '-' : ''}${sym}${group(r.int)}${r.frac && r.frac !== '0' ? '.' + r.frac : ''}${unit}`;
-}
-
 export function fmtPct(value) {
   const d = parseDec(value);
   if (!d) return '—';

@@ -1,0 +1,351 @@
+"""Fan-out on raw sockets: one encoded frame per message, one non-blocking send per client.
+
+    hub ──▶ Broadcaster.run (one task, one hub Subscription for all its clients)
+              frame = encode(message)                  # once, header included
+              for peer in live: peer.send(frame)       # socket.send, no task wake-up
+
+A peer whose socket would block (EAGAIN, or a partial write) leaves ``live``:
+it keeps the unsent rest of the frame and its hub position, and one task
+(``Peer._drain``) finishes the frame when the socket is writable, then sends
+``hub.catch_up(position)`` (a merged delta or a snapshot) until the peer is
+current and rejoins ``live``. Memory per slow client stays one frame. A
+socket that accepts nothing for ``blocked_close_after_s`` gets the
+transport's goodbye (WebSocket close 4008) and is closed; its client resumes
+from its last position on reconnect.
+
+Peers are compared to the broadcast position by identity: every peer that
+took a broadcast holds the same ``Position`` object, so the hot loop does one
+``is`` test per peer; anyone else (just connected, resumed) takes the slow
+path once through ``hub.catch_up``.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+import structlog
+import trio
+
+from ..hub import Hub, HubClosed, Message, Position
+from ..metrics import Metrics
+
+__all__ = ["Broadcaster", "Peer", "send_all"]
+
+log = structlog.get_logger("northstard.web")
+
+RECEIVE_BYTES = 65536
+SEND_ALL_S = 10.0
+REPLY_LIMIT = 65536  # bytes of replies a client may have queued while it does not read
+
+
+async def send_all(sock: socket.socket, data: bytes) -> bool:
+    """Write all of ``data`` (a response head); False if the client is gone or takes 10 s."""
+    view = memoryview(data)
+    with trio.move_on_after(SEND_ALL_S):
+        while view:
+            try:
+                view = view[sock.send(view):]
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(sock)
+            except OSError:
+                return False
+        return True
+    return False
+
+
+class Peer:
+    """One streaming client: its socket, its position and, only while blocked, what it is owed."""
+
+    expects_close_reply: ClassVar[bool] = False
+
+    def __init__(self, sock: socket.socket, broadcaster: Broadcaster,
+                 position: Position | None) -> None:
+        self.sock = sock
+        self.send = sock.send
+        self.broadcaster = broadcaster
+        self.position = position
+        self.backlog = bytearray()
+        self.replies = 0
+        self.draining = False
+        self.closing = False
+        self.close_deadline = 0.0
+        self.last_progress = 0.0
+        self.finished = trio.Event()
+        self.reply_seen = trio.Event()
+        self.nursery: trio.Nursery | None = None
+        self._waiting: trio.CancelScope | None = None
+
+    def __repr__(self) -> str:
+        state = "closing" if self.closing else "draining" if self.draining else "live"
+        return f"<{type(self).__name__} {state} at {self.position} backlog={len(self.backlog)}>"
+
+    def goodbye(self, code: int, reason: str) -> bytes:
+        """The bytes that end the stream (a close frame, the last chunk)."""
+        return b""
+
+    def write(self, data: bytes) -> None:
+        """Send now if nothing is pending; else queue after what is (bounded)."""
+        if self.closing or self.finished.is_set():
+            return
+        if not self.draining:
+            self.after_send(data, self.send_some(data))
+            return
+        self.replies += len(data)
+        if self.replies > REPLY_LIMIT:
+            self.close_soon(1008, "too many requests while not reading")
+            return
+        self.backlog += data
+
+    def send_some(self, data: bytes | bytearray) -> int:
+        try:
+            return self.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            return -1
+
+    def after_send(self, frame: bytes, sent: int) -> None:
+        """After a send of ``frame`` that took ``sent`` bytes (-1: the connection is gone)."""
+        if sent < 0:
+            self.lost()
+        elif sent < len(frame):
+            self.backlog += memoryview(frame)[sent:]
+            self.last_progress = trio.current_time()
+            self.start_drain()
+
+    def lost(self) -> None:
+        self.broadcaster.live.discard(self)
+        self.finished.set()
+
+    def close_soon(self, code: int, reason: str) -> None:
+        """Queue the goodbye after the frame in flight; close once it is out (bounded)."""
+        if self.closing:
+            return
+        self.closing = True
+        self.close_deadline = trio.current_time() + self.broadcaster.close_grace_s
+        self.backlog += self.goodbye(code, reason)
+        if self._waiting is not None:  # blocked: the close deadline replaces the blocked one
+            self._waiting.deadline = min(self._waiting.deadline, self.close_deadline)
+        self.start_drain()
+
+    def start_drain(self) -> None:
+        self.broadcaster.live.discard(self)
+        if not self.draining and self.nursery is not None:
+            self.draining = True
+            self.nursery.start_soon(self._drain)
+
+    async def _drain(self) -> None:
+        """Finish what is owed, catch up from the position, then rejoin ``live`` (or close)."""
+        broadcaster = self.broadcaster
+        while not self.finished.is_set():
+            if self.backlog:
+                await self._flush_backlog()
+            elif self.closing:
+                await self._linger()
+            elif not broadcaster.catch_up(self, draining=True):
+                self.draining = False
+                self.replies = 0
+                broadcaster.live.add(self)
+                return
+
+    async def _flush_backlog(self) -> None:
+        sent = self.send_some(self.backlog)
+        if sent < 0:
+            self.lost()
+            return
+        if sent:
+            del self.backlog[:sent]
+            self.last_progress = trio.current_time()
+        if self.backlog:
+            await self._wait_writable()
+
+    async def _wait_writable(self) -> None:
+        limit = self.broadcaster.blocked_close_after_s
+        deadline = self.close_deadline if self.closing else self.last_progress + limit
+        with trio.move_on_at(deadline) as waiting:
+            self._waiting = waiting
+            try:
+                await trio.lowlevel.wait_writable(self.sock)
+            finally:
+                self._waiting = None
+        if not waiting.cancelled_caught:
+            return
+        if self.closing:
+            self.lost()
+        else:
+            log.info("closing a client that stopped reading", transport=self.broadcaster.transport,
+                     seconds=limit, position=str(self.position))
+            self.close_soon(4008, f"not reading for {limit:g} s; reconnect to resume")
+
+    async def _linger(self) -> None:
+        """Everything is sent; give the client until the deadline to answer the close."""
+        if self.expects_close_reply:
+            with trio.move_on_at(self.close_deadline):
+                await self.reply_seen.wait()
+        self.finished.set()
+
+
+class Broadcaster:
+    """The clients of one transport and the task that sends them each published message."""
+
+    def __init__(self, hub: Hub, transport: str, encode: Callable[[Message], bytes],
+                 metrics: Metrics, *, max_rate_hz: float = 0.0,
+                 blocked_close_after_s: float = 30.0, close_grace_s: float = 3.0) -> None:
+        self.hub = hub
+        self.transport = transport
+        self.encode = encode
+        self.metrics = metrics
+        self.max_rate_hz = max_rate_hz
+        self.blocked_close_after_s = blocked_close_after_s
+        self.close_grace_s = close_grace_s
+        self.peers: set[Peer] = set()
+        self.live: set[Peer] = set()
+        self.at = hub.position
+        self.quiet_since = 0.0
+        self._frames: dict[str, bytes] = {}
+        self._frames_at = self.at
+        self._counters: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return (f"<Broadcaster {self.transport} at {self.at} peers={len(self.peers)} "
+                f"live={len(self.live)}>")
+
+    def frame(self, message: Message) -> bytes:
+        """``message`` encoded for the wire, once per distinct text at each hub position."""
+        if self._frames_at != self.hub.position:
+            self._frames.clear()
+            self._frames_at = self.hub.position
+        frame = self._frames.get(message.text)
+        if frame is None:
+            frame = self._frames[message.text] = self.encode(message)
+        return frame
+
+    def count(self, kind: str, sent: int) -> None:
+        counter = self._counters.get(kind)
+        if counter is None:
+            counter = self._counters[kind] = self.metrics.messages.labels(self.transport, kind)
+        counter.inc(sent)
+
+    async def serve(self, peer: Peer, read: Callable[[], Awaitable[None]],
+                    joined: Callable[[], None] | None = None) -> None:
+        """Run one connected peer until it is finished, then close its socket.
+
+        ``read`` returns at the client's end of stream; ``joined`` runs once the
+        peer had its first message (to handle bytes that came with the request).
+        """
+        self.peers.add(peer)
+        self.hub.clients[self.transport] += 1
+        try:
+            async with trio.open_nursery() as nursery:
+                peer.nursery = nursery
+                nursery.start_soon(self._read, peer, read)
+                if peer.closing:  # refused after the upgrade: only the goodbye is owed
+                    peer.start_drain()
+                else:
+                    self.join(peer)
+                if joined is not None:
+                    joined()
+                await peer.finished.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            self.peers.discard(peer)
+            self.live.discard(peer)
+            self.hub.clients[self.transport] -= 1
+            trio.lowlevel.notify_closing(peer.sock)
+            peer.sock.close()
+
+    @staticmethod
+    async def _read(peer: Peer, read: Callable[[], Awaitable[None]]) -> None:
+        """The peer's reader returns at end of stream: the peer is gone."""
+        try:
+            await read()
+        finally:
+            peer.lost()
+
+    def join(self, peer: Peer) -> None:
+        """A new peer: its first message (snapshot, or what it missed), then the broadcasts."""
+        if self.hub.closed:
+            peer.close_soon(1001, "server shutting down")
+            return
+        self.catch_up(peer)
+        if not (peer.draining or peer.finished.is_set()):
+            self.live.add(peer)
+
+    def catch_up(self, peer: Peer, draining: bool = False) -> bool:
+        """Send ``peer`` what brings it to now; False when it was current already."""
+        message = self.hub.catch_up(peer.position)
+        if message is None:
+            if peer.position == self.at:
+                peer.position = self.at
+            return False
+        peer.position = self.at if message.position == self.at else message.position
+        self.count(message.kind, 1)
+        frame = self.frame(message)
+        if draining:
+            peer.backlog += frame
+        else:
+            peer.after_send(frame, peer.send_some(frame))
+        return True
+
+    def publish(self, message: Message, before: Position) -> None:
+        """Send ``message`` (which moves clients at ``before`` to now) to every live peer."""
+        self.at = after = message.position
+        frame = self.frame(message)
+        size = len(frame)
+        stalled: list[tuple[Peer, int]] = []
+        behind: list[Peer] = []
+        for peer in self.live:
+            if peer.position is not before:
+                behind.append(peer)
+                continue
+            peer.position = after
+            try:
+                sent = peer.send(frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                sent = -1
+            if sent != size:
+                stalled.append((peer, sent))
+        self.count(message.kind, len(self.live) - len(behind))
+        for peer, sent in stalled:
+            peer.after_send(frame, sent)
+        for peer in behind:
+            self.catch_up(peer)
+        self.quiet_since = trio.current_time()
+
+    def offer(self, frame: bytes) -> None:
+        """Send ``frame`` (a ping, a keep-alive) to every live peer; it moves no position."""
+        stalled = []
+        for peer in self.live:
+            sent = peer.send_some(frame)
+            if sent != len(frame):
+                stalled.append((peer, sent))
+        for peer, sent in stalled:
+            peer.after_send(frame, sent)
+
+    def close_all(self, code: int, reason: str) -> None:
+        for peer in list(self.peers):
+            peer.close_soon(code, reason)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Broadcast every message the hub publishes; at its close, say goodbye to everyone."""
+        subscription = self.hub.subscribe(self.transport, self.at, self.max_rate_hz)
+        task_status.started()
+        while True:
+            before = subscription.position
+            try:
+                message = await subscription.next_message()
+            except HubClosed:
+                self.close_all(1001, "server shutting down")
+                return
+            self.publish(message, before if before is not None else self.at)
+
+    async def heartbeat(self, frame: bytes, interval: float, quiet_only: bool) -> None:
+        """Every ``interval`` s, ``frame`` to the live peers (only after a quiet interval)."""
+        while True:
+            await trio.sleep(interval)
+            if not quiet_only or trio.current_time() - self.quiet_since >= interval:
+                self.offer(frame)

@@ -1,0 +1,273 @@
+"""WebSocket frames (RFC 6455), with no I/O: encode server frames, parse client frames.
+
+Server frames are unmasked, so one encoded frame serves every client::
+
+    frame = text_frame(message)          # once per message
+    for sock in sockets: sock.send(frame)
+
+``FrameReader.feed(data)`` turns the bytes a client sent into events
+(``Message``, ``Ping``, ``Pong``, ``Close``) and raises ``ProtocolError``
+carrying the close code to answer with: 1002 for an unmasked frame, a
+reserved bit, an unknown opcode or a broken fragmentation; 1007 for text that
+is not UTF-8; 1009 for a message over the size limit.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from enum import IntEnum
+
+__all__ = [
+    "Close",
+    "CloseCode",
+    "FrameReader",
+    "Message",
+    "Opcode",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "accept_key",
+    "close_frame",
+    "encode_frame",
+    "mask",
+    "text_frame",
+    "valid_key",
+]
+
+GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+MAX_CONTROL_PAYLOAD = 125
+MAX_REASON_BYTES = 123
+MAX_LENGTH = (1 << 63) - 1  # the most significant bit of a 64-bit length must be 0
+
+
+class Opcode(IntEnum):
+    CONTINUATION = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+class CloseCode(IntEnum):
+    NORMAL = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    NO_STATUS = 1005  # never sent: a close frame without a code reads as this
+    INVALID_DATA = 1007
+    POLICY = 1008
+    TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    BLOCKED = 4008  # northstard: the client stopped reading for too long
+
+
+_OPCODES = frozenset(int(opcode) for opcode in Opcode)
+
+
+@dataclass(frozen=True)
+class Message:
+    data: str | bytes
+
+
+@dataclass(frozen=True)
+class Ping:
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Pong:
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class Close:
+    code: int
+    reason: str
+
+
+Event = Message | Ping | Pong | Close
+
+
+class ProtocolError(Exception):
+    """The client broke the protocol; close the connection with ``code``."""
+
+    def __init__(self, code: CloseCode, reason: str) -> None:
+        super().__init__(f"{int(code)}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def accept_key(key: str) -> str:
+    """The ``Sec-WebSocket-Accept`` answer to a ``Sec-WebSocket-Key``."""
+    return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
+
+
+def valid_key(key: str) -> bool:
+    """A key is the base64 of 16 bytes."""
+    try:
+        return len(base64.b64decode(key.encode("ascii"), validate=True)) == 16
+    except (ValueError, UnicodeEncodeError):
+        return False
+
+
+def mask(payload: bytes, key: bytes) -> bytes:
+    """XOR with the 4-byte masking key (masking and unmasking are the same)."""
+    if not payload:
+        return b""
+    repeated = (key * (len(payload) // 4 + 1))[: len(payload)]
+    value = int.from_bytes(payload, "big") ^ int.from_bytes(repeated, "big")
+    return value.to_bytes(len(payload), "big")
+
+
+def _length_bytes(size: int) -> tuple[int, bytes]:
+    if size < 126:
+        return size, b""
+    if size < 1 << 16:
+        return 126, size.to_bytes(2, "big")
+    return 127, size.to_bytes(8, "big")
+
+
+def encode_frame(
+    opcode: int, payload: bytes, *, fin: bool = True, mask_key: bytes | None = None, rsv: int = 0
+) -> bytes:
+    """One frame. Servers send unmasked frames; ``mask_key`` is for client frames (tests)."""
+    first = (0x80 if fin else 0) | (rsv & 0x7) << 4 | opcode
+    length, extended = _length_bytes(len(payload))
+    if mask_key is None:
+        return bytes((first, length)) + extended + payload
+    return bytes((first, 0x80 | length)) + extended + mask_key + mask(payload, mask_key)
+
+
+def text_frame(text: str) -> bytes:
+    return encode_frame(Opcode.TEXT, text.encode())
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    """A close frame; the reason is cut to fit a control frame, on a character boundary."""
+    data = reason.encode()[:MAX_REASON_BYTES].decode(errors="ignore").encode()
+    return encode_frame(Opcode.CLOSE, code.to_bytes(2, "big") + data)
+
+
+def _valid_close_code(code: int) -> bool:
+    return code in (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011) or 3000 <= code <= 4999
+
+
+def _close_event(payload: bytes) -> Close:
+    if not payload:
+        return Close(CloseCode.NO_STATUS, "")
+    if len(payload) == 1:
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "close frame with a 1-byte payload")
+    code = int.from_bytes(payload[:2], "big")
+    if not _valid_close_code(code):
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
+    try:
+        return Close(code, payload[2:].decode())
+    except UnicodeDecodeError:
+        raise ProtocolError(CloseCode.INVALID_DATA, "close reason is not UTF-8") from None
+
+
+@dataclass(frozen=True)
+class _Header:
+    fin: bool
+    opcode: int
+    length: int
+    size: int  # header bytes, masking key included
+    key: bytes
+
+
+class FrameReader:
+    """Incremental parser of client frames; reassembles fragmented messages."""
+
+    def __init__(self, max_message_bytes: int) -> None:
+        self.max_message_bytes = max_message_bytes
+        self._buffer = bytearray()
+        self._fragments = bytearray()
+        self._fragment_opcode: int | None = None
+
+    def __repr__(self) -> str:
+        return (f"<FrameReader buffered={len(self._buffer)} "
+                f"fragments={len(self._fragments)} opcode={self._fragment_opcode}>")
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Events completed by ``data``; ProtocolError when the client broke the protocol."""
+        self._buffer += data
+        events: list[Event] = []
+        while (header := self._header()) is not None:
+            end = header.size + header.length
+            if len(self._buffer) < end:
+                break
+            payload = mask(bytes(self._buffer[header.size:end]), header.key)
+            del self._buffer[:end]
+            event = self._frame(header, payload)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _header(self) -> _Header | None:
+        buffer = self._buffer
+        if len(buffer) < 2:
+            return None
+        first, second = buffer[0], buffer[1]
+        length, size = second & 0x7F, 2
+        if length == 126:
+            size = 4
+        elif length == 127:
+            size = 10
+        if len(buffer) < size + 4:
+            return None
+        if size > 2:
+            length = int.from_bytes(buffer[2:size], "big")
+        header = _Header(bool(first & 0x80), first & 0x0F, length, size + 4,
+                         bytes(buffer[size:size + 4]))
+        self._check(first, second, header)
+        return header
+
+    def _check(self, first: int, second: int, header: _Header) -> None:
+        if not second & 0x80:
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "client frames must be masked")
+        if first & 0x70:
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "reserved bits set (no extension agreed)")
+        if header.opcode not in _OPCODES:
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"unknown opcode {header.opcode:#x}")
+        if header.length > MAX_LENGTH:
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "64-bit length with its top bit set")
+        if header.opcode >= Opcode.CLOSE:
+            if not header.fin or header.length > MAX_CONTROL_PAYLOAD:
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR,
+                                    "control frames must be final and at most 125 bytes")
+        elif len(self._fragments) + header.length > self.max_message_bytes:
+            raise ProtocolError(CloseCode.TOO_BIG,
+                                f"message over {self.max_message_bytes} bytes")
+
+    def _frame(self, header: _Header, payload: bytes) -> Event | None:
+        opcode = header.opcode
+        if opcode == Opcode.PING:
+            return Ping(payload)
+        if opcode == Opcode.PONG:
+            return Pong(payload)
+        if opcode == Opcode.CLOSE:
+            return _close_event(payload)
+        if opcode == Opcode.CONTINUATION:
+            if self._fragment_opcode is None:
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "continuation without a message")
+        elif self._fragment_opcode is not None:
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "new message inside a fragmented one")
+        else:
+            self._fragment_opcode = opcode
+        self._fragments += payload
+        if not header.fin:
+            return None
+        return self._message()
+
+    def _message(self) -> Message:
+        opcode, data = self._fragment_opcode, bytes(self._fragments)
+        self._fragment_opcode = None
+        self._fragments.clear()
+        if opcode == Opcode.BINARY:
+            return Message(data)
+        try:
+            return Message(data.decode())
+        except UnicodeDecodeError:
+            raise ProtocolError(CloseCode.INVALID_DATA, "text message is not UTF-8") from None

@@ -1,0 +1,318 @@
+"""The gRPC edge's pure parts: document <-> messages, the event ring, the pump, auth, codegen."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import json_format, struct_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from northstard._proto.northstar.v1 import pnl_pb2 as pb
+from northstard.config import load_config
+from northstard.errors import ConfigError
+from northstard.grpc_edge import gen
+from northstard.grpc_edge.auth import BearerAuth, digest
+from northstard.grpc_edge.convert import (
+    doc_from_snapshot,
+    patch_from_struct,
+    snapshot_from_doc,
+    struct_from_patch,
+)
+from northstard.grpc_edge.ring import EventRing, Published
+from northstard.grpc_edge.service import Feed, _interval, pump
+from northstard.hub import Position
+from northstard.mergepatch import Doc, apply_patch, compose, diff
+from northstard.pnl import Book
+from northstard.records import Cost, Record, RevenueTotal
+
+from unit_helpers import T0, record_strategy
+
+SOURCES = ("kalshi", "shop")
+RECORDS = st.tuples(
+    st.sampled_from(SOURCES),
+    record_strategy(
+        ids=st.sampled_from(["a", "b", "c"]), tickers=st.sampled_from(["T1", "T2"]),
+        agents=st.sampled_from([None, "atlas", "hermes"]),
+        names=st.sampled_from(["ai", "infra", "claude-sonnet-4"]),
+        money=st.decimals(allow_nan=False, allow_infinity=False, places=4,
+                          min_value=-(10**6), max_value=10**6),
+        times=st.just(T0),
+    ),
+)
+BATCHES = st.lists(
+    st.tuples(st.lists(RECORDS, max_size=5), st.sampled_from(["ok", "fail", "none"])),
+    min_size=1, max_size=6,
+)
+
+
+def documents(batches: list[tuple[list[tuple[str, Record]], str]]) -> list[Doc]:
+    """Successive documents of a book fed ``batches`` (a source succeeding or failing in each)."""
+    book = Book()
+    for source in SOURCES:
+        book.add_source(source, source, 45.0)
+    docs = [book.document(T0)]
+    book.published(docs[0])
+    for index, (records, event) in enumerate(batches, start=1):
+        now = T0 + timedelta(seconds=index, milliseconds=index * 7)
+        for source, record in records:
+            book.ingest(source, [record])
+        if event == "ok":
+            book.source_ok("shop", now - timedelta(milliseconds=300), now)
+        elif event == "fail":
+            book.source_failed("kalshi", f"kalshi failed {index}")
+        docs.append(book.document(now))
+        book.published(docs[-1])
+    return docs
+
+
+def json_form(snapshot: pb.Snapshot) -> dict[str, Any]:
+    """The proto3 JSON form a non-Python client applies merge patches to."""
+    return json_format.MessageToDict(snapshot, preserving_proto_field_name=True)
+
+
+# -- document <-> messages -----------------------------------------------------
+
+
+@settings(deadline=None, max_examples=60)
+@given(BATCHES)
+def test_documents_round_trip_and_patches_travel_as_structs(
+    batches: list[tuple[list[tuple[str, Record]], str]],
+) -> None:
+    docs = documents(batches)
+    for old, new in itertools.pairwise(docs):
+        assert doc_from_snapshot(snapshot_from_doc(new)) == new
+        patch = diff(old, new)
+        struct = struct_from_patch(patch)  # raises on a number: a document never has one
+        assert patch_from_struct(struct) == patch
+        # a client in another language: JSON form of the typed snapshot, merge patch, parse back
+        patched = apply_patch(json_form(snapshot_from_doc(old)), json_format.MessageToDict(struct))
+        assert json_format.ParseDict(patched, pb.Snapshot()) == snapshot_from_doc(new)
+
+
+def test_optional_fields_come_and_go() -> None:
+    book = Book()
+    book.add_source("shop", "shop", 30.0)
+    first = book.document(T0)
+    book.ingest("shop", [RevenueTotal(id="t", invoiced=Decimal("100"), collected=Decimal("0"), ts=T0)])
+    book.source_ok("shop", T0, T0)
+    second = book.document(T0 + timedelta(seconds=1))
+    assert "gross_margin_pct" not in first and "gross_margin_pct" in second
+    assert "as_of" not in first["sources"]["shop"] and "as_of" in second["sources"]["shop"]
+    for doc in (first, second):
+        snapshot = snapshot_from_doc(doc)
+        assert snapshot.HasField("gross_margin_pct") == ("gross_margin_pct" in doc)
+        assert doc_from_snapshot(snapshot) == doc
+    removal = diff(second, first)
+    assert removal["gross_margin_pct"] is None
+    struct = struct_from_patch(removal)
+    assert struct.fields["gross_margin_pct"].WhichOneof("kind") == "null_value"
+    patched = apply_patch(json_form(snapshot_from_doc(second)), json_format.MessageToDict(struct))
+    assert not json_format.ParseDict(patched, pb.Snapshot()).HasField("gross_margin_pct")
+
+
+def test_timestamps_are_exact_milliseconds() -> None:
+    doc = Book().document(datetime(2026, 11, 21, 19, 25, 2, 437000, tzinfo=UTC))
+    snapshot = snapshot_from_doc(doc)
+    assert (snapshot.as_of.seconds, snapshot.as_of.nanos) == (1795289102, 437_000_000)
+    assert doc_from_snapshot(snapshot)["as_of"] == "2026-11-21T19:25:02.437Z"
+    assert json_form(snapshot)["as_of"] == "2026-11-21T19:25:02.437Z"
+
+
+@pytest.mark.parametrize("bad", [{"n": 1}, {"a": {"b": 1.5}}, {"l": ["x"]}, {"d": Decimal("1")}])
+def test_a_number_never_travels_as_a_double(bad: Doc) -> None:
+    with pytest.raises(TypeError, match="only objects, strings, booleans and null"):
+        struct_from_patch(bad)
+
+
+def test_a_struct_with_any_value_reads_back() -> None:
+    struct = struct_pb2.Struct()
+    struct.update({"a": {"b": None, "c": True}, "s": "x", "l": ["y"]})
+    assert patch_from_struct(struct) == {"a": {"b": None, "c": True}, "s": "x", "l": ["y"]}
+
+
+# -- the event ring ----------------------------------------------------------------
+
+
+def doc_at(seq: int) -> Doc:
+    book = Book()
+    book.ingest("shop", [Cost(id=f"c{i}", amount=Decimal(i), category="ai", ts=T0)
+                         for i in range(1, seq + 1)])
+    return book.document(T0 + timedelta(seconds=seq))
+
+
+def filled_ring(last: int, size: int = 100, epoch: str = "e") -> tuple[EventRing, list[Doc]]:
+    docs = [doc_at(seq) for seq in range(last + 1)]
+    ring = EventRing(size)
+    ring.publish(Published("snapshot", epoch, 0, 0, 1000, docs[0], {}))
+    for seq in range(1, last + 1):
+        ring.publish(Published("delta", epoch, seq, seq - 1, 1000 + seq, docs[seq],
+                               diff(docs[seq - 1], docs[seq])))
+    return ring, docs
+
+
+def event(data: bytes) -> pb.PnlEvent:
+    return pb.PnlEvent.FromString(data)
+
+
+def test_ring_catch_up_from_every_position() -> None:
+    ring, docs = filled_ring(6)
+    assert ring.catch_up(Position("e", 6)) is None
+    latest = ring.catch_up(Position("e", 5))
+    assert latest is not None and latest.kind == "delta" and latest.position == Position("e", 6)
+    assert (event(latest.data).prev_seq, event(latest.data).seq) == (5, 6)
+    for start in range(0, 5):
+        caught = ring.catch_up(Position("e", start))
+        assert caught is not None and caught.kind == "delta"
+        message = event(caught.data)
+        assert (message.prev_seq, message.seq) == (start, 6)
+        assert apply_patch(docs[start], patch_from_struct(message.delta.patch)) == docs[6]
+    for position in (None, Position("other", 3), Position("e", 7)):
+        caught = ring.catch_up(position)
+        assert caught is not None and caught.kind == "snapshot"
+        assert doc_from_snapshot(event(caught.data).snapshot) == docs[6]
+
+
+def test_ring_encodes_each_event_once() -> None:
+    ring, _ = filled_ring(4)
+    for _ in range(50):  # fifty streams at 3, fifty at 0, fifty new
+        ring.catch_up(Position("e", 3))
+        ring.catch_up(Position("e", 0))
+        ring.catch_up(None)
+    assert ring.encoded == 3  # the newest delta, one merged delta, one snapshot
+
+
+def test_ring_forgets_beyond_its_size_and_across_jumps() -> None:
+    ring, docs = filled_ring(8, size=3)
+    assert ring.holds(Position("e", 5)) and not ring.holds(Position("e", 4))
+    old = ring.catch_up(Position("e", 4))
+    assert old is not None and old.kind == "snapshot"
+    ring.publish(Published("delta", "e", 12, 11, 2000, docs[8], {}))  # a gap: nothing to merge
+    assert not ring.holds(Position("e", 8)) and ring.holds(Position("e", 11))
+
+
+def test_ring_entries_may_cover_several_changes() -> None:
+    ring, _ = filled_ring(2)
+    docs = [doc_at(seq) for seq in range(5)]
+    merged = compose(diff(docs[2], docs[3]), diff(docs[3], docs[4]))
+    ring.publish(Published("delta", "e", 4, 2, 1004, docs[4], merged))  # the feeder lagged
+    for start in (2, 3):  # a client inside the merged range applies it too
+        caught = ring.catch_up(Position("e", start))
+        assert caught is not None and event(caught.data).prev_seq == 2
+        assert apply_patch(docs[start], patch_from_struct(event(caught.data).delta.patch)) == docs[4]
+
+
+def test_an_empty_store_has_nothing_to_send() -> None:
+    ring = EventRing(10)
+    ring.publish(Published("snapshot", "e", 0, 0, 0, {}, {}))
+    assert not ring.ready and ring.catch_up(None) is None
+    ring.publish(Published("delta", "e", 1, 0, 5, doc_at(1), diff({}, doc_at(1))))
+    caught = ring.catch_up(None)
+    assert ring.ready and caught is not None and caught.kind == "snapshot"
+
+
+# -- the pump: a slow stream gets one merged delta ------------------------------------
+
+
+def test_a_stalled_stream_gets_one_merged_delta() -> None:
+    async def scenario() -> list[pb.PnlEvent]:
+        docs = [doc_at(seq) for seq in range(7)]
+        feed = Feed(100)
+        feed.publish(Published("snapshot", "e", 0, 0, 0, docs[0], {}))
+        feed.publish(Published("delta", "e", 1, 0, 1, docs[1], diff(docs[0], docs[1])))
+        written: list[pb.PnlEvent] = []
+        blocked, unblock, caught_up = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def write(data: bytes) -> None:
+            written.append(event(data))
+            if len(written) == 1:
+                blocked.set()
+                await unblock.wait()  # the client's window is full
+            if written[-1].seq == 6:
+                caught_up.set()
+
+        task = asyncio.create_task(pump(feed, None, write))
+        await blocked.wait()
+        for seq in range(2, 7):
+            feed.publish(Published("delta", "e", seq, seq - 1, seq, docs[seq],
+                                   diff(docs[seq - 1], docs[seq])))
+        unblock.set()
+        await caught_up.wait()
+        feed.close()
+        await task
+        assert apply_patch(doc_from_snapshot(written[0].snapshot),
+                           patch_from_struct(written[1].delta.patch)) == docs[6]
+        return written
+
+    written = asyncio.run(scenario())
+    assert [(w.WhichOneof("body"), w.prev_seq, w.seq) for w in written] == [
+        ("snapshot", 0, 1), ("delta", 1, 6)
+    ]
+
+
+def test_rate_limits() -> None:
+    assert _interval(0, 0) == 0
+    assert _interval(4, 0) == 0.25
+    assert _interval(0, 2) == 0.5
+    assert _interval(10, 2) == 0.5 and _interval(1, 2) == 1.0
+
+
+# -- auth and config -------------------------------------------------------------------
+
+
+def test_bearer_tokens_compare_digests() -> None:
+    auth = BearerAuth([digest("s3cret").upper(), digest("other")])
+    assert auth.accepts([("authorization", "Bearer s3cret")])
+    assert auth.accepts([("x", "y"), ("Authorization", "bearer other")])
+    for metadata in ([], None, [("authorization", "Bearer wrong")], [("authorization", "s3cret")],
+                     [("authorization", "Basic s3cret")], [("authorization", "Bearer ")]):
+        assert not auth.accepts(metadata), metadata
+    assert "s3cret" not in repr(auth)
+
+
+def test_grpc_config_section(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f'[sources]\n[grpc]\nport = 0\ntokens = ["{digest("t")}"]\n')
+    config = load_config(path, {}, environ={})
+    assert config.sections["grpc"]["tokens"] == [digest("t")]
+    assert config.sections["grpc"]["enabled"] is True
+    for bad in ('tokens = ["plain-token"]', "keepalive_time_s = 0", 'port = "x"'):
+        path.write_text(f"[sources]\n[grpc]\n{bad}\n")
+        with pytest.raises(ConfigError, match="grpc"):
+            load_config(path, {}, environ={})
+
+
+def test_tls_needs_both_files() -> None:
+    from northstard.grpc_edge.server import GrpcSettings
+
+    section = {"host": "::1", "port": 0, "tokens": [], "tls_cert": Path("c.pem"), "tls_key": None,
+               "keepalive_time_s": 30.0, "keepalive_timeout_s": 10.0,
+               "min_client_ping_interval_s": 10.0, "max_rate_hz": 0.0, "shutdown_grace_s": 1.0,
+               "enabled": True}
+    with pytest.raises(ConfigError, match="go together"):
+        GrpcSettings.from_config(section, 100)
+    settings = GrpcSettings.from_config({**section, "tls_cert": None}, 100)
+    assert settings.bind == "[::1]:0" and settings.ring_size == 100
+
+
+# -- code generation ---------------------------------------------------------------------
+
+
+def test_the_committed_generated_code_is_fresh() -> None:
+    assert gen.stale_files() == []
+
+
+def test_a_stale_proto_is_detected(tmp_path: Path) -> None:
+    protos = tmp_path / "protos"
+    (protos / "northstar" / "v1").mkdir(parents=True)
+    source = (gen.PROTOS / "northstar" / "v1" / "pnl.proto").read_text()
+    changed = source.replace("message GetCurrentRequest {}", "message GetCurrentRequest { bool x = 1; }")
+    (protos / "northstar" / "v1" / "pnl.proto").write_text(changed)
+    problems = gen.stale_files(gen.OUT, protos)
+    assert problems and any("pnl_pb2" in p for p in problems)
