@@ -251,22 +251,14 @@ class WsEdge:
     def close_all(self) -> None:
         self.broadcaster.close_all(CloseCode.GOING_AWAY, "server shutting down")
 
-    def refusal(self, request: Request) -> bytes | None:
-        """The HTTP answer that refuses this upgrade, or None to accept it."""
-        try:
-            check_handshake(request, self.settings.allowed_origins)
-            self.authorize(request)
-        except BadRequest as exc:
-            return error_response(exc.status, exc.error, exc.detail, exc.headers)
-        return None
-
     async def serve(self, sock: socket.socket, request: Request, rest: bytes) -> None:
         """One connection whose head is ``request``: refuse it, or accept and stream."""
-        refusal = self.refusal(request)
-        if refusal is not None:
-            await send_all(sock, refusal)
+        try:
+            accept = check_handshake(request, self.settings.allowed_origins)
+            self.authorize(request)
+        except BadRequest as exc:
+            await send_all(sock, error_response(exc.status, exc.error, exc.detail, exc.headers))
             return
-        accept = accept_key(request.headers["sec-websocket-key"])
         upgraded = response_head(101, [
             ("upgrade", "websocket"), ("connection", "Upgrade"), ("sec-websocket-accept", accept),
         ])

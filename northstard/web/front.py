@@ -7,10 +7,10 @@
                                                            (handover.py)
 
 A keep-alive connection that Hypercorn serves comes back to the front when
-its next request, sent while the connection is idle, is for an edge (a
-browser's EventSource often reuses the connection that loaded the page). A
-request pipelined behind another one stays with Hypercorn, which has no
-route for the streaming paths (404).
+its next request is for an edge, once Hypercorn has answered the one before
+(a browser's EventSource often reuses the connection that loaded the page;
+see ``handover.py``). Only a streaming request pipelined in the same read as
+the request before it stays with Hypercorn, which has no route for it (404).
 
 The Hypercorn half does what ``hypercorn.trio.run.worker_serve`` does for a
 plain-TCP listener (lifespan, worker context, one ``TCPServer`` per
