@@ -31,6 +31,7 @@ __all__ = ["GrpcServer", "GrpcSettings"]
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+HEALTH_FLUSH_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,9 @@ class GrpcServer:
         """NOT_SERVING, end every stream with OK, then stop within the grace period."""
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
+            # Watch streams write NOT_SERVING from their own tasks: give them a moment
+            # to flush it before the server starts cancelling calls
+            await asyncio.sleep(HEALTH_FLUSH_S)
         if self.feed is not None:
             self.feed.close()
         if self.server is not None:
