@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .errors import StoreError
 
-__all__ = ["DbLock", "backup", "prune_backups", "restore"]
+__all__ = ["DbLock", "backup", "restore"]
 
 
 class DbLock:
@@ -97,12 +97,3 @@ def restore(source: Path, db_path: Path) -> None:
         staged = db_path.with_name(db_path.name + ".restoring")
         shutil.copyfile(source, staged)
         staged.replace(db_path)
-
-
-def prune_backups(folder: Path, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` dated backups in ``folder``; returns the deleted."""
-    found = sorted(folder.glob("northstard-*.db"))
-    doomed = found[:-keep] if keep > 0 else found
-    for path in doomed:
-        path.unlink(missing_ok=True)
-    return doomed

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import trio
 
-from northstard.backup import DbLock, backup, prune_backups, restore
+from northstard.backup import DbLock, backup, restore
 from northstard.errors import StoreError
 from northstard.store import load_persisted
 
@@ -61,14 +61,6 @@ def test_a_second_lock_on_the_same_database_is_refused(tmp_path: Path) -> None:
     with DbLock(db), pytest.raises(StoreError, match="in use"):
         DbLock(db).acquire()
     DbLock(db).acquire().release()
-
-
-def test_prune_keeps_the_newest(tmp_path: Path) -> None:
-    for stamp in ("20260101", "20260102", "20260103"):
-        (tmp_path / f"northstard-{stamp}.db").write_text("x")
-    gone = prune_backups(tmp_path, keep=2)
-    assert [p.name for p in gone] == ["northstard-20260101.db"]
-    assert len(list(tmp_path.glob("*.db"))) == 2
 
 
 def test_backup_and_restore_from_the_command_line(tmp_path: Path) -> None:
