@@ -26,7 +26,7 @@ import trio
 from .backup import backup, restore
 from .config import Config, load_config, redacted
 from .daemon import Daemon, run_daemon
-from .errors import ConfigError, PluginError, StoreError
+from .errors import ConfigError, PluginError, StoreError, leaf
 from .logs import configure_logging
 from .plugins import Plugins, make_plugins
 from .supervisor import SupervisorGaveUp
@@ -81,9 +81,7 @@ def _load(args: argparse.Namespace) -> tuple[Config, Plugins]:
 
 
 def _secrets(config: Config) -> list[str]:
-    return [
-        str(s.options[k]) for s in config.sources for k in s.secrets if s.options.get(k)
-    ]
+    return [secret for section in config.sources for secret in section.secret_values()]
 
 
 async def _run(config: Config, plugins: Plugins) -> None:
@@ -132,12 +130,6 @@ def _backup_or_restore(command: str, path: Path, db_path: Path) -> int:
     return 0
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
 def _raise_open_files_limit() -> int:
     """One descriptor per streaming client: lift the soft limit to the hard one."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -165,7 +157,7 @@ def _run_daemon(config: Config, plugins: Plugins) -> int:
     try:
         trio.run(_run, config, plugins)
     except BaseException as raised:
-        exc = _leaf(raised)
+        exc = leaf(raised)
         if isinstance(exc, KeyboardInterrupt):
             return 0
         if isinstance(exc, SupervisorGaveUp):

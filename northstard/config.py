@@ -190,6 +190,10 @@ class SourceSection:
     options: Mapping[str, Any] = field(repr=False)
     secrets: frozenset[str] = frozenset()
 
+    def secret_values(self) -> list[str]:
+        """The secrets this section holds (to scrub from logs and errors)."""
+        return [str(self.options[k]) for k in self.secrets if self.options.get(k)]
+
 
 @dataclass(frozen=True)
 class Config:

@@ -22,6 +22,7 @@ __all__ = [
     "SchemaDriftError",
     "SourceError",
     "StoreError",
+    "leaf",
 ]
 
 
@@ -62,3 +63,10 @@ class RequestError(NorthstardError):
         self.error = error
         self.detail = detail
         self.status = status
+
+
+def leaf(exc: BaseException) -> BaseException:
+    """The one exception inside nested single-member exception groups (trio nurseries)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

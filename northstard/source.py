@@ -105,7 +105,7 @@ class _Runner:
         self.send = send
         self.stats = stats
         self.observe = observe
-        self.secrets = [str(section.options[k]) for k in section.secrets if section.options.get(k)]
+        self.secrets = section.secret_values()
         self.log = log.bind(source=section.name, plugin=section.plugin)
 
     async def poll_once(self) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 import structlog
 import trio
 
+from .errors import leaf
+
 __all__ = ["ActorStatus", "Supervisor", "SupervisorGaveUp"]
 
 log = structlog.get_logger("northstard.supervisor")
@@ -123,8 +125,7 @@ class Supervisor:
     def _crashed(self, status: ActorStatus, exc: BaseException) -> None:
         now = trio.current_time()
         status.restarts += 1
-        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-            exc = exc.exceptions[0]
+        exc = leaf(exc)
         status.last_error = f"{type(exc).__name__}: {exc}"[:300]
         status.crashes.append(now)
         while status.crashes and status.crashes[0] < now - self.policy.window_s:

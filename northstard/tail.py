@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from .errors import leaf
 from .hub import Position
 from .mergepatch import Doc, apply_patch
 
@@ -200,12 +201,6 @@ def _attempt(transport: str, url: str, token: str | None, printer: Printer) -> N
     trio.run(follow, url, token, printer)
 
 
-def _unwrap(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
 def follow(transport: str, url: str, token: str | None, printer: Printer) -> int:
     """Follow the stream, reconnecting (with resume) after a lost connection; the exit code."""
     failures = 0
@@ -214,7 +209,7 @@ def follow(transport: str, url: str, token: str | None, printer: Printer) -> int
         try:
             _attempt(transport, url, token, printer)
         except BaseException as raised:
-            exc = _unwrap(raised)
+            exc = leaf(raised)
             if isinstance(exc, Done):
                 return 0
             if isinstance(exc, Refused):
