@@ -205,6 +205,9 @@ def serve(args: argparse.Namespace, conns: dict[int, Conn], stats: Stats) -> Non
         poller.register(fd, select.EPOLLIN)
     deadline = time.monotonic() + args.max_seconds
     window = (0.0, 0, 0)
+    # one receive buffer for every read: recvmsg(256 KiB) would allocate (mmap) 256 KiB per call
+    buffer = bytearray(RECEIVE_BYTES)
+    view = memoryview(buffer)
     while time.monotonic() < deadline:
         ready = poller.poll(1.0)
         received = time.time()
@@ -221,11 +224,12 @@ def serve(args: argparse.Namespace, conns: dict[int, Conn], stats: Stats) -> Non
                 continue
             conn = conns[fd]
             try:
-                data, ancillary, _, _ = conn.sock.recvmsg(RECEIVE_BYTES, TIMESTAMP_SPACE)
+                size, ancillary, _, _ = conn.sock.recvmsg_into([buffer], TIMESTAMP_SPACE)
             except BlockingIOError:
                 continue
             except OSError:
-                data, ancillary = b"", []
+                size, ancillary = 0, []
+            data = view[:size].tobytes()
             if not data:
                 stats.disconnected += 1
                 poller.unregister(fd)

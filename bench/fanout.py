@@ -47,7 +47,21 @@ REPO = HERE.parent
 READY = "northstard dashboard: "
 WARMUP_S = 2.0
 ISSUE2 = (("ws", 1000, 10.0), ("ws", 5000, 1.0), ("sse", 1000, 1.0))
-LOADGENS = {"trio": "loadgen.py", "epoll": "epollgen.py"}
+LOADGENS = {"trio": "loadgen.py", "epoll": "epollgen.py", "c": "cgen.c"}
+BUILD = HERE / ".build"  # the C load generator's binary (git-ignored)
+
+
+def loadgen_program(name: str) -> list[str]:
+    """The command that runs load generator ``name`` (the C one compiled first when stale)."""
+    source = HERE / LOADGENS[name]
+    if source.suffix != ".c":
+        return [sys.executable, str(source)]
+    binary = BUILD / source.stem
+    if not binary.exists() or binary.stat().st_mtime < source.stat().st_mtime:
+        BUILD.mkdir(exist_ok=True)
+        subprocess.run([os.environ.get("CC", "cc"), "-O2", "-o", str(binary), str(source), "-lm"],
+                       check=True)
+    return [str(binary)]
 ISSUE7 = (("ws", 1000, 10.0), ("ws", 10000, 1.0), ("sse", 1000, 10.0))  # bench/compare.py
 
 
@@ -63,6 +77,7 @@ class Spec:
     gc_threshold: tuple[int, ...] | None = None
     overrides: tuple[tuple[str, str], ...] = ()
     loadgen: str = "trio"  # "epoll": bench/epollgen.py, cheaper per message (see compare.py)
+    loadgen_nice: int = 0  # > 0: the clients' process runs under `nice -n N` (see compare.py)
 
     @property
     def connect_budget(self) -> float:
@@ -253,8 +268,9 @@ async def _measure(
     await trio.sleep(1.0)  # let the first changes land before measuring the idle RSS
     rss_before = proc.memory_info().rss
     connect_budget = spec.connect_budget
-    loadgen_cmd = [
-        sys.executable, str(HERE / LOADGENS[spec.loadgen]), "--transport", spec.transport,
+    loadgen_cmd = ["nice", "-n", str(spec.loadgen_nice)] if spec.loadgen_nice else []
+    loadgen_cmd += [
+        *loadgen_program(spec.loadgen), "--transport", spec.transport,
         "--host", host, "--port", port, "--clients", str(spec.clients),
         "--connect-timeout", str(connect_budget),
         "--max-seconds", str(connect_budget + WARMUP_S + spec.seconds + 60),
@@ -316,7 +332,7 @@ async def _measure(
         "synchronous": spec.synchronous,
         "daemon_gc_threshold": list(spec.gc_threshold) if spec.gc_threshold else "default",
         "config_overrides": dict(spec.overrides),
-        "load_generator": spec.loadgen,
+        "load_generator": spec.loadgen, "loadgen_nice": spec.loadgen_nice,
         "connected": clients,
         "failed_connects": int(connected["failed"]),
         "gave_up_connecting": int(connected.get("gave_up", 0)),

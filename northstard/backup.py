@@ -1,7 +1,9 @@
 """Online backups with SQLite's backup API, restore, and the database lock.
 
-``backup`` copies a consistent snapshot of the live database (WAL readers do
-not block the writer) to a new file, checks it, and returns its path.
+``backup`` copies a consistent snapshot of the live database to a new file,
+checks it, and returns its path. The copy is one step of SQLite's backup API:
+one read transaction, which in WAL mode never blocks the writer (a copy made
+in several steps would start over each time the writer commits in between).
 ``restore`` puts a backup in place of the database; it refuses while a
 daemon holds the database (``DbLock``: an exclusive ``flock`` on
 ``<db>.lock``, taken by the daemon for as long as it runs, which also keeps a
@@ -10,6 +12,7 @@ second daemon off the same file).
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
@@ -77,12 +80,15 @@ def backup(db_path: Path, destination: Path) -> Path:
         with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as source, closing(
             sqlite3.connect(partial)
         ) as target:
-            source.backup(target, pages=1024)
+            source.backup(target, pages=-1)
+            target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file, no -wal/-shm
         _check(partial)
         partial.replace(destination)
-    except sqlite3.Error as exc:
-        partial.unlink(missing_ok=True)
-        raise StoreError(f"backup failed: {exc}") from exc
+    except (sqlite3.Error, OSError) as exc:
+        raise StoreError(f"backup to {destination} failed: {exc}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
     return destination
 
 
@@ -96,4 +102,14 @@ def restore(source: Path, db_path: Path) -> None:
             db_path.with_name(db_path.name + suffix).unlink(missing_ok=True)
         staged = db_path.with_name(db_path.name + ".restoring")
         shutil.copyfile(source, staged)
+        _own_like_folder(staged)
         staged.replace(db_path)
+
+
+def _own_like_folder(path: Path) -> None:
+    """Private to the owner of its folder: run as root, a restore hands the file to the
+    service's user (systemd re-owns a state directory only when the folder itself is not its)."""
+    if os.geteuid() == 0:
+        folder = path.parent.stat()
+        os.chown(path, folder.st_uid, folder.st_gid)
+    path.chmod(0o600)

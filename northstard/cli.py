@@ -4,7 +4,8 @@
     northstard check-config [--config F]
     northstard sources check [--config F]
     northstard backup PATH | restore PATH [--config F]
-    northstard tail [--grpc|--ws|--sse] [--url URL] [--token T] [--count N]
+    northstard tail [--grpc|--ws|--sse] [--url URL] [--token T] [--count N] [--cacert PEM]
+    northstard token new [--name N]
 
 Exit codes: 0 clean stop, 2 bad config or plugin, 70 a core actor kept crashing.
 """
@@ -23,6 +24,8 @@ from pathlib import Path
 import structlog
 import trio
 
+from .activation import passed_hosts
+from .auth import check_exposure, new_token_text, valid_name
 from .backup import backup, restore
 from .config import Config, load_config, redacted
 from .daemon import Daemon, run_daemon
@@ -49,6 +52,9 @@ def _parser() -> argparse.ArgumentParser:
             "--port", type=int, default=default, help="listen port (server.port; 0 = any free)"
         )
         target.add_argument("--db", type=Path, default=default, help="SQLite file (storage.path)")
+        target.add_argument("--insecure-no-auth", action="store_true", default=default,
+                            help="serve a non-loopback address without [auth] tokens "
+                            "(server.insecure_no_auth)")
     commands.add_parser("check-config", help="print the effective config, secrets redacted")
     sources = commands.add_parser("sources", help="inspect the configured sources")
     sources_commands = sources.add_subparsers(dest="sources_command", required=True)
@@ -59,6 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("path", type=Path, help="the backup file")
     tail = commands.add_parser("tail", help="print the live net P&L and each change (a client)")
     add_tail_arguments(tail)
+    token = commands.add_parser("token", help="API tokens for [auth]")
+    token_commands = token.add_subparsers(dest="token_command", required=True)
+    new_token = token_commands.add_parser("new", help="make a token: printed once, with its config entry")
+    new_token.add_argument("--name", help="a label for it (letters, digits, _ . @ -)")
     return parser
 
 
@@ -76,6 +86,8 @@ def _load(args: argparse.Namespace) -> tuple[Config, Plugins]:
         value = getattr(args, flag, None)
         if value is not None:
             environ[f"NORTHSTARD_{key}"] = json.dumps(str(value)) if flag != "port" else str(value)
+    if getattr(args, "insecure_no_auth", False):
+        environ["NORTHSTARD_SERVER__INSECURE_NO_AUTH"] = "true"
     config = load_config(_config_path(args), plugins.source_types(), environ)
     return config, plugins
 
@@ -98,8 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         from .tail import main as tail
 
         return tail(args)
+    if args.command == "token":
+        return _new_token(args.name)
     try:
         config, plugins = _load(args)
+        if args.command in (None, "run"):
+            check_exposure(config.sections, passed_hosts())  # refused here with one line; the daemon warns
     except (ConfigError, PluginError) as exc:
         print(f"northstard: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -115,6 +131,17 @@ def main(argv: list[str] | None = None) -> int:
 
         return check_sources(config, plugins)
     return _run_daemon(config, plugins)
+
+
+def _new_token(name: str | None) -> int:
+    if name is not None and not valid_name(name):
+        print("northstard: --name: letters, digits and _ . @ - only (at most 64)", file=sys.stderr)
+        return EXIT_CONFIG
+    token, entry = new_token_text(name)
+    print(f"{token}\n[auth]\ntokens = [{entry}]")
+    print("northstard: the token is shown only now; the config keeps only its sha256 digest "
+          "(add the entry to [auth] tokens if it lists others)", file=sys.stderr)
+    return 0
 
 
 def _backup_or_restore(command: str, path: Path, db_path: Path) -> int:

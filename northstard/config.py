@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .auth import OPEN_CHOICES, tokens_problem
 from .errors import ConfigError
 
 __all__ = ["Config", "Field", "Schema", "SourceSection", "load_config", "redacted"]
 
 ENV_PREFIX = "NORTHSTARD_"
-ENV_RESERVED = {"NORTHSTARD_CONFIG", "NORTHSTARD_DISABLE_PLUGINS"}
+ENV_RESERVED = {"NORTHSTARD_CONFIG", "NORTHSTARD_DISABLE_PLUGINS", "NORTHSTARD_TOKEN"}  # TOKEN: tail
 REDACTED = "<redacted>"
 
 
@@ -94,6 +95,18 @@ def _sha256_digests(value: list[Any]) -> str | None:
     return "expected sha256 hex digests of the tokens (64 hex characters each)"
 
 
+def _open_choices(value: list[Any]) -> str | None:
+    if all(v in OPEN_CHOICES for v in value):
+        return None
+    return f"expected a list of {' and '.join(OPEN_CHOICES)}"
+
+
+def _cookie_name(value: str) -> str | None:
+    if value and all(c.isalnum() or c in "_-" for c in value):
+        return None
+    return "letters, digits, _ and - only"
+
+
 CORE: dict[str, tuple[Field, ...]] = {
     "server": (
         Field("host", str, "127.0.0.1", help="address to listen on"),
@@ -101,6 +114,10 @@ CORE: dict[str, tuple[Field, ...]] = {
         Field("ws_max_message_bytes", int, 65536, min=128, help="larger client frames: close 1009"),
         Field("ws_allowed_origins", list, [], check=_origins,
               help="browser Origins allowed on /ws besides the page's own ('*': any)"),
+        Field("cors_allowed_origins", list, [], check=_origins,
+              help="Origins whose pages may read the REST API and SSE (CORS; '*': any, no cookies)"),
+        Field("insecure_no_auth", bool, False,
+              help="serve a non-loopback address without [auth] tokens (insecure)"),
         Field("ws_blocked_close_after_s", float, 30.0, min=0.01,
               help="a stream client whose socket accepts nothing this long is closed (4008)"),
         Field("ws_ping_interval_s", float, 20.0, min=0, help="server pings on /ws; 0 is off"),
@@ -109,6 +126,13 @@ CORE: dict[str, tuple[Field, ...]] = {
         Field("longpoll_max_s", float, 60.0, min=0, help="longest wait= accepted"),
         Field("shutdown_grace_s", float, 3.0, min=0, help="time given to close client streams"),
         Field("backlog", int, 4096, min=1, help="listen backlog (connection bursts)"),
+        Field("send_threads", int, 0, min=0, max=64,
+              help="threads writing each broadcast to the WS/SSE sockets; 0: one per core (max 4)"),
+        Field("tls_cert", Path, None, help="PEM certificate chain; with tls_key: HTTPS and WSS on this port"),
+        Field("tls_key", Path, None, help="unencrypted PEM private key of tls_cert"),
+        Field("tls_min_version", str, "1.2", choices=("1.2", "1.3"), help="oldest TLS version accepted"),
+        Field("tls_handshake_timeout_s", float, 10.0, min=0.01,
+              help="a client that has not completed the TLS handshake by then is closed"),
     ),
     "storage": (
         Field("path", Path, None, help="SQLite file; default in the state directory"),
@@ -142,6 +166,36 @@ CORE: dict[str, tuple[Field, ...]] = {
         Field("max_rate_hz", float, 0.0, min=0, help="per-stream event cap; 0 is off"),
         Field("shutdown_grace_s", float, 3.0, min=0, help="time given to open streams on shutdown"),
     ),
+    "auth": (
+        Field("tokens", list, [], check=tokens_problem,
+              help='accepted API tokens: sha256 hex digests, or { name = "N", sha256 = "..." }'),
+        Field("open", list, ["health"], check=_open_choices,
+              help="what is served without a token: any of health, metrics"),
+        Field("session_lifetime_s", float, 604800.0, min=60, help="a browser session cookie lasts this long"),
+        Field("cookie_name", str, "northstard_session", check=_cookie_name),
+        Field("cookie_secure", str, "auto", choices=("auto", "always"),
+              help="auto: Secure when the request came over TLS; always: every time"),
+        Field("session_key_file", Path, None,
+              help="cookie-signing key (32+ characters); default: created 0600 beside the database"),
+    ),
+    "limits": (
+        Field("rest_rate_per_s", float, 20.0, min=0, help="REST requests per second per client IP; 0 is off"),
+        Field("rest_burst", int, 100, min=1, help="REST requests a client IP may make at once"),
+        Field("connect_rate_per_s", float, 20.0, min=0, help="new connections per second per IP; 0 is off"),
+        Field("connect_burst", int, 100, min=1, help="new connections an IP may open at once"),
+        Field("max_streams", int, 20000, min=0, help="open WS + SSE streams in total (and gRPC); 0 is off"),
+        Field("max_streams_per_client", int, 100, min=0,
+              help="open streams per token (else per IP); 0 is off"),
+        Field("header_timeout_s", float, 10.0, min=0.01,
+              help="a request head must be complete this long after its first byte"),
+        Field("idle_timeout_s", float, 30.0, min=0.01, help="an idle keep-alive connection is closed"),
+        Field("exempt_loopback", bool, True,
+              help="per-IP limits skip 127.0.0.1 and ::1 (a local reverse proxy, tests, benches)"),
+        Field("max_tracked_clients", int, 10000, min=1, help="client IPs remembered (LRU)"),
+        Field("stream_send_buffer_bytes", int, 65536, min=0,
+              help="kernel send buffer of a WS/SSE socket (SO_SNDBUF): what a reader that stops "
+              "reading can pin before it is closed; 0: the kernel's autotuning (up to 4 MiB)"),
+    ),
     "log": (
         Field("level", str, "info", choices=("debug", "info", "warning", "error")),
         Field("format", str, "auto", choices=("auto", "json", "console")),
@@ -151,6 +205,12 @@ CORE: dict[str, tuple[Field, ...]] = {
         Field("restart_window_s", float, 60.0, min=1),
         Field("backoff_initial_s", float, 0.5, min=0),
         Field("backoff_max_s", float, 30.0, min=0),
+    ),
+    "backup": (
+        Field("dir", Path, None, help="folder of the periodic backups; default: backups/ beside the DB"),
+        Field("every_s", float, 0.0, min=0, help="a backup every N seconds; 0 is off"),
+        Field("keep", int, 7, min=1, help="the newest N periodic backups are kept"),
+        Field("keep_days", float, 0.0, min=0, help="older ones go too (the newest stays); 0: no limit"),
     ),
 }
 

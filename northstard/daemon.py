@@ -13,13 +13,18 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import structlog
 import trio
 
+from .activation import passed_hosts
+from .auth import Authenticator, check_exposure, exposed_listeners, load_session_key
 from .backup import DbLock
+from .backups import BackupJob, BackupSettings, BackupState, run_backups
 from .breaker import Breaker
 from .buckets import BucketSet
 from .cache import Cache, CacheClient, run_cache
@@ -37,6 +42,8 @@ from .store import load_persisted, open_writer
 from .supervisor import Policy, Supervisor
 from .web.app import run_web
 from .web.context import WebContext
+from .web.limits import LimitSettings
+from .web.tls import load_server_context
 from .writer import WriterSettings, WriterState, run_writer
 
 __all__ = ["Daemon", "run_daemon"]
@@ -88,6 +95,14 @@ def _policy(config: Config) -> Policy:
                   s["backoff_max_s"])
 
 
+def _backups(config: Config, state: BackupState, metrics: Metrics) -> Callable[..., Awaitable[None]] | None:
+    """The periodic backup actor, or None when ``backup.every_s`` is 0."""
+    settings = BackupSettings.from_config(config.sections["backup"], config.db_path)
+    if settings.every_s <= 0:
+        return None
+    return partial(run_backups, BackupJob(config.db_path, settings), settings.every_s, state, metrics)
+
+
 async def _prepare(config: Config) -> tuple[EngineState, WriterState]:
     """Migrate the store, then rebuild the engine's and the writer's state from it."""
     conn = await trio.to_thread.run_sync(open_writer, config.db_path, "normal")
@@ -98,6 +113,23 @@ async def _prepare(config: Config) -> tuple[EngineState, WriterState]:
     log.info("state recovered", epoch=state.epoch, seq=state.seq,
              records=len(persisted.records), path=str(config.db_path))
     return state, WriterState(buckets=BucketSet(persisted.open_buckets), committed_seq=state.seq)
+
+
+def _authenticator(config: Config) -> Authenticator:
+    """``[auth]``; the session key is read (or made) only when tokens are configured."""
+    section = config.sections["auth"]
+    key = load_session_key(section["session_key_file"], config.db_path.parent) if section["tokens"] else b""
+    return Authenticator.from_config(section, key)
+
+
+def _check_exposure(config: Config) -> None:
+    """ConfigError for a non-loopback listener without tokens; a loud warning under the override."""
+    passed = passed_hosts()  # socket activation: what is really served
+    exposed = exposed_listeners(config.sections, passed)
+    for key in check_exposure(config.sections, passed):
+        log.warning("INSECURE: serving without authentication on a non-loopback address "
+                    "(server.insecure_no_auth / --insecure-no-auth); anyone who can reach it reads the P&L",
+                    key=key, address=exposed[key])
 
 
 async def _watch_signals(daemon: Daemon) -> None:
@@ -116,6 +148,8 @@ async def run_daemon(
     task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run until stopped; returns after a clean shutdown."""
+    _check_exposure(config)
+    load_server_context(config.sections["server"])  # unreadable or invalid TLS files: ConfigError, exit 2
     with DbLock(config.db_path):  # one daemon per database
         await _run_locked(config, plugins, handle_signals, task_status)
 
@@ -133,7 +167,10 @@ async def _run_locked(
     supervisor = Supervisor(_policy(config))
     hub = Hub(config.sections["hub"]["ring_size"])
     cache = Cache()
+    backup_state = BackupState()
     engine_state, writer_state = await _prepare(config)
+    auth = await trio.to_thread.run_sync(_authenticator, config)
+    grpc_settings = replace(grpc_settings, tokens=(*grpc_settings.tokens, *auth.digests))
     hub.reset(engine_state.epoch, engine_state.seq, engine_state.doc or {}, 0)
     if engine_state.doc is not None:
         cache.reset(engine_state.epoch, engine_state.seq, 0, engine_state.doc)
@@ -168,11 +205,13 @@ async def _run_locked(
             supervisor=supervisor, sources=stats, sections={s.name: s for s in config.sources},
             metrics=metrics, server=config.sections["server"],
             max_rate_hz=config.sections["hub"]["max_rate_hz"],
-            started_at=started_at, writer=writer_state,
+            started_at=started_at, writer=writer_state, auth=auth, backups=backup_state,
+            limits=config.sections["limits"],
         )
         daemon = Daemon([], hub, supervisor, engine_state, metrics)
         await _serve(core, daemon, ctx, supervisor, instances, stats, source_send, metrics,
-                     handle_signals, task_status, grpc=grpc_settings if grpc["enabled"] else None)
+                     handle_signals, task_status, grpc=grpc_settings if grpc["enabled"] else None,
+                     backups=_backups(config, backup_state, metrics))
         await source_send.aclose()  # the engine drains, then the writer flushes and closes
     log.info("stopped", seq=engine_state.seq)
 
@@ -190,8 +229,9 @@ async def _serve(
     task_status: trio.TaskStatus[Daemon],
     *,
     grpc: GrpcSettings | None = None,
+    backups: Callable[..., Awaitable[None]] | None = None,
 ) -> None:
-    """Run the sources and the web and gRPC edges until asked to stop."""
+    """Run the sources, the periodic backups and the web and gRPC edges until asked to stop."""
     web_stop = trio.Event()
     try:
         async with trio.open_nursery() as edge:
@@ -203,9 +243,12 @@ async def _serve(
                         sources, f"source:{section.name}", run_source, section, source,
                         source_send, stats[section.name], metrics.observe_poll, core=False,
                     )
+                if backups is not None:  # cancelled with the sources at stop
+                    await supervisor.start(sources, "backups", backups, core=False)
                 daemon.urls = await edge.start(run_web, ctx, web_stop.wait)
                 if grpc is not None:  # stops when the hub closes; a failure never stops the daemon
-                    deps = GrpcDeps(ctx.hub, ctx.db_path, ctx.sections, stats, metrics)
+                    deps = GrpcDeps(ctx.hub, ctx.db_path, ctx.sections, stats, metrics,
+                                    LimitSettings.from_section(ctx.limits))
                     await supervisor.start(edge, "grpc", run_grpc, grpc, deps, daemon.grpc, core=False)
                 log.info("listening", urls=daemon.urls, dashboard=daemon.urls[0] + "/",
                          grpc=daemon.grpc_address)

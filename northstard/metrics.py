@@ -26,6 +26,16 @@ class Metrics:
         self.unsaved = Gauge(
             "northstard_unsaved_changes", "Changes accepted but not yet on disk", registry=r
         )
+        self.backup_last_success = Gauge(
+            "northstard_backup_last_success_timestamp_seconds",
+            "Unix time of the newest periodic backup", registry=r,
+        )
+        self.backup_failures = Counter(
+            "northstard_backup_failures", "Periodic backups that failed", registry=r
+        )
+        self.backup_failing = Gauge(
+            "northstard_backup_failing", "1 while the last periodic backup failed", registry=r
+        )
         self.batch_size = Histogram(
             "northstard_writer_batch_size", "Changes per write transaction",
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000), registry=r,
@@ -42,6 +52,10 @@ class Metrics:
         )
         self.source_up = Gauge(
             "northstard_source_up", "1 when the source's circuit is closed", ["source"], registry=r
+        )
+        self.refused = Counter(
+            "northstard_refused", "Connections, requests and streams refused by a [limits] limit",
+            ["reason"], registry=r,
         )
 
     def observe_batch(self, size: int, seconds: float) -> None:

@@ -1,6 +1,6 @@
 """``northstard tail``: print the live net P&L and each change, one line each.
 
-    northstard tail [--grpc|--ws|--sse] [--url URL] [--token T] [--count N]
+    northstard tail [--grpc|--ws|--sse] [--url URL] [--token T] [--count N] [--cacert PEM]
 
 One line per event, the stream's position first:
 
@@ -11,7 +11,8 @@ A delta lists every field it changed as ``path=value`` (``path=-`` for a field
 it removed). On a lost connection the client reconnects and resumes from the
 last position it printed (every transport resumes without a gap). Exit 0
 after ``--count`` events or on Ctrl-C, 1 when the daemon cannot be reached,
-2 when it refuses the token.
+2 when it refuses the token. The token (``--token``, else ``$NORTHSTARD_TOKEN``)
+goes as ``Authorization: Bearer`` on every transport.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import ssl
 import sys
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import leaf
@@ -29,8 +33,10 @@ from .mergepatch import Doc, apply_patch
 
 __all__ = ["Printer", "add_arguments", "change_paths", "follow", "main"]
 
+TOKEN_ENV = "NORTHSTARD_TOKEN"
 DEFAULT_URLS = {"grpc": "grpc://127.0.0.1:8081", "ws": "http://127.0.0.1:8080",
                 "sse": "http://127.0.0.1:8080"}
+REFUSED_STATUSES = (401, 403)
 RETRY_S = 1.0
 MAX_RETRIES = 5
 
@@ -55,8 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(transport="grpc")
     parser.add_argument("--url", help="grpc[s]://HOST:PORT, or http[s]://HOST:PORT for --ws/--sse"
                         " (default: the daemon's default address)")
-    parser.add_argument("--token", help="bearer token (gRPC with grpc.tokens)")
+    parser.add_argument("--token", default=os.environ.get(TOKEN_ENV) or None,
+                        help=f"API token, sent as Authorization: Bearer (default: ${TOKEN_ENV})")
     parser.add_argument("--count", type=int, default=0, help="exit after N events (0: never)")
+    parser.add_argument("--cacert", type=Path, help="PEM CA file to trust for https://, wss:// and"
+                        " grpcs:// (e.g. the daemon's self-signed server.tls_cert)")
 
 
 def change_paths(patch: Doc, prefix: str = "") -> list[tuple[str, Any]]:
@@ -126,14 +135,14 @@ class Printer:
 # -- transports: each raises Unreachable when the connection cannot be made or is lost --------
 
 
-async def _follow_grpc(url: str, token: str | None, printer: Printer) -> None:
+async def _follow_grpc(url: str, token: str | None, printer: Printer, cacert: bytes | None) -> None:
     import grpc
 
     from .grpc_edge.client import PnlClient, open_channel
     from .grpc_edge.convert import doc_from_snapshot, patch_from_struct
 
     try:
-        async with open_channel(url) as channel:
+        async with open_channel(url, cacert) as channel:
             async for event in PnlClient(channel, token).subscribe(resume=printer.position):
                 if event.WhichOneof("body") == "snapshot":
                     printer.snapshot(event.epoch, event.seq, doc_from_snapshot(event.snapshot))
@@ -153,21 +162,30 @@ def _headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-async def _follow_ws(url: str, token: str | None, printer: Printer) -> None:
-    from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
+def _tls(cacert: bytes | None) -> ssl.SSLContext | None:
+    """Trust ``cacert`` (None: the system's CAs)."""
+    return ssl.create_default_context(cadata=cacert.decode("ascii")) if cacert else None
+
+
+async def _follow_ws(url: str, token: str | None, printer: Printer, cacert: bytes | None) -> None:
+    from trio_websocket import ConnectionClosed, ConnectionRejected, HandshakeError, open_websocket_url
 
     since = f"?since={printer.position}" if printer.position else ""
     target = url.replace("http", "ws", 1).rstrip("/") + "/ws" + since
     try:
         headers = [(k.encode(), v.encode()) for k, v in _headers(token).items()]
-        async with open_websocket_url(target, extra_headers=headers) as ws:
+        async with open_websocket_url(target, ssl_context=_tls(cacert), extra_headers=headers) as ws:
             while True:
                 printer.json_message(json.loads(await ws.get_message()))
+    except ConnectionRejected as exc:
+        if exc.status_code in REFUSED_STATUSES:
+            raise Refused(f"{target}: HTTP {exc.status_code}") from None
+        raise Unreachable(f"{target}: HTTP {exc.status_code}") from None
     except (OSError, HandshakeError, ConnectionClosed, ConnectionError) as exc:
         raise Unreachable(f"{target}: {exc!r}") from None
 
 
-async def _follow_sse(url: str, token: str | None, printer: Printer) -> None:
+async def _follow_sse(url: str, token: str | None, printer: Printer, cacert: bytes | None) -> None:
     import httpx
 
     headers = _headers(token)
@@ -175,8 +193,11 @@ async def _follow_sse(url: str, token: str | None, printer: Printer) -> None:
         headers["Last-Event-ID"] = str(printer.position)
     target = url.rstrip("/") + "/api/pnl/stream"
     try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client, \
+        verify = _tls(cacert) or True
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None), verify=verify) as client, \
                 client.stream("GET", target, headers=headers) as response:
+            if response.status_code in REFUSED_STATUSES:
+                raise Refused(f"{target}: HTTP {response.status_code}")
             if response.status_code != 200:
                 raise Unreachable(f"{target}: HTTP {response.status_code}")
             data: list[str] = []
@@ -191,23 +212,24 @@ async def _follow_sse(url: str, token: str | None, printer: Printer) -> None:
     raise Unreachable(f"{target}: the stream ended")
 
 
-def _attempt(transport: str, url: str, token: str | None, printer: Printer) -> None:
+def _attempt(transport: str, url: str, token: str | None, printer: Printer, cacert: bytes | None) -> None:
     if transport == "grpc":
-        asyncio.run(_follow_grpc(url, token, printer))
+        asyncio.run(_follow_grpc(url, token, printer, cacert))
         return
     import trio
 
     follow = _follow_ws if transport == "ws" else _follow_sse
-    trio.run(follow, url, token, printer)
+    trio.run(follow, url, token, printer, cacert)
 
 
-def follow(transport: str, url: str, token: str | None, printer: Printer) -> int:
+def follow(transport: str, url: str, token: str | None, printer: Printer,
+           cacert: bytes | None = None) -> int:
     """Follow the stream, reconnecting (with resume) after a lost connection; the exit code."""
     failures = 0
     while True:
         before = printer.printed
         try:
-            _attempt(transport, url, token, printer)
+            _attempt(transport, url, token, printer, cacert)
         except BaseException as raised:
             exc = leaf(raised)
             if isinstance(exc, Done):
@@ -228,6 +250,12 @@ def main(args: argparse.Namespace) -> int:
     """``northstard tail`` with parsed arguments; returns the exit code."""
     printer = Printer(count=args.count)
     try:
-        return follow(args.transport, args.url or DEFAULT_URLS[args.transport], args.token, printer)
+        cacert = args.cacert.read_bytes() if args.cacert else None
+    except OSError as exc:
+        print(f"northstard tail: cannot read --cacert {args.cacert}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        return follow(args.transport, args.url or DEFAULT_URLS[args.transport], args.token, printer,
+                      cacert)
     except KeyboardInterrupt:
         return 0

@@ -168,6 +168,18 @@ def _close_event(payload: bytes) -> Close:
         raise ProtocolError(CloseCode.INVALID_DATA, "close reason is not UTF-8") from None
 
 
+def _check_bits(first: int, second: int) -> None:
+    """What the first two bytes of a client frame alone can break."""
+    if not second & 0x80:
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "client frames must be masked")
+    if first & 0x70:
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "reserved bits set (no extension agreed)")
+    if first & 0x0F not in _OPCODES:
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"unknown opcode {first & 0x0F:#x}")
+    if first & 0x0F >= Opcode.CLOSE and (not first & 0x80 or second & 0x7F > MAX_CONTROL_PAYLOAD):
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "control frames must be final and at most 125 bytes")
+
+
 @dataclass(frozen=True)
 class _Header:
     fin: bool
@@ -206,38 +218,36 @@ class FrameReader:
         return events
 
     def _header(self) -> _Header | None:
+        """The next frame's header once it is all here; each check as soon as its bytes are.
+
+        The bits of the first two bytes are checked at once, the length once it is
+        known: a frame that can only be refused is never waited on (an unmasked
+        frame has no masking key to wait for).
+        """
         buffer = self._buffer
         if len(buffer) < 2:
             return None
         first, second = buffer[0], buffer[1]
+        fin, opcode = bool(first & 0x80), first & 0x0F
+        _check_bits(first, second)
         length, size = second & 0x7F, 2
         if length == 126:
             size = 4
         elif length == 127:
             size = 10
-        if len(buffer) < size + 4:
+        if len(buffer) < size:
             return None
         if size > 2:
             length = int.from_bytes(buffer[2:size], "big")
-        header = _Header(bool(first & 0x80), first & 0x0F, length, size + 4,
-                         bytes(buffer[size:size + 4]))
-        self._check(first, second, header)
-        return header
+        self._check_length(opcode, length)
+        if len(buffer) < size + 4:
+            return None
+        return _Header(fin, opcode, length, size + 4, bytes(buffer[size:size + 4]))
 
-    def _check(self, first: int, second: int, header: _Header) -> None:
-        if not second & 0x80:
-            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "client frames must be masked")
-        if first & 0x70:
-            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "reserved bits set (no extension agreed)")
-        if header.opcode not in _OPCODES:
-            raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"unknown opcode {header.opcode:#x}")
-        if header.length > MAX_LENGTH:
+    def _check_length(self, opcode: int, length: int) -> None:
+        if length > MAX_LENGTH:
             raise ProtocolError(CloseCode.PROTOCOL_ERROR, "64-bit length with its top bit set")
-        if header.opcode >= Opcode.CLOSE:
-            if not header.fin or header.length > MAX_CONTROL_PAYLOAD:
-                raise ProtocolError(CloseCode.PROTOCOL_ERROR,
-                                    "control frames must be final and at most 125 bytes")
-        elif len(self._fragments) + header.length > self.max_message_bytes:
+        if opcode < Opcode.CLOSE and len(self._fragments) + length > self.max_message_bytes:
             raise ProtocolError(CloseCode.TOO_BIG,
                                 f"message over {self.max_message_bytes} bytes")
 

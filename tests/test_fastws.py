@@ -477,7 +477,7 @@ async def test_a_client_that_stops_reading_is_closed_with_4008_and_resumes(
 async def test_sse_keep_alive_when_quiet() -> None:
     hub = new_hub()
     server = {"sse_keepalive_s": 0.05, "sse_retry_ms": 100, "shutdown_grace_s": 1.0,
-              "ws_blocked_close_after_s": 30.0}
+              "ws_blocked_close_after_s": 30.0, "send_threads": 2}
     async with serving([SseEdge(hub, Metrics(), server)]) as url:
         client = await RawClient.connect(url)
         await client.stream.send_all(b"GET /api/pnl/stream HTTP/1.1\r\nHost: x\r\n\r\n")

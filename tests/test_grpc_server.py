@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from northstard.grpc_edge.client import PnlClient, open_channel
@@ -22,6 +16,7 @@ from northstard.grpc_edge.server import GrpcServer, GrpcSettings
 from northstard.grpc_edge.service import Backend
 from northstard.pnl import Book
 
+from certs import self_signed
 from unit_helpers import T0
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -66,29 +61,6 @@ def test_health_not_serving_until_a_snapshot_then_not_serving_on_stop(tmp_path: 
     statuses, unavailable = asyncio.run(scenario())
     assert statuses == [NOT_SERVING, SERVING, NOT_SERVING]
     assert unavailable == grpc.StatusCode.UNAVAILABLE
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
 
 
 def test_tls(tmp_path: Path) -> None:

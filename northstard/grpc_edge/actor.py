@@ -15,7 +15,7 @@ import asyncio
 import ipaddress
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from ..hub import Hub, HubClosed, Message
 from ..mergepatch import Doc
 from ..metrics import Metrics
 from ..source import SourceStats
+from ..web.limits import LimitSettings
 from .bridge import AsyncioThread, open_asyncio_thread
 from .queries import source_entries
 from .ring import Published
@@ -58,6 +59,7 @@ class GrpcDeps:
     sections: Mapping[str, SourceSection]
     stats: Mapping[str, SourceStats]
     metrics: Metrics | None = None
+    limits: LimitSettings = field(default_factory=LimitSettings)  # the stream caps
 
 
 def _loopback(host: str) -> bool:
@@ -98,8 +100,13 @@ def _backend(settings: GrpcSettings, deps: GrpcDeps, thread: AsyncioThread) -> B
         if counters:
             counters[kind].inc()
 
+    def refused(reason: str) -> None:  # on the loop
+        if deps.metrics is not None:
+            deps.metrics.refused.labels(reason).inc()
+
     return Backend(db_path=deps.db_path, sources=sources, max_rate_hz=settings.max_rate_hz,
-                   streams_changed=lambda delta: thread.to_trio(count, delta), sent=sent)
+                   streams_changed=lambda delta: thread.to_trio(count, delta), sent=sent,
+                   limits=deps.limits, token_keys=bool(settings.tokens), refused=refused)
 
 
 async def _feed(hub: Hub, thread: AsyncioThread, server: GrpcServer) -> None:

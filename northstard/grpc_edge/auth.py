@@ -1,14 +1,16 @@
 """Bearer-token auth for the gRPC server: ``authorization: Bearer <token>`` metadata.
 
-The config holds sha256 hex digests of the accepted tokens, never the tokens.
-A presented token is hashed and compared with every digest in constant time
-(``hmac.compare_digest``). No digest configured: every call is accepted.
-Health checks stay open (load balancers probe without credentials).
+The accepted tokens are those of ``[auth] tokens`` (the same tokens the web
+edges take) plus the older ``grpc.tokens``, which only gRPC accepts; the
+daemon hands their sha256 hex digests to ``GrpcSettings.tokens``. A presented
+token is hashed and compared with every digest in constant time
+(``hmac.compare_digest``, ``northstard.auth``). No digest configured: every
+call is accepted. Health checks stay open (load balancers probe without
+credentials).
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -16,17 +18,14 @@ from typing import Any, TypeVar
 import grpc
 import grpc.aio
 
+from ..auth import bearer, digest
+
 __all__ = ["BearerAuth", "check_digests", "digest"]
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
 REFUSAL = "missing or wrong bearer token (authorization: Bearer <token>)"
-
-
-def digest(token: str) -> str:
-    """The sha256 hex digest to put in ``grpc.tokens`` for ``token``."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def check_digests(value: list[Any]) -> str | None:
@@ -43,10 +42,9 @@ def _is_hex(text: str) -> bool:
 
 def _bearer(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
     for key, value in metadata or ():
-        if key.lower() == "authorization" and isinstance(value, str):
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
+        token = bearer(value) if key.lower() == "authorization" and isinstance(value, str) else None
+        if token:
+            return token
     return None
 
 

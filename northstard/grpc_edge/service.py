@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ import grpc
 import grpc.aio
 
 from .._proto.northstar.v1 import pnl_pb2 as pb
+from ..auth import bearer, digest
 from ..hub import Position
+from ..web.limits import Limits, LimitSettings
 from .queries import history_range, history_response, read_history, sources_response
 from .ring import EventRing, Published
 
@@ -97,6 +99,9 @@ class Backend:
     max_rate_hz: float = 0.0
     streams_changed: Callable[[int], None] = lambda delta: None
     sent: Callable[[str], None] = lambda kind: None
+    limits: LimitSettings = field(default_factory=LimitSettings)  # the stream caps of [limits]
+    token_keys: bool = False  # auth is on: a stream counts against its bearer token's cap
+    refused: Callable[[str], None] = lambda reason: None
 
 
 def _interval(requested: float, cap: float) -> float:
@@ -105,10 +110,28 @@ def _interval(requested: float, cap: float) -> float:
     return 1.0 / min(rates) if rates else 0.0
 
 
+def peer_host(peer: str) -> str:
+    """The address in a gRPC peer string (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``); empty for Unix."""
+    kind, _, rest = peer.partition(":")
+    if kind not in ("ipv4", "ipv6"):
+        return ""
+    return rest.rpartition(":")[0].strip("[]")
+
+
+def _token_id(context: Context) -> str | None:
+    """The short id (as ``northstard.auth`` names tokens) of the call's bearer token."""
+    for key, value in context.invocation_metadata() or ():
+        if key.lower() == "authorization" and isinstance(value, str):
+            token = bearer(value)
+            return digest(token)[:16] if token else None
+    return None
+
+
 class PnlStream:
     def __init__(self, feed: Feed, backend: Backend) -> None:
         self.feed = feed
         self.backend = backend
+        self.limits = Limits(backend.limits)
 
     async def subscribe(self, request: pb.SubscribeRequest, context: Context) -> None:
         rate = request.max_rate_hz
@@ -118,14 +141,26 @@ class PnlStream:
         if request.HasField("resume"):
             position = Position(request.resume.epoch, request.resume.seq)
         backend, feed = self.backend, self.feed
+        key = await self._take_slot(context)
         feed.streams += 1
         backend.streams_changed(1)
         try:
             await pump(feed, position, context.write, _interval(rate, backend.max_rate_hz),
                        backend.sent)
         finally:
+            self.limits.streams.release(key)
             feed.streams -= 1
             backend.streams_changed(-1)
+
+    async def _take_slot(self, context: Context) -> str | None:
+        """A stream slot (total, and per token or address); RESOURCE_EXHAUSTED over a cap."""
+        principal = _token_id(context) if self.backend.token_keys else None
+        key = self.limits.stream_key(peer_host(context.peer()), principal)
+        cap = self.limits.streams.acquire(key)
+        if cap is not None:
+            self.backend.refused(f"grpc_streams_{cap}")
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, self.limits.stream_refusal(cap, key))
+        return key
 
     async def get_current(self, request: pb.GetCurrentRequest, context: Context) -> bytes:
         ring = self.feed.ring

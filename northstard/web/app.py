@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -20,17 +21,22 @@ from .context import WebContext
 from .fastsse import SseEdge
 from .fastws import WsEdge, WsSettings
 from .front import Edge, Front
+from .guard import add_cors, add_guard, edge_authorizer
+from .limits import Limits, LimitSettings
+from .login import add_login_routes
 from .rest import add_rest_routes
 from .streams import add_stream_routes
+from .tls import tls_server
 
 __all__ = ["create_app", "run_web"]
 
 log = structlog.get_logger("northstard.web")
 
 STATIC = Path(str(resources.files("northstard.web") / "static"))
-PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:;"
-    " img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+PAGE_HEADERS = {  # no inline script or style anywhere (tests/test_auth_web.py checks the pages)
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self';"
+    " connect-src 'self' ws: wss:; img-src 'self' data:; object-src 'none';"
+    " frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
@@ -47,6 +53,10 @@ def create_app(ctx: WebContext) -> QuartTrio:
     # Page files are revalidated (ETag/Last-Modified -> 304) on every load, so
     # an upgrade never leaves a browser mixing old and new dashboard modules.
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 0
+
+    add_cors(app, tuple(ctx.server.get("cors_allowed_origins", ())))  # preflights before the guard
+    add_guard(app, ctx.auth)
+    add_login_routes(app, ctx.auth)
 
     @app.route("/")
     async def index() -> Response:
@@ -95,7 +105,9 @@ def hypercorn_config(ctx: WebContext, host: str, port: int) -> HypercornConfig:
     config.accesslog = None
     config.errorlog = None
     config.include_server_header = False
-    config.keep_alive_timeout = 30
+    limits = LimitSettings.from_section(ctx.limits)
+    config.keep_alive_timeout = limits.idle_timeout_s  # Hypercorn: from idle until a whole head
+    config.read_timeout = math.ceil(float(ctx.server["longpoll_max_s"]) + limits.idle_timeout_s)
     config.backlog = int(ctx.server["backlog"])
     return config
 
@@ -113,6 +125,12 @@ async def run_web(
     """
     app = create_app(ctx)
     config = hypercorn_config(ctx, str(ctx.server["host"]), int(ctx.server["port"]))
-    edges: list[Edge] = [WsEdge(ctx.hub, ctx.metrics, WsSettings.from_server(ctx.server, ctx.max_rate_hz)),
-             SseEdge(ctx.hub, ctx.metrics, ctx.server, ctx.max_rate_hz)]
-    await Front(app, config, edges).serve(shutdown, task_status=task_status)
+    authorize = edge_authorizer(ctx.auth)
+    edges: list[Edge] = [WsEdge(ctx.hub, ctx.metrics, WsSettings.from_server(ctx.server, ctx.max_rate_hz),
+                                authorize),
+             SseEdge(ctx.hub, ctx.metrics, ctx.server, ctx.max_rate_hz, authorize)]
+    limits = Limits(LimitSettings.from_section(ctx.limits))
+    front = Front(app, config, edges, limits=limits, metrics=ctx.metrics,
+                  principal=lambda request: ctx.auth.principal_of(request.headers, request.args))
+    front.tls = tls_server(ctx.server)  # None without server.tls_cert
+    await front.serve(shutdown, task_status=task_status)

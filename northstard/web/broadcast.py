@@ -2,7 +2,8 @@
 
     hub ──▶ Broadcaster.run (one task, one hub Subscription for all its clients)
               frame = encode(message)                  # once, header included
-              for peer in live: peer.send(frame)       # socket.send, no task wake-up
+              for peer in live: peer.send(frame)       # non-blocking send, no task wake-up
+                                                       # (in C, split over threads: sendmany.py)
 
 A peer whose socket would block (EAGAIN, or a partial write) leaves ``live``:
 it keeps the unsent rest of the frame and its hub position, and one task
@@ -30,6 +31,7 @@ import trio
 
 from ..hub import Hub, HubClosed, Message, Position
 from ..metrics import Metrics
+from .sendmany import Batch, Sender
 
 __all__ = ["Broadcaster", "Peer", "send_all"]
 
@@ -64,8 +66,12 @@ class Peer:
                  position: Position | None) -> None:
         self.sock = sock
         self.send = sock.send
+        # The descriptor the broadcast's C loop writes to (sendmany.py): -1 when ``send`` is not
+        # the socket's own (it must then be called). Peers leave ``live`` before their socket closes.
+        self.fd = sock.fileno() if type(sock) is socket.socket else -1  # tls.TlsSocket encrypts in send
         self.broadcaster = broadcaster
-        self.position = position
+        self._position = position
+        self.synced = False  # in broadcaster.synced: at broadcaster.at, moved by each broadcast
         self.backlog = bytearray()
         self.replies = 0
         self.draining = False
@@ -80,6 +86,18 @@ class Peer:
     def __repr__(self) -> str:
         state = "closing" if self.closing else "draining" if self.draining else "live"
         return f"<{type(self).__name__} {state} at {self.position} backlog={len(self.backlog)}>"
+
+    @property
+    def position(self) -> Position | None:
+        """Where the client is in the stream (a synced peer moves with every broadcast)."""
+        return self.broadcaster.at if self.synced else self._position
+
+    @position.setter
+    def position(self, position: Position | None) -> None:
+        if self.synced:  # still live, but no longer moved by the broadcasts
+            self.broadcaster.leave(self)
+            self.broadcaster.behind.add(self)
+        self._position = position
 
     def goodbye(self, code: int, reason: str) -> bytes:
         """The bytes that end the stream (a close frame, the last chunk)."""
@@ -116,7 +134,7 @@ class Peer:
             self.start_drain()
 
     def lost(self) -> None:
-        self.broadcaster.live.discard(self)
+        self.broadcaster.leave(self)
         self.finished.set()
 
     def close_soon(self, code: int, reason: str) -> None:
@@ -131,7 +149,7 @@ class Peer:
         self.start_drain()
 
     def start_drain(self) -> None:
-        self.broadcaster.live.discard(self)
+        self.broadcaster.leave(self)
         if not self.draining and self.nursery is not None:
             self.draining = True
             self.nursery.start_soon(self._drain)
@@ -147,7 +165,7 @@ class Peer:
             elif not broadcaster.catch_up(self, draining=True):
                 self.draining = False
                 self.replies = 0
-                broadcaster.live.add(self)
+                broadcaster.enlist(self)
                 return
 
     async def _flush_backlog(self) -> None:
@@ -192,7 +210,8 @@ class Broadcaster:
 
     def __init__(self, hub: Hub, transport: str, encode: Callable[[Message], bytes],
                  metrics: Metrics, *, max_rate_hz: float = 0.0,
-                 blocked_close_after_s: float = 30.0, close_grace_s: float = 3.0) -> None:
+                 blocked_close_after_s: float = 30.0, close_grace_s: float = 3.0,
+                 send_threads: int = 1) -> None:
         self.hub = hub
         self.transport = transport
         self.encode = encode
@@ -201,16 +220,43 @@ class Broadcaster:
         self.blocked_close_after_s = blocked_close_after_s
         self.close_grace_s = close_grace_s
         self.peers: set[Peer] = set()
-        self.live: set[Peer] = set()
+        self.synced: dict[Peer, None] = {}  # live and at ``at``: the broadcast's batch
+        self.behind: set[Peer] = set()  # live elsewhere (joined while the hub was ahead)
+        self._batch: Batch[Peer] | None = None  # ``synced`` split for the sender, until it changes
         self.at = hub.position
         self.quiet_since = 0.0
         self._frames: dict[str, bytes] = {}
         self._frames_at = self.at
         self._counters: dict[str, Any] = {}
+        self.sender = Sender(send_threads)
 
     def __repr__(self) -> str:
         return (f"<Broadcaster {self.transport} at {self.at} peers={len(self.peers)} "
-                f"live={len(self.live)}>")
+                f"synced={len(self.synced)} behind={len(self.behind)}>")
+
+    @property
+    def live(self) -> set[Peer]:
+        """The peers that get each broadcast as it happens (a copy)."""
+        return set(self.synced) | self.behind
+
+    def enlist(self, peer: Peer) -> None:
+        """``peer`` (current, nothing owed) takes the broadcasts from now on."""
+        if peer.position is self.at:
+            peer.synced = True
+            self.synced[peer] = None
+            self._batch = None
+        else:
+            self.behind.add(peer)
+
+    def leave(self, peer: Peer) -> None:
+        """``peer`` stops taking broadcasts (blocked, closing, gone); its position is kept."""
+        if peer.synced:
+            peer.synced = False
+            peer._position = self.at
+            del self.synced[peer]
+            self._batch = None
+        else:
+            self.behind.discard(peer)
 
     def frame(self, message: Message) -> bytes:
         """``message`` encoded for the wire, once per distinct text at each hub position."""
@@ -251,7 +297,7 @@ class Broadcaster:
                 nursery.cancel_scope.cancel()
         finally:
             self.peers.discard(peer)
-            self.live.discard(peer)
+            self.leave(peer)
             self.hub.clients[self.transport] -= 1
             trio.lowlevel.notify_closing(peer.sock)
             peer.sock.close()
@@ -271,7 +317,7 @@ class Broadcaster:
             return
         self.catch_up(peer)
         if not (peer.draining or peer.finished.is_set()):
-            self.live.add(peer)
+            self.enlist(peer)
 
     def catch_up(self, peer: Peer, draining: bool = False) -> bool:
         """Send ``peer`` what brings it to now; False when it was current already."""
@@ -290,40 +336,36 @@ class Broadcaster:
         return True
 
     def publish(self, message: Message, before: Position) -> None:
-        """Send ``message`` (which moves clients at ``before`` to now) to every live peer."""
-        self.at = after = message.position
+        """Send ``message`` (which moves clients at ``before`` to now) to every live peer.
+
+        The synced peers are at ``before`` (the previous broadcast): they move by
+        ``at`` changing, and get the frame in one ``sender.send`` of the cached
+        batch. The peers behind (and all of them, should ``before`` not be where
+        they are) catch up one by one.
+        """
+        if before is not self.at:
+            for peer in list(self.synced):
+                self.leave(peer)
+                self.behind.add(peer)
+        self.at = message.position
         frame = self.frame(message)
-        size = len(frame)
-        stalled: list[tuple[Peer, int]] = []
-        behind: list[Peer] = []
-        for peer in self.live:
-            if peer.position is not before:
-                behind.append(peer)
-                continue
-            peer.position = after
-            try:
-                sent = peer.send(frame)
-            except BlockingIOError:
-                sent = 0
-            except OSError:
-                sent = -1
-            if sent != size:
-                stalled.append((peer, sent))
-        self.count(message.kind, len(self.live) - len(behind))
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = Batch(self.synced)
+        stalled = self.sender.send(batch, frame)
+        self.count(message.kind, len(batch))
         for peer, sent in stalled:
             peer.after_send(frame, sent)
-        for peer in behind:
+        for peer in list(self.behind):
             self.catch_up(peer)
+            if peer.position is self.at and peer in self.behind:
+                self.behind.discard(peer)
+                self.enlist(peer)
         self.quiet_since = trio.current_time()
 
     def offer(self, frame: bytes) -> None:
         """Send ``frame`` (a ping, a keep-alive) to every live peer; it moves no position."""
-        stalled = []
-        for peer in self.live:
-            sent = peer.send_some(frame)
-            if sent != len(frame):
-                stalled.append((peer, sent))
-        for peer, sent in stalled:
+        for peer, sent in self.sender.send(Batch(self.live), frame):
             peer.after_send(frame, sent)
 
     def close_all(self, code: int, reason: str) -> None:
@@ -334,14 +376,17 @@ class Broadcaster:
         """Broadcast every message the hub publishes; at its close, say goodbye to everyone."""
         subscription = self.hub.subscribe(self.transport, self.at, self.max_rate_hz)
         task_status.started()
-        while True:
-            before = subscription.position
-            try:
-                message = await subscription.next_message()
-            except HubClosed:
-                self.close_all(1001, "server shutting down")
-                return
-            self.publish(message, before if before is not None else self.at)
+        try:
+            while True:
+                before = subscription.position
+                try:
+                    message = await subscription.next_message()
+                except HubClosed:
+                    self.close_all(1001, "server shutting down")
+                    return
+                self.publish(message, before if before is not None else self.at)
+        finally:
+            self.sender.close()
 
     async def heartbeat(self, frame: bytes, interval: float, quiet_only: bool) -> None:
         """Every ``interval`` s, ``frame`` to the live peers (only after a quiet interval)."""

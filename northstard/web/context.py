@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..auth import Authenticator
+from ..backups import BackupState
 from ..cache import CacheClient
 from ..config import SourceSection
 from ..hub import Hub
@@ -31,3 +33,6 @@ class WebContext:
     max_rate_hz: float
     started_at: float
     writer: WriterState | None = None
+    backups: BackupState | None = None
+    auth: Authenticator = field(default_factory=Authenticator)  # no tokens: auth off
+    limits: Mapping[str, Any] = field(default_factory=dict)  # the [limits] section; empty: none

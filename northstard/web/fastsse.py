@@ -7,7 +7,10 @@ comments after a quiet ``sse_keepalive_s``; ``Last-Event-ID: E:N`` (or
 (HTTP/1.1), so the chunk header is part of the bytes encoded once per event;
 an HTTP/1.0 client (nginx's default upstream protocol) is served by a second
 broadcaster whose body simply ends at close. At shutdown the body ends with
-its last chunk, and EventSource reconnects with ``Last-Event-ID``.
+its last chunk, and EventSource reconnects with ``Last-Event-ID``. Before the
+stream: the ``authorize`` hook (401 without an accepted token, ``guard.py``)
+and CORS (``cors.py``): a preflight is answered 204, the head and any
+refusal carry the CORS headers for an allowed Origin.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from ..errors import RequestError
 from ..hub import Hub, Message, Position
 from ..metrics import Metrics
 from .broadcast import RECEIVE_BYTES, Broadcaster, Peer, send_all
-from .http1 import Request, error_response, response_head
+from .cors import cors_headers, is_preflight, preflight_headers
+from .fastws import Authorize, allow_all
+from .http1 import BadRequest, Request, error_response, response_head
 from .params import parse_since
+from .sendmany import default_threads
 
 __all__ = ["SseEdge", "chunk", "sse_event"]
 
@@ -71,11 +77,16 @@ class SseEdge:
     paths: tuple[str, ...] = (PATH,)
 
     def __init__(self, hub: Hub, metrics: Metrics, server: Mapping[str, Any],
-                 max_rate_hz: float = 0.0) -> None:
+                 max_rate_hz: float = 0.0, authorize: Authorize = allow_all) -> None:
+        self.authorize = authorize
+        self.cors_origins = tuple(server.get("cors_allowed_origins", ()))
         self.keepalive_s = float(server["sse_keepalive_s"])
         self.retry = f"retry: {server['sse_retry_ms']}\n\n".encode()
-        options = {"max_rate_hz": max_rate_hz, "close_grace_s": float(server["shutdown_grace_s"]),
-                   "blocked_close_after_s": float(server["ws_blocked_close_after_s"])}
+        options: dict[str, Any] = {
+            "max_rate_hz": max_rate_hz, "close_grace_s": float(server["shutdown_grace_s"]),
+            "blocked_close_after_s": float(server["ws_blocked_close_after_s"]),
+            "send_threads": int(server["send_threads"]) or default_threads(),
+        }
         self.chunked = Broadcaster(hub, "sse", lambda m: chunk(sse_event(m)), metrics, **options)
         self.plain = Broadcaster(hub, "sse", sse_event, metrics, **options)
 
@@ -96,19 +107,32 @@ class SseEdge:
         for broadcaster in (self.chunked, self.plain):
             broadcaster.close_all(1001, "server shutting down")
 
-    async def serve(self, sock: socket.socket, request: Request, rest: bytes) -> None:
+    def _admit(self, request: Request) -> Position | None:
+        """The position to start from; BadRequest (405, 401/403, 400) to refuse the request."""
         if request.method not in ("GET", "HEAD"):
-            await send_all(sock, error_response(405, "method_not_allowed", "use GET",
-                                                [("allow", "GET")]))
-            return
+            raise BadRequest(405, "method_not_allowed", "use GET", [("allow", "GET")])
+        self.authorize(request)
         try:
-            since = parse_since(request.args, request.headers.get("last-event-id"))
+            return parse_since(request.args, request.headers.get("last-event-id"))
         except RequestError as exc:
-            await send_all(sock, error_response(exc.status, exc.error, exc.detail))
+            raise BadRequest(exc.status, exc.error, exc.detail) from None
+
+    async def serve(self, sock: socket.socket, request: Request, rest: bytes) -> None:
+        origin = request.headers.get("origin")
+        if is_preflight(request.method, request.headers):  # CORS: before auth, as browsers expect
+            headers = [*preflight_headers(origin, self.cors_origins), ("content-length", "0"),
+                       ("connection", "close")]
+            await send_all(sock, response_head(204, headers))
+            return
+        cors = cors_headers(origin, self.cors_origins)
+        try:
+            since = self._admit(request)
+        except BadRequest as exc:
+            await send_all(sock, error_response(exc.status, exc.error, exc.detail, [*exc.headers, *cors]))
             return
         chunked = request.version == "HTTP/1.1"
         framing = ("transfer-encoding", "chunked") if chunked else ("connection", "close")
-        head = response_head(200, [*HEADERS, framing])
+        head = response_head(200, [*HEADERS, *cors, framing])
         if request.method == "HEAD":
             await send_all(sock, head)
             return

@@ -17,6 +17,7 @@ shutdown close, 1002 protocol errors, 1007 invalid UTF-8, 1008 a bad
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -49,6 +50,7 @@ from ..wsframes import (
 from .broadcast import RECEIVE_BYTES, Broadcaster, Peer, send_all
 from .http1 import BadRequest, Request, error_response, response_head
 from .params import parse_since
+from .sendmany import default_threads
 
 __all__ = ["Authorize", "WsEdge", "WsSettings", "allow_all", "check_handshake", "origin_allowed"]
 
@@ -70,6 +72,7 @@ class WsSettings:
     ping_interval_s: float = 20.0
     close_grace_s: float = 3.0
     max_rate_hz: float = 0.0
+    send_threads: int = 1
 
     @classmethod
     def from_server(cls, server: Mapping[str, Any], max_rate_hz: float = 0.0) -> WsSettings:
@@ -80,6 +83,7 @@ class WsSettings:
             ping_interval_s=float(server["ws_ping_interval_s"]),
             close_grace_s=float(server["shutdown_grace_s"]),
             max_rate_hz=max_rate_hz,
+            send_threads=int(server["send_threads"]) or default_threads(),
         )
 
 
@@ -158,6 +162,7 @@ class WsPeer(Peer):
         super().__init__(sock, broadcaster, position)
         self.frames = FrameReader(max_message_bytes)
         self.ignoring = False  # after a protocol error or the client's close
+        self.failed = False  # after a protocol error: no close reply is awaited
 
     def goodbye(self, code: int, reason: str) -> bytes:
         return close_frame(code, reason)
@@ -181,11 +186,25 @@ class WsPeer(Peer):
         try:
             events = self.frames.feed(data)
         except ProtocolError as exc:
-            self.ignoring = True
+            self.ignoring = self.failed = True
             self.close_soon(exc.code, exc.reason)
             return
         for event in events:
             self.handle(event)
+
+    async def _linger(self) -> None:
+        """After a protocol error the connection is failed (RFC 6455 7.1.7): its frames can no
+        longer be read, so no close reply is awaited. The close frame is followed by our FIN,
+        and the client's end of stream (its bytes read on and dropped) or the deadline ends it.
+        """
+        if not self.failed:
+            await super()._linger()
+            return
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+        with trio.move_on_at(self.close_deadline):
+            await self.finished.wait()
+        self.finished.set()
 
     def handle(self, event: Message | Ping | Pong | Close) -> None:
         if isinstance(event, Close):
@@ -217,7 +236,7 @@ class WsPeer(Peer):
     def resume(self, position: Position | None) -> None:
         self.position = position
         if not self.draining:
-            self.broadcaster.live.discard(self)
+            self.broadcaster.leave(self)
             self.broadcaster.join(self)
 
 
@@ -233,7 +252,7 @@ class WsEdge:
         self.broadcaster = Broadcaster(
             hub, "ws", lambda message: text_frame(message.text), metrics,
             max_rate_hz=settings.max_rate_hz, close_grace_s=settings.close_grace_s,
-            blocked_close_after_s=settings.blocked_close_after_s,
+            blocked_close_after_s=settings.blocked_close_after_s, send_threads=settings.send_threads,
         )
 
     def __repr__(self) -> str:

@@ -15,8 +15,9 @@ the request before it stays with Hypercorn, which has no route for it (404).
 The Hypercorn half does what ``hypercorn.trio.run.worker_serve`` does for a
 plain-TCP listener (lifespan, worker context, one ``TCPServer`` per
 connection, a graceful stop), with Hypercorn's own classes: hypercorn is
-pinned to 0.18.* in pyproject.toml for that. TLS is not served here (as
-before): terminate it in a reverse proxy.
+pinned to 0.18.* in pyproject.toml for that. With ``server.tls_cert`` each
+connection first does its TLS handshake (``tls.py``), and everything after it
+reads and writes plaintext through the same socket calls.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
+from ..activation import http_sockets, take_sockets
+from ..metrics import Metrics
 from .broadcast import send_all
-from .handover import HandoverConnection, HandoverStream
+from .handover import HandoverConnection, open_handover
 from .http1 import (
     MAX_HEAD_BYTES,
     BadRequest,
@@ -47,6 +50,9 @@ from .http1 import (
     parse_head,
     request_line,
 )
+from .limits import Limits, LimitSettings
+from .ratelimit import RateLimited, retry_after
+from .tls import TlsServer
 
 __all__ = ["Edge", "Front"]
 
@@ -56,6 +62,9 @@ RECEIVE_BYTES = 65536
 MAX_LINE_BYTES = 8192
 ACCEPT_BATCH = 64
 CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
+STREAM_RETRY_AFTER_S = 5
+Principal = Callable[[Request], str | None]
+"""Who a request is (the short id of the accepted token it carries), for per-token stream caps."""
 
 
 class Edge(Protocol):
@@ -79,12 +88,33 @@ def _close(sock: socket.socket) -> None:
     sock.close()
 
 
+def _host(address: Any) -> str:
+    """The client's IP address (empty for a Unix socket)."""
+    return str(address[0]) if isinstance(address, tuple) else ""
+
+
+def _peer(sock: socket.socket) -> Any:
+    try:
+        return sock.getpeername()
+    except OSError:
+        return ""
+
+
 class Front:
     """Serves ``app`` through Hypercorn and ``edges`` on the same listening sockets."""
 
-    def __init__(self, app: Any, config: HypercornConfig, edges: Sequence[Edge]) -> None:
+    tls: TlsServer | None = None  # set for HTTPS: every connection starts with its handshake
+
+    def __init__(self, app: Any, config: HypercornConfig, edges: Sequence[Edge], *,
+                 limits: Limits | None = None, principal: Principal | None = None,
+                 metrics: Metrics | None = None) -> None:
+        if limits is not None and limits.rest.rate > 0:
+            app = RateLimited(app, limits, metrics)
         self.app = wrap_app(app, config.wsgi_max_body_size, None)
         self.config = config
+        self.limits = limits or Limits(LimitSettings(header_timeout_s=config.keep_alive_timeout))
+        self.principal = principal
+        self.metrics = metrics
         self.edges = list(edges)
         self.routes = {path: edge for edge in self.edges for path in edge.paths}
         self.context = WorkerContext(None)
@@ -115,15 +145,25 @@ class Front:
             lifespan_nursery.cancel_scope.cancel()
 
     def _listen(self) -> list[socket.socket]:
-        sockets = self.config.create_sockets().insecure_sockets
+        """The sockets systemd passed (socket activation, ``activation.py``), else our own."""
+        passed = take_sockets()
+        sockets = http_sockets(passed)
+        for name, sock in passed:
+            if sock not in sockets:
+                log.warning("passed socket not used: gRPC binds its own ([grpc] host, port)", name=name)
+                sock.close()
+        if not sockets:
+            sockets = self.config.create_sockets().insecure_sockets
+            for sock in sockets:
+                sock.listen(self.config.backlog)
         for sock in sockets:
-            sock.listen(self.config.backlog)
             sock.setblocking(False)
         return sockets
 
     async def _serve(self, sockets: list[socket.socket], shutdown: Callable[[], Awaitable[Any]],
                      task_status: trio.TaskStatus[list[str]]) -> None:
-        urls = [f"http://{repr_socket_addr(s.family, s.getsockname())}" for s in sockets]
+        scheme = "https" if self.tls is not None else "http"
+        urls = [f"{scheme}://{repr_socket_addr(s.family, s.getsockname())}" for s in sockets]
         async with trio.open_nursery() as background:
             for edge in self.edges:
                 await background.start(edge.run)
@@ -154,7 +194,7 @@ class Front:
             await trio.lowlevel.wait_readable(listener)
             for _ in range(ACCEPT_BATCH):
                 try:
-                    sock, _ = listener.accept()
+                    sock, address = listener.accept()
                 except BlockingIOError:
                     break
                 except OSError as exc:
@@ -163,7 +203,35 @@ class Front:
                     await self._wait_for_capacity(exc)
                     break
                 self._at_capacity = False
-                connections.start_soon(self._connection, sock)
+                if self._admitted(sock, _host(address)):
+                    connections.start_soon(self._connection, sock)
+
+    def _admitted(self, sock: socket.socket, host: str) -> bool:
+        """Within its address's connection rate; else a 429 and closed at once (no task)."""
+        limits = self.limits
+        if limits.exempt(host):
+            return True
+        now = trio.current_time()
+        wait = limits.connections.take(host, now)
+        if not wait:
+            return True
+        self._count("connection_rate")
+        if limits.refusal_log.due(host, now):
+            log.warning("refusing connections over the rate limit", client=host,
+                        rate_per_s=limits.settings.connect_rate_per_s)
+        seconds = retry_after(wait)
+        if self.tls is None:  # over TLS there is no answer before a handshake: just closed
+            with contextlib.suppress(OSError):  # the answer fits any socket buffer: never blocks
+                sock.setblocking(False)
+                sock.send(error_response(429, "rate_limited",
+                                         f"too many connections from this address; retry in {seconds} s",
+                                         [("retry-after", str(seconds))]))
+        _close(sock)
+        return False
+
+    def _count(self, reason: str) -> None:
+        if self.metrics is not None:
+            self.metrics.refused.labels(reason).inc()
 
     async def _wait_for_capacity(self, exc: OSError) -> None:
         if not self._at_capacity:
@@ -177,7 +245,13 @@ class Front:
         if sock.family != socket.AF_UNIX:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            head = await self._read_head(sock, bytearray())
+            first = bytearray()
+            if self.tls is not None:
+                accepted = await self.tls.handshake(sock)
+                if accepted is None:
+                    return
+                sock, first = accepted
+            head = await self._read_head(sock, first)
             while head is not None:
                 edge = self._edge(head)
                 if edge is not None:
@@ -195,18 +269,25 @@ class Front:
         return self.routes.get(line[1].partition("?")[0]) if line else None
 
     def _routed(self, buffer: bytearray) -> bool:
-        """Enough of the request has arrived to route it (and, for an edge, to parse it)."""
-        if request_line(buffer) is None:
+        """The whole request head has arrived (or enough to know it is malformed or too long)."""
+        line = request_line(buffer)
+        if line is None:
             return len(buffer) > MAX_LINE_BYTES
-        if self._edge(buffer) is None:
-            return True
+        if not line[0]:
+            return self._edge(buffer) is None  # not three parts: Hypercorn answers 400
         return head_end(buffer) >= 0 or len(buffer) > MAX_HEAD_BYTES
 
     async def _read_head(self, sock: socket.socket, buffer: bytearray) -> bytearray | None:
-        """Read on until the request can be routed; None if the client left or took too long."""
+        """Read on until the head is complete; None if the client left or took too long.
+
+        An idle connection may wait ``keep_alive_timeout`` for its first byte; from
+        there the head has ``limits.header_timeout_s`` (slowloris: 408, closed).
+        """
+        header_timeout = self.limits.settings.header_timeout_s
         with trio.CancelScope() as scope:
             self._routing.add(scope)
-            scope.deadline = trio.current_time() + self.config.keep_alive_timeout
+            idle = self.config.keep_alive_timeout
+            scope.deadline = trio.current_time() + (header_timeout if buffer else idle)
             try:
                 while not self._routed(buffer):
                     await trio.lowlevel.wait_readable(sock)
@@ -216,18 +297,28 @@ class Front:
                         continue
                     if not data:
                         return None
+                    if not buffer:
+                        scope.deadline = min(scope.deadline, trio.current_time() + header_timeout)
                     buffer += data
                 return buffer
             except OSError:
                 return None
             finally:
                 self._routing.discard(scope)
+        if buffer and trio.current_time() >= scope.deadline:
+            self._timed_out(sock, header_timeout)
         return None
+
+    def _timed_out(self, sock: socket.socket, seconds: float) -> None:
+        """A 408 to a head that took too long (best effort: the socket is closed next)."""
+        self._count("header_timeout")
+        with contextlib.suppress(OSError):
+            sock.send(error_response(408, "request_timeout",
+                                     f"the request head took over {seconds:g} s"))
 
     async def _serve_hypercorn(self, sock: socket.socket, head: bytearray) -> bytes | None:
         """Hypercorn serves the connection; the bytes of a request it gave back, if any."""
-        stream = HandoverStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)),
-                                bytes(head), lambda data: self._edge(data) is not None)
+        stream = open_handover(sock, bytes(head), lambda data: self._edge(data) is not None)
         await HandoverConnection(self.app, self.config, self.context, self.state, stream).run()
         return stream.taken
 
@@ -240,4 +331,19 @@ class Front:
         except BadRequest as exc:
             await send_all(sock, error_response(exc.status, exc.error, exc.detail, exc.headers))
             return
-        await edge.serve(sock, request, bytes(buffer[end:]))
+        limits = self.limits
+        key = limits.stream_key(_host(_peer(sock)), self.principal(request) if self.principal else None)
+        cap = limits.streams.acquire(key)
+        if cap is not None:
+            self._count(f"streams_{cap}")
+            await send_all(sock, error_response(
+                429, "too_many_streams", limits.stream_refusal(cap, key),
+                [("retry-after", str(STREAM_RETRY_AFTER_S))]))
+            return
+        if limits.settings.stream_send_buffer_bytes:  # bounds what a reader that stops can pin
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, limits.settings.stream_send_buffer_bytes)
+        try:
+            await edge.serve(sock, request, bytes(buffer[end:]))
+        finally:
+            limits.streams.release(key)

@@ -11,12 +11,18 @@ socket, and the front hands the socket to the edge. (A request body that
 happened to start with such a request line would be mistaken for one; the
 application takes no request bodies.)
 
+Over TLS (``tls.py``) the stream is a ``TlsStream`` and the handover stream
+shows Hypercorn what it looks for on an ``SSLStream`` (``do_handshake``,
+``selected_alpn_protocol``, ``transport_stream``), so the ASGI scope says
+``https`` (``wss``); the handshake itself was done by the front.
+
 This reaches into Hypercorn's ``TCPServer`` (``protocol_send``, ``_read_data``,
-``idle_task``); hypercorn is pinned to 0.18.* for that reason.
+``idle_task``, its SSL detection); hypercorn is pinned to 0.18.* for that reason.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -25,16 +31,93 @@ from hypercorn.events import Event, Updated
 from hypercorn.trio.tcp_server import TCPServer
 
 from .http1 import request_line
+from .tls import RECEIVE_BYTES, TlsSocket
 
-__all__ = ["HandoverConnection", "HandoverStream"]
+__all__ = ["HandoverConnection", "HandoverStream", "TlsHandoverStream", "TlsStream", "open_handover"]
 
 MAX_LINE_BYTES = 8192
+
+
+class TlsStream(trio.abc.HalfCloseableStream):
+    """A trio stream over a TlsSocket, for Hypercorn.
+
+    A ``send_all`` that is cancelled half-way leaves the connection broken (as
+    trio's SSLStream does): its bytes were encrypted, and other bytes cannot follow.
+    """
+
+    def __init__(self, sock: TlsSocket) -> None:
+        self.socket = sock
+        self._rest = b""  # what a receive_some smaller than a record left
+        self._broken = False
+
+    def __repr__(self) -> str:
+        return f"<TlsStream {self.socket!r} broken={self._broken}>"
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        view = memoryview(data)
+        try:
+            while view:
+                self._check()
+                try:
+                    view = view[self.socket.send(view):]
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(self.socket)
+        except OSError as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+        except BaseException:
+            self._broken = bool(view)
+            raise
+        await trio.lowlevel.cancel_shielded_checkpoint()
+
+    async def wait_send_all_might_not_block(self) -> None:
+        self._check()
+        await trio.lowlevel.wait_writable(self.socket)
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        data = self._rest or await self._receive()
+        size = len(data) if max_bytes is None else max_bytes
+        data, self._rest = data[:size], data[size:]
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return data
+
+    async def _receive(self) -> bytes:
+        while True:
+            self._check()
+            try:
+                return self.socket.recv(RECEIVE_BYTES)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(self.socket)
+            except OSError as exc:
+                raise trio.BrokenResourceError(str(exc)) from exc
+
+    async def send_eof(self) -> None:
+        """close_notify, then the TCP end of our side (reading goes on)."""
+        await trio.lowlevel.checkpoint()
+        self._check()
+        try:
+            self.socket.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            raise trio.BrokenResourceError(str(exc)) from exc
+
+    async def aclose(self) -> None:
+        if self.socket.fileno() >= 0:
+            trio.lowlevel.notify_closing(self.socket)
+            self.socket.close()
+        await trio.lowlevel.checkpoint()
+
+    def _check(self) -> None:
+        if self.socket.fileno() < 0:
+            raise trio.ClosedResourceError("the TLS stream is closed")
+        if self._broken:
+            raise trio.BrokenResourceError("a send on this TLS stream was cancelled half-way")
 
 
 class HandoverStream(trio.abc.HalfCloseableStream):
     """A socket stream that replays ``head`` first and can be taken back between requests."""
 
-    def __init__(self, stream: trio.SocketStream, head: bytes,
+    def __init__(self, stream: trio.SocketStream | TlsStream, head: bytes,
                  wanted: Callable[[bytes], bool]) -> None:
         self._stream = stream
         self._head = head
@@ -47,7 +130,7 @@ class HandoverStream(trio.abc.HalfCloseableStream):
         return f"<HandoverStream idle={self._idle.is_set()} taken={self.taken is not None}>"
 
     @property
-    def socket(self) -> trio.socket.SocketType:
+    def socket(self) -> trio.socket.SocketType | TlsSocket:
         return self._stream.socket
 
     def set_idle(self, idle: bool) -> None:
@@ -100,6 +183,27 @@ class HandoverStream(trio.abc.HalfCloseableStream):
             await trio.lowlevel.checkpoint()
 
 
+class TlsHandoverStream(HandoverStream):
+    """Over TLS: what Hypercorn reads from an SSLStream (``TCPServer.run``), for ``https``."""
+
+    async def do_handshake(self) -> None:
+        await trio.lowlevel.checkpoint()  # the front did it before routing
+
+    def selected_alpn_protocol(self) -> str:
+        return "http/1.1"
+
+    @property
+    def transport_stream(self) -> trio.SocketStream | TlsStream:
+        return self._stream
+
+
+def open_handover(sock: socket.socket, head: bytes, wanted: Callable[[bytes], bool]) -> HandoverStream:
+    """The stream Hypercorn serves ``sock`` through (TLS if the front did a handshake)."""
+    if isinstance(sock, TlsSocket):
+        return TlsHandoverStream(TlsStream(sock), head, wanted)
+    return HandoverStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), head, wanted)
+
+
 class HandoverConnection(TCPServer):
     """Hypercorn's connection handler, telling its stream when the connection is idle."""
 
@@ -111,6 +215,12 @@ class HandoverConnection(TCPServer):
     async def protocol_send(self, event: Event) -> None:
         if isinstance(event, Updated):
             self.handover.set_idle(event.idle)
+            # Updated(idle=True) comes from the app task sending its last body, which
+            # quart-trio cancels as the response ends: unshielded, the keep-alive timer
+            # never restarted and an idle (or trickling) connection was held forever.
+            with trio.CancelScope(shield=True):
+                await super().protocol_send(event)
+            return
         await super().protocol_send(event)
 
     async def _read_data(self) -> None:

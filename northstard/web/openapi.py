@@ -39,11 +39,36 @@ _INSTANT = {
 }
 
 
-def openapi_spec(longpoll_max_s: float) -> dict[str, Any]:
-    """The description, with the limits this daemon is configured with."""
+_SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer",
+               "description": "an API token (`northstard token new`)"},
+    "session": {"type": "apiKey", "in": "cookie", "name": "northstard_session",
+                "description": "the browser session set by POST /login or a ?token= link"},
+}
+_UNAUTHORIZED = _json("no accepted token (WWW-Authenticate: Bearer)", {"$ref": "#/components/schemas/Error"})
+
+
+def _with_auth(spec: dict[str, Any], open_paths: tuple[str, ...], cookie_name: str) -> None:
+    """Tokens configured: every operation needs one, except the open paths."""
+    schemes = copy.deepcopy(_SECURITY_SCHEMES)
+    schemes["session"]["name"] = cookie_name
+    spec["components"]["securitySchemes"] = schemes
+    spec["security"] = [{"bearer": []}, {"session": []}]
+    for path, item in spec["paths"].items():
+        if path in open_paths:
+            item["get"]["security"] = []
+        else:
+            item["get"]["responses"]["401"] = _UNAUTHORIZED
+
+
+def openapi_spec(longpoll_max_s: float, auth: bool = False, open_paths: tuple[str, ...] = (),
+                 cookie_name: str = "northstard_session") -> dict[str, Any]:
+    """The description, with the limits (and the auth) this daemon is configured with."""
     spec: dict[str, Any] = copy.deepcopy(_OPENAPI)
     changes = spec["paths"]["/api/pnl/changes"]["get"]["parameters"]
     changes[1]["schema"]["maximum"] = longpoll_max_s
+    if auth:
+        _with_auth(spec, open_paths, cookie_name)
     return spec
 
 

@@ -14,6 +14,7 @@ from ..buckets import RESOLUTIONS, bucket_start
 from ..errors import RequestError
 from ..store import open_reader, read_buckets
 from .context import WebContext
+from .guard import OPENABLE
 from .openapi import openapi_spec
 from .params import parse_instant
 
@@ -116,10 +117,12 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
         healthy = ctx.supervisor.healthy() and not ctx.hub.closed
         states = {name: s.get("status") for name, s in ctx.hub.doc.get("sources", {}).items()}
         store = ctx.writer.degraded if ctx.writer is not None else None
-        fine = all(v == "ok" for v in states.values()) and store is None
+        backup = ctx.backups.document() if ctx.backups is not None else {"status": "off"}
+        fine = all(v == "ok" for v in states.values()) and store is None and backup["status"] != "failing"
         status = "ok" if healthy and fine else "degraded"
         body = {
             "store": {"status": "degraded", "error": store} if store else {"status": "ok"},
+            "backup": backup,
             "status": status if healthy else "failing",
             "epoch": ctx.hub.epoch,
             "seq": ctx.hub.seq,
@@ -144,4 +147,6 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
 
     @app.route("/openapi.json")
     async def openapi() -> Response:
-        return jsonify(openapi_spec(float(ctx.server["longpoll_max_s"])))
+        open_paths = tuple(p for p, what in OPENABLE.items() if ctx.auth.is_open(what))
+        return jsonify(openapi_spec(float(ctx.server["longpoll_max_s"]), ctx.auth.enabled, open_paths,
+                                    ctx.auth.cookie_name))

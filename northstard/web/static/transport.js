@@ -178,6 +178,8 @@ export async function getJson(url, signal, timeoutMs) {
   const timer = setTimeout(abort, timeoutMs);
   try {
     const res = await fetch(url, { signal: ctl.signal, cache: 'no-store', headers: { Accept: 'application/json' } });
+    // 401: no session (it expired, or its token was withdrawn): sign in again.
+    if (res.status === 401) location.assign('/login');
     if (!res.ok) { const err = new Error(`HTTP ${res.status}`); err.status = res.status; throw err; }
     return await res.json();
   } finally {

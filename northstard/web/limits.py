@@ -1,0 +1,193 @@
+"""What one client may take: request rates and concurrent streams, with no I/O.
+
+    RateLimiter   a token bucket per key: ``rate`` tokens a second, at most ``burst``;
+                  ``take(key, now)`` is 0.0 when allowed, else the seconds until a token
+    Concurrency   open streams per key and in total; ``acquire(key)`` is None when allowed,
+                  else which cap was reached ("total" or "client")
+    OncePer       yes once per key per interval (log a refusal once a minute, not per attempt)
+    Limits        the daemon's set of them, built from the ``[limits]`` section
+
+Every per-key table is a bounded LRU: a flood from many addresses evicts the
+least recently seen keys (their buckets start full again) instead of growing
+memory. ``Concurrency`` keeps only keys with an open stream, so it is bounded
+by the streams themselves. The clock is passed in: ``trio.current_time()`` in
+the daemon, any number in tests.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+__all__ = ["Concurrency", "LimitSettings", "Limits", "OncePer", "RateLimiter", "is_loopback"]
+
+Cap = Literal["total", "client"]
+
+
+class _Lru:
+    """A dict of at most ``size`` keys; the least recently used goes first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self.items: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    def get(self, key: str) -> tuple[float, float] | None:
+        value = self.items.get(key)
+        if value is not None:
+            self.items.move_to_end(key)
+        return value
+
+    def put(self, key: str, value: tuple[float, float]) -> None:
+        self.items[key] = value
+        self.items.move_to_end(key)
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+class RateLimiter:
+    """A token bucket per key; ``rate`` 0 allows everything and keeps no state."""
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 10000) -> None:
+        self.rate = rate
+        self.burst = max(1.0, burst)
+        self._buckets = _Lru(max_keys)
+
+    def __repr__(self) -> str:
+        return f"<RateLimiter {self.rate:g}/s burst={self.burst:g} keys={len(self._buckets.items)}>"
+
+    def __len__(self) -> int:
+        return len(self._buckets.items)
+
+    def take(self, key: str, now: float) -> float:
+        """Spend one token of ``key``: 0.0 if there was one, else the seconds until there is."""
+        if self.rate <= 0:
+            return 0.0
+        tokens, stamp = self._buckets.get(key) or (self.burst, now)
+        tokens = min(self.burst, tokens + max(0.0, now - stamp) * self.rate)
+        if tokens >= 1.0:
+            self._buckets.put(key, (tokens - 1.0, now))
+            return 0.0
+        self._buckets.put(key, (tokens, now))
+        return (1.0 - tokens) / self.rate
+
+
+class Concurrency:
+    """Open streams per key and in total; a cap of 0 is no cap."""
+
+    def __init__(self, total: int = 0, per_key: int = 0) -> None:
+        self.total = total
+        self.per_key = per_key
+        self.open = 0
+        self._by_key: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"<Concurrency open={self.open}/{self.total} keys={len(self._by_key)}>"
+
+    def count(self, key: str) -> int:
+        return self._by_key.get(key, 0)
+
+    def acquire(self, key: str | None) -> Cap | None:
+        """Take a slot for ``key`` (None: counted in the total only); the cap reached, if any."""
+        if self.total and self.open >= self.total:
+            return "total"
+        if key is not None:
+            held = self._by_key.get(key, 0)
+            if self.per_key and held >= self.per_key:
+                return "client"
+            self._by_key[key] = held + 1
+        self.open += 1
+        return None
+
+    def release(self, key: str | None) -> None:
+        """Give back a slot that ``acquire(key)`` took."""
+        self.open -= 1
+        if key is None:
+            return
+        held = self._by_key.pop(key) - 1
+        if held:
+            self._by_key[key] = held
+
+
+class OncePer:
+    """``due(key, now)`` is true once per ``interval`` per key (bounded like RateLimiter)."""
+
+    def __init__(self, interval: float, max_keys: int = 10000) -> None:
+        self.interval = interval
+        self._last = _Lru(max_keys)
+
+    def due(self, key: str, now: float) -> bool:
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.interval:
+            return False
+        self._last.put(key, (now, 0.0))
+        return True
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 (and ::ffff:127.x), or a Unix socket (no address)."""
+    if not host:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """The ``[limits]`` section; the defaults here (no section) limit nothing but the head time."""
+
+    rest_rate_per_s: float = 0.0
+    rest_burst: int = 1
+    connect_rate_per_s: float = 0.0
+    connect_burst: int = 1
+    max_streams: int = 0
+    max_streams_per_client: int = 0
+    header_timeout_s: float = 10.0
+    idle_timeout_s: float = 30.0
+    exempt_loopback: bool = True
+    max_tracked_clients: int = 10000
+    stream_send_buffer_bytes: int = 0
+
+    @classmethod
+    def from_section(cls, section: Mapping[str, Any]) -> LimitSettings:
+        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
+
+
+class Limits:
+    """The limiters of one listener; every method is synchronous and takes the time."""
+
+    LOG_EVERY_S = 60.0
+
+    def __init__(self, settings: LimitSettings) -> None:
+        self.settings = settings
+        size = settings.max_tracked_clients
+        self.rest = RateLimiter(settings.rest_rate_per_s, settings.rest_burst, size)
+        self.connections = RateLimiter(settings.connect_rate_per_s, settings.connect_burst, size)
+        self.streams = Concurrency(settings.max_streams, settings.max_streams_per_client)
+        self.refusal_log = OncePer(self.LOG_EVERY_S, size)
+
+    def __repr__(self) -> str:
+        return f"<Limits rest={self.rest!r} connections={self.connections!r} streams={self.streams!r}>"
+
+    def exempt(self, host: str) -> bool:
+        """Per-address limits do not apply to ``host`` (loopback, when so configured)."""
+        return self.settings.exempt_loopback and is_loopback(host)
+
+    def stream_key(self, host: str, principal: str | None) -> str | None:
+        """Whose streams to count: the token's, else the address's (None: the total only)."""
+        if principal is not None:
+            return f"token:{principal}"
+        return None if self.exempt(host) else f"ip:{host}"
+
+    def stream_refusal(self, cap: Cap, key: str | None) -> str:
+        """The detail of a 429 / RESOURCE_EXHAUSTED for ``cap``."""
+        if cap == "total":
+            return f"the server has too many streams open (max {self.settings.max_streams})"
+        whose = "this token" if key is not None and key.startswith("token:") else "this address"
+        return f"too many streams for {whose} (max {self.settings.max_streams_per_client})"
