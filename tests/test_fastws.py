@@ -41,7 +41,7 @@ KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 class RawClient:
     """A WebSocket client on a bare socket: it sends whatever bytes a test wants."""
 
-    def __init__(self, stream: trio.SocketStream) -> None:
+    def __init__(self, stream: trio.abc.Stream) -> None:
         self.stream = stream
         self.buffer = bytearray()
 

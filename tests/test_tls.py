@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypercorn.config import Config as HypercornConfig
 from structlog.testing import capture_logs
+from test_fastws import RawClient
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from northstard.auth import digest
@@ -41,7 +42,6 @@ from northstard.web.broadcast import Peer
 from northstard.web.fastws import WsEdge, WsSettings
 from northstard.web.front import Edge, Front
 from northstard.web.tls import TlsSocket, load_server_context, tls_server
-from northstard.wsframes import Opcode
 
 from certs import self_signed
 from clients import Follower, sse_events
@@ -90,15 +90,11 @@ def address(url: str) -> tuple[str, int]:
     return host, int(port)
 
 
-class TlsClient:
+class TlsClient(RawClient):
     """An HTTP/1.1 and WebSocket client over trio's SSLStream that sends what a test wants."""
 
-    def __init__(self, stream: trio.SSLStream[trio.SocketStream]) -> None:
-        self.stream = stream
-        self.buffer = bytearray()
-
     @classmethod
-    async def connect(cls, url: str, context: ssl.SSLContext, receive_buffer: int = 0) -> TlsClient:
+    async def connect_tls(cls, url: str, context: ssl.SSLContext, receive_buffer: int = 0) -> TlsClient:
         sock = trio.socket.socket()
         if receive_buffer:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
@@ -107,15 +103,10 @@ class TlsClient:
         await stream.do_handshake()
         return cls(stream)
 
-    async def fill(self) -> bool:
-        data = await self.stream.receive_some(65536)
-        self.buffer += data
-        return bool(data)
-
     async def until(self, marker: bytes) -> bytes:
         """Everything up to and including ``marker``."""
         while marker not in self.buffer:
-            assert await self.fill(), f"closed before {marker!r}"
+            assert await self._fill(), f"closed before {marker!r}"
         end = self.buffer.index(marker) + len(marker)
         data = bytes(self.buffer[:end])
         del self.buffer[:end]
@@ -128,31 +119,10 @@ class TlsClient:
         headers = dict(line.lower().split(": ", 1) for line in lines[1:] if line)
         length = int(headers.get("content-length", 0))
         while len(self.buffer) < length:
-            assert await self.fill()
+            assert await self._fill()
         body = bytes(self.buffer[:length])
         del self.buffer[:length]
         return lines[0], headers, body
-
-    async def frame(self) -> tuple[int, bytes]:
-        """The next server WebSocket frame."""
-        while True:
-            if len(self.buffer) >= 2:
-                length, start = self.buffer[1] & 0x7F, 2
-                if length >= 126:
-                    start = 4 if length == 126 else 10
-                    length = int.from_bytes(self.buffer[2:start], "big")
-                if len(self.buffer) >= start + length:
-                    opcode, payload = self.buffer[0] & 0x0F, bytes(self.buffer[start:start + length])
-                    del self.buffer[:start + length]
-                    return opcode, payload
-            assert await self.fill(), "closed without a close frame"
-
-    async def message(self) -> dict[str, Any]:
-        while True:
-            opcode, payload = await self.frame()
-            if opcode == Opcode.TEXT:
-                message: dict[str, Any] = json.loads(payload)
-                return message
 
 
 # -- TlsSocket on a socket pair ------------------------------------------------------------------
@@ -308,7 +278,7 @@ async def test_a_keep_alive_tls_connection_is_handed_over_to_the_edges(
     context = trusting(tls_files[0])
     for stream_request, first_line in ((UPGRADE, b"HTTP/1.1 101"),
                                        ("GET /api/pnl/stream HTTP/1.1\r\nHost: x\r\n\r\n", b"HTTP/1.1 200")):
-        client = await TlsClient.connect(tls_daemon.url, context)
+        client = await TlsClient.connect_tls(tls_daemon.url, context)
         line, _, body = await client.request("GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
         assert line.startswith("HTTP/1.1 200") and json.loads(body)["status"] in {"ok", "degraded"}
         await client.stream.send_all(stream_request.encode())  # the same TLS connection
@@ -431,14 +401,14 @@ async def test_a_stalled_tls_client_holds_one_frame_and_is_closed(tls_files: tup
     async with serving([edge], *tls_files) as url:
         async with httpx.AsyncClient(verify=context) as http:  # Hypercorn's half says https
             assert (await http.get(f"{url}/anything")).text == "https"
-        stalled = await TlsClient.connect(url, context, receive_buffer=4096)
+        stalled = await TlsClient.connect_tls(url, context, receive_buffer=4096)
         await stalled.stream.send_all(UPGRADE.encode())
         await stalled.until(b"\r\n\r\n")
         assert (await stalled.message())["type"] == "snapshot"
         [peer] = edge.broadcaster.peers
         tls = peer.sock
         assert isinstance(tls, TlsSocket) and peer.fd == -1  # never the C loop: it must encrypt
-        reader = await TlsClient.connect(url, context)
+        reader = await TlsClient.connect_tls(url, context)
         await reader.stream.send_all(UPGRADE.encode())
         await reader.until(b"\r\n\r\n")
         await blocked(hub, peer)
