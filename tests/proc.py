@@ -14,6 +14,23 @@ import trio
 READY = "northstard dashboard: "
 
 
+async def read_printed(process: trio.Process, log: Path | None = None,
+                       limit: float = 30) -> dict[str, str]:
+    """Wait for the dashboard line; what the daemon printed, ``{"northstard dashboard": URL, ...}``
+    (URLs without the final /). Raises with the log's end if the daemon exits first."""
+    assert process.stdout is not None
+    buffer = b""
+    with trio.fail_after(limit):
+        while READY.encode() not in buffer or not buffer.endswith(b"\n"):
+            chunk = await process.stdout.receive_some(4096)
+            if not chunk:
+                text = (await trio.Path(log).read_text())[-3000:] if log else ""
+                raise AssertionError(f"daemon exited early:\n{text}")
+            buffer += chunk
+    lines = (line.partition(": ") for line in buffer.decode().splitlines())
+    return {key: value.rstrip("/") for key, sep, value in lines if sep}
+
+
 class DaemonProcess:
     def __init__(self, config: Path, log: Path, env: Mapping[str, str] | None = None) -> None:
         self.config = config
@@ -29,16 +46,7 @@ class DaemonProcess:
                 [sys.executable, "-m", "northstard", "--config", str(self.config)],
                 stdout=subprocess.PIPE, stderr=log, env=self.env,
             )
-        assert self.process.stdout is not None
-        buffer = b""
-        with trio.fail_after(30):
-            while READY.encode() not in buffer or not buffer.endswith(b"\n"):
-                chunk = await self.process.stdout.receive_some(4096)
-                if not chunk:
-                    raise AssertionError(f"daemon exited early:\n{self.log.read_text()[-3000:]}")
-                buffer += chunk
-        line = next(ln for ln in buffer.decode().splitlines() if ln.startswith(READY))
-        self.url = line[len(READY):].rstrip("/")
+        self.url = (await read_printed(self.process, self.log))["northstard dashboard"]
         return self.url
 
     def send_signal(self, signum: int) -> None:

@@ -22,7 +22,7 @@ from northstard.errors import ConfigError
 
 from clients import Follower, ws_url
 from conftest import write_config
-from proc import READY
+from proc import read_printed
 
 # Runs the daemon as systemd does: the socket as descriptor 3, LISTEN_PID = the daemon's own pid.
 AS_SYSTEMD = """
@@ -95,22 +95,9 @@ def test_http_takes_the_sockets_named_http_else_every_one_but_grpc(
 # --- the daemon on a socket it was given ---
 
 
-def log_tail(log: Path | None) -> str:
-    return log.read_text()[-3000:] if log else ""
-
-
 async def read_url(process: trio.Process, log: Path | None = None) -> str:
     """Wait for the line that says where the dashboard is; the URL without the final /."""
-    assert process.stdout is not None
-    buffer = b""
-    with trio.fail_after(60):
-        while READY.encode() not in buffer or not buffer.endswith(b"\n"):
-            chunk = await process.stdout.receive_some(4096)
-            if not chunk:
-                raise AssertionError(f"daemon exited early:\n{log_tail(log)}")
-            buffer += chunk
-    line = next(ln for ln in buffer.decode().splitlines() if ln.startswith(READY))
-    return line[len(READY):].rstrip("/")
+    return (await read_printed(process, log, limit=60))["northstard dashboard"]
 
 
 async def stop(process: trio.Process) -> int:

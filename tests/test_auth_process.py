@@ -15,12 +15,11 @@ import trio
 from northstard.auth import digest
 
 from conftest import write_config
-from proc import DaemonProcess
+from proc import DaemonProcess, read_printed
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "nsd_tail-token-of-the-auth-process-tests"
-READY = "northstard dashboard: "
 
 
 async def northstard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
@@ -70,17 +69,8 @@ async def start(args: list[str], log: Path) -> tuple[trio.Process, dict[str, str
         process = await trio.lowlevel.open_process(
             [sys.executable, "-m", "northstard", *args], stdout=subprocess.PIPE, stderr=handle,
             env={**os.environ})
-    assert process.stdout is not None
-    buffer = b""
-    with trio.fail_after(30):
-        while READY.encode() not in buffer or not buffer.endswith(b"\n"):
-            chunk = await process.stdout.receive_some(4096)
-            if not chunk:
-                text = await trio.Path(log).read_text()
-                raise AssertionError(f"daemon exited early:\n{text[-3000:]}")
-            buffer += chunk
-    printed = dict(line.partition(": ")[::2] for line in buffer.decode().splitlines())
-    return process, {"dashboard": printed["northstard dashboard"].rstrip("/"),
+    printed = await read_printed(process, log)
+    return process, {"dashboard": printed["northstard dashboard"],
                      "grpc": printed.get("northstard grpc", "")}
 
 

@@ -16,9 +16,7 @@ from northstard.grpc_edge.auth import digest
 from northstard.tail import Printer, change_paths
 
 from conftest import write_config
-
-GRPC_READY = "northstard grpc: "
-WEB_READY = "northstard dashboard: "
+from proc import read_printed
 
 
 def test_change_paths_flatten_a_patch() -> None:
@@ -56,18 +54,8 @@ async def start_daemon_process(config: Path, log: Path) -> tuple[trio.Process, s
             [sys.executable, "-m", "northstard", "--config", str(config)],
             stdout=subprocess.PIPE, stderr=handle, env={**os.environ},
         )
-    assert process.stdout is not None
-    buffer = b""
-    with trio.fail_after(30):
-        while WEB_READY.encode() not in buffer or not buffer.endswith(b"\n"):
-            chunk = await process.stdout.receive_some(4096)
-            if not chunk:
-                text = await trio.Path(log).read_text()
-                raise AssertionError(f"daemon exited early:\n{text[-3000:]}")
-            buffer += chunk
-    lines = buffer.decode().splitlines()
-    address = next(ln for ln in lines if ln.startswith(GRPC_READY))[len(GRPC_READY):]
-    url = next(ln for ln in lines if ln.startswith(WEB_READY))[len(WEB_READY):].rstrip("/")
+    printed = await read_printed(process, log)
+    address, url = printed["northstard grpc"], printed["northstard dashboard"]
     return process, url, address
 
 
