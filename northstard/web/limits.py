@@ -20,27 +20,30 @@ import ipaddress
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
+
+from ..tokenbucket import TokenBucket
 
 __all__ = ["Concurrency", "LimitSettings", "Limits", "OncePer", "RateLimiter", "is_loopback"]
 
 Cap = Literal["total", "client"]
+V = TypeVar("V")
 
 
-class _Lru:
+class _Lru(Generic[V]):
     """A dict of at most ``size`` keys; the least recently used goes first."""
 
     def __init__(self, size: int) -> None:
         self.size = max(1, size)
-        self.items: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self.items: OrderedDict[str, V] = OrderedDict()
 
-    def get(self, key: str) -> tuple[float, float] | None:
+    def get(self, key: str) -> V | None:
         value = self.items.get(key)
         if value is not None:
             self.items.move_to_end(key)
         return value
 
-    def put(self, key: str, value: tuple[float, float]) -> None:
+    def put(self, key: str, value: V) -> None:
         self.items[key] = value
         self.items.move_to_end(key)
         while len(self.items) > self.size:
@@ -53,7 +56,7 @@ class RateLimiter:
     def __init__(self, rate: float, burst: float, max_keys: int = 10000) -> None:
         self.rate = rate
         self.burst = max(1.0, burst)
-        self._buckets = _Lru(max_keys)
+        self._buckets: _Lru[TokenBucket] = _Lru(max_keys)
 
     def __repr__(self) -> str:
         return f"<RateLimiter {self.rate:g}/s burst={self.burst:g} keys={len(self._buckets.items)}>"
@@ -65,13 +68,10 @@ class RateLimiter:
         """Spend one token of ``key``: 0.0 if there was one, else the seconds until there is."""
         if self.rate <= 0:
             return 0.0
-        tokens, stamp = self._buckets.get(key) or (self.burst, now)
-        tokens = min(self.burst, tokens + max(0.0, now - stamp) * self.rate)
-        if tokens >= 1.0:
-            self._buckets.put(key, (tokens - 1.0, now))
-            return 0.0
-        self._buckets.put(key, (tokens, now))
-        return (1.0 - tokens) / self.rate
+        bucket = (self._buckets.get(key) or TokenBucket.full(self.rate, self.burst)).refill(now)
+        wait = bucket.wait(1.0, now)
+        self._buckets.put(key, bucket if wait else bucket.take(1.0, now))
+        return wait
 
 
 class Concurrency:
@@ -116,13 +116,13 @@ class OncePer:
 
     def __init__(self, interval: float, max_keys: int = 10000) -> None:
         self.interval = interval
-        self._last = _Lru(max_keys)
+        self._last: _Lru[float] = _Lru(max_keys)
 
     def due(self, key: str, now: float) -> bool:
         last = self._last.get(key)
-        if last is not None and now - last[0] < self.interval:
+        if last is not None and now - last < self.interval:
             return False
-        self._last.put(key, (now, 0.0))
+        self._last.put(key, now)
         return True
 
 
