@@ -71,7 +71,7 @@ async def test_rest_needs_a_bearer_token(start_daemon: Any) -> None:
         poll = await http.get(f"/api/pnl/changes?since={daemon.hub.position}&wait=0", headers=BEARER)
         assert poll.status_code == 200 and poll.json()["type"] in ("unchanged", "delta")
         assert (await http.get("/api/health")).status_code == 200  # open by default
-        for path in ("/login", "/static/login.js", "/static/login.css"):
+        for path in ("/login", "/static/login.js", "/static/theme.css", "/static/login.css"):
             assert (await http.get(path)).status_code == 200, path
         spec = (await http.get("/openapi.json", headers=BEARER)).json()
     assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"

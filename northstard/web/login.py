@@ -4,7 +4,7 @@
 SameSite=Strict, Path=/, Secure over TLS or with ``auth.cookie_secure =
 "always"``) and redirects to the dashboard; a wrong token shows the page
 again with an error (401). The page has no inline script (the CSP forbids
-it): ``static/login.js`` and ``static/login.css``. With no tokens
+it): ``static/login.js``, ``static/theme.css`` and ``static/login.css``. With no tokens
 configured there is nothing to log in to, and both redirect to ``/``.
 """
 
@@ -19,7 +19,7 @@ from .fastws import origin_allowed
 
 __all__ = ["LOGIN_ASSETS", "add_login_routes", "end_session", "request_head", "see_other", "start_session"]
 
-LOGIN_ASSETS = ("/static/login.js", "/static/login.css")
+LOGIN_ASSETS = ("/static/login.js", "/static/theme.css", "/static/login.css")
 ERRORS = {
     "token": "That token is not accepted.",
     "link": "The token in that link is not accepted. Paste a valid one.",
@@ -32,6 +32,7 @@ PAGE = """<!doctype html>
   <meta name="color-scheme" content="light dark">
   <title>northstard · sign in</title>
   <link rel="icon" href="data:,">
+  <link rel="stylesheet" href="/static/theme.css">
   <link rel="stylesheet" href="/static/login.css">
   <script type="module" src="/static/login.js"></script>
 </head>
