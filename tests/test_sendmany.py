@@ -16,20 +16,29 @@ FRAME = b"\x81\x05hello"
 
 
 class SocketPeer:
+    """Like ``broadcast.Peer``: a socket, its descriptor, and ``send_some``."""
+
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.send = sock.send
         self.fd = sock.fileno()
+
+    def send_some(self, data: bytes) -> int:
+        try:
+            return self.sock.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            return -1
 
 
 class EncryptingPeer:
-    """A peer whose ``send`` must be called (like a TLS peer): fd -1."""
+    """A peer whose ``send_some`` must be called (like a TLS peer): fd -1."""
 
     def __init__(self) -> None:
         self.fd = -1
         self.sent: list[bytes] = []
 
-    def send(self, data: bytes) -> int:
+    def send_some(self, data: bytes) -> int:
         self.sent.append(bytes(data))
         return len(data)
 

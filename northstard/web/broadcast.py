@@ -358,7 +358,7 @@ class Broadcaster:
             peer.after_send(frame, sent)
         for peer in list(self.behind):
             self.catch_up(peer)
-            if peer.position is self.at and peer in self.behind:
+            if peer in self.behind:  # still live: synced from now on if it is current
                 self.behind.discard(peer)
                 self.enlist(peer)
         self.quiet_since = trio.current_time()

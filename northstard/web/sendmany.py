@@ -49,8 +49,9 @@ class Sendable(Protocol):
     @property
     def fd(self) -> int: ...
 
-    @property
-    def send(self) -> Callable[[bytes], int]: ...
+    def send_some(self, data: bytes) -> int:
+        """Bytes of ``data`` taken: 0 if the socket would block, -1 if the connection failed."""
+        ...
 
 
 P = TypeVar("P", bound=Sendable)
@@ -62,16 +63,11 @@ def default_threads() -> int:
 
 
 def send_each(peers: Sequence[P], frame: bytes) -> list[tuple[P, int]]:
-    """The Python loop: ``peer.send(frame)`` for each peer; the ones that took less."""
+    """The Python loop: ``peer.send_some(frame)`` for each peer; the ones that took less."""
     size = len(frame)
     short = []
     for peer in peers:
-        try:
-            sent = peer.send(frame)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            sent = -1
+        sent = peer.send_some(frame)
         if sent != size:
             short.append((peer, sent))
     return short
