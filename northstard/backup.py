@@ -23,7 +23,9 @@ from pathlib import Path
 
 from .errors import StoreError
 
-__all__ = ["DbLock", "backup", "restore"]
+__all__ = ["STAMP", "DbLock", "backup", "restore"]
+
+STAMP = "%Y%m%dT%H%M%S%fZ"  # a backup's time in its file name (UTC)
 
 
 class DbLock:
@@ -71,7 +73,7 @@ def backup(db_path: Path, destination: Path) -> Path:
     if not db_path.exists():
         raise StoreError(f"no database at {db_path}")
     if destination.is_dir():
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime(STAMP)
         destination = destination / f"northstard-{stamp}.db"
     if destination.exists():
         raise StoreError(f"{destination} exists; not overwriting it")

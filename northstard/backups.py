@@ -26,7 +26,7 @@ from typing import Any, NoReturn, Protocol
 import structlog
 import trio
 
-from .backup import backup
+from .backup import STAMP, backup
 from .errors import StoreError
 from .metrics import Metrics
 
@@ -45,7 +45,6 @@ log = structlog.get_logger("northstard.backups")
 
 PREFIX = "northstard-auto-"
 SUFFIX = ".db"
-STAMP = "%Y%m%dT%H%M%S%fZ"
 RETRY_S = 300.0
 
 
