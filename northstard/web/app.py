@@ -49,6 +49,11 @@ def _json_error(error: str, detail: str, status: int) -> Response:
 
 def create_app(ctx: WebContext) -> QuartTrio:
     app = QuartTrio("northstard", static_folder=None)
+    # No redirect built from the request's Host: "/a//b" is not merged into an absolute
+    # Location (werkzeug's default 308), and a missing or extra final slash is a 404.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
+    app.url_map.redirect_defaults = False
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
     # Page files are revalidated (ETag/Last-Modified -> 304) on every load, so
     # an upgrade never leaves a browser mixing old and new dashboard modules.

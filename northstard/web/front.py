@@ -43,12 +43,14 @@ from .broadcast import send_all
 from .handover import HandoverConnection, open_handover
 from .http1 import (
     MAX_HEAD_BYTES,
+    MAX_LINE_BYTES,
     BadRequest,
     Request,
     error_response,
     head_end,
     parse_head,
     request_line,
+    request_size,
 )
 from .limits import Limits, LimitSettings
 from .ratelimit import RateLimited, retry_after
@@ -59,7 +61,6 @@ __all__ = ["Edge", "Front"]
 log = structlog.get_logger("northstard.web")
 
 RECEIVE_BYTES = 65536
-MAX_LINE_BYTES = 8192
 ACCEPT_BATCH = 64
 CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 STREAM_RETRY_AFTER_S = 5
@@ -257,6 +258,10 @@ class Front:
                 if edge is not None:
                     await self._serve_edge(edge, sock, head)
                     return
+                refusal = self._refusal(head)
+                if refusal is not None:
+                    await self._refuse(sock, refusal)
+                    return
                 taken = await self._serve_hypercorn(sock, head)
                 head = None if taken is None else await self._read_head(sock, bytearray(taken))
         except Exception as exc:  # one connection's failure never stops the server
@@ -267,6 +272,28 @@ class Front:
     def _edge(self, data: bytes | bytearray) -> Edge | None:
         line = request_line(data)
         return self.routes.get(line[1].partition("?")[0]) if line else None
+
+    def _refusal(self, data: bytes | bytearray) -> BadRequest | None:
+        """Why the front refuses the request at the start of ``data`` (a whole head), if it does."""
+        try:
+            request_size(data)
+        except BadRequest as exc:
+            return exc
+        return None
+
+    async def _refuse(self, sock: socket.socket, refusal: BadRequest) -> None:
+        """Answer a refused request and close: what follows it cannot be trusted."""
+        self._count(refusal.error)
+        await send_all(sock, error_response(refusal.status, refusal.error, refusal.detail, refusal.headers))
+
+    def _route(self, data: bytes) -> int | None:
+        """For Hypercorn's stream: the size of the next request, or None when the front takes it."""
+        if self._edge(data) is not None:
+            return None
+        try:
+            return request_size(data)
+        except BadRequest:
+            return None
 
     def _routed(self, buffer: bytearray) -> bool:
         """The whole request head has arrived (or enough to know it is malformed or too long)."""
@@ -318,7 +345,7 @@ class Front:
 
     async def _serve_hypercorn(self, sock: socket.socket, head: bytearray) -> bytes | None:
         """Hypercorn serves the connection; the bytes of a request it gave back, if any."""
-        stream = open_handover(sock, bytes(head), lambda data: self._edge(data) is not None)
+        stream = open_handover(sock, bytes(head), self._route)
         await HandoverConnection(self.app, self.config, self.context, self.state, stream).run()
         return stream.taken
 
