@@ -9,18 +9,30 @@ check what comes back on the wire, so they hold whatever serves the port.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
+import resource
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
-from hostile import open_raw, refused
+from hostile import http_from, open_raw, refused, ws
 from test_fastws import RawClient
 
 from northstard.auth import digest
+from northstard.grpc_edge.client import PnlClient, open_channel
 from northstard.web.http1 import BadRequest, request_size
+from northstard.web.limits import connection_cap
 from northstard.wsframes import CloseCode, FrameReader, Message, Opcode, ProtocolError, encode_frame
+
+from conftest import write_config
+from grpc_helpers import on_asyncio
+from proc import read_printed
 
 GUARD_S = 30  # a hang guard, not a speed check
 AUTH = {"tokens": [{"name": "reader", "sha256": digest("t" * 32)}]}
@@ -209,3 +221,134 @@ def test_a_character_split_across_fragments_and_reads_is_accepted() -> None:
     with pytest.raises(ProtocolError) as raised:  # a character cut at the end of the message
         FrameReader(4096).feed(client_frame(Opcode.TEXT, "€".encode()[:2]))
     assert raised.value.code == CloseCode.INVALID_DATA
+
+
+# -- an idle-connection flood with a low open-files limit ---------------------------------------
+
+DAEMON_FILES = (512, 1024)  # the daemon lifts its soft limit to the hard one: 1024
+FLOOD = 3000
+PER_CLIENT = 100
+
+
+def test_the_connection_cap_stays_below_the_open_files_limit() -> None:
+    assert connection_cap(0, 1024, 256) == 768
+    assert connection_cap(500, 1024, 256) == 500
+    assert connection_cap(5000, 1024, 256) == 768  # a configured cap never reaches the limit
+    assert connection_cap(0, 300, 256) == 150  # a tiny limit: half of it
+    assert connection_cap(0, -1, 256) == 0  # unlimited descriptors: no cap unless configured
+
+
+def low_open_files() -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, DAEMON_FILES)
+
+
+@contextlib.asynccontextmanager
+async def daemon_with_few_files(tmp_path: Path) -> AsyncIterator[dict[str, str]]:
+    config = write_config(tmp_path, {"demo": {"interval_s": 0.05, "seed": 3}},
+                          limits={"max_connections_per_client": PER_CLIENT, "idle_timeout_s": 120.0,
+                                  "header_timeout_s": 120.0})
+    log = tmp_path / "daemon.log"
+    with log.open("ab") as errors:
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "northstard", "--config", str(config)],
+            stdout=subprocess.PIPE, stderr=errors, preexec_fn=low_open_files)
+    try:
+        yield await read_printed(process, log)
+    finally:
+        process.kill()
+        await process.wait()
+
+
+async def flood(url: str, sources: list[str], count: int) -> list[trio.socket.SocketType]:
+    """``count`` idle connections, spread over ``sources``; every socket stays open."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < count + 500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    port = int(url.rsplit(":", 1)[1])
+    sockets = []
+    for index in range(count):
+        sock = trio.socket.socket()
+        await sock.bind((sources[index % len(sources)], 0))
+        await sock.connect(("127.0.0.1", port))
+        sockets.append(sock)
+    return sockets
+
+
+async def answer_of(sock: trio.socket.SocketType) -> bytes:
+    data = b""
+    with trio.fail_after(GUARD_S), contextlib.suppress(ConnectionResetError):
+        while chunk := await sock.recv(4096):
+            data += chunk
+    return data
+
+
+async def grpc_seq(address: str) -> int:
+    async def call() -> int:
+        async with open_channel(address) as channel:
+            return int((await PnlClient(channel).current()).seq)
+
+    return await on_asyncio(call)
+
+
+async def follow(client: RawClient, frames: trio.MemorySendChannel[int]) -> None:
+    with contextlib.suppress(trio.BrokenResourceError, AssertionError):
+        while True:
+            opcode, _ = await client.frame()
+            await frames.send(opcode)
+
+
+async def still_streaming(frames: trio.MemoryReceiveChannel[int], count: int = 3) -> None:
+    """``count`` frames more than those already received."""
+    with contextlib.suppress(trio.WouldBlock):
+        while True:
+            frames.receive_nowait()
+    with trio.fail_after(GUARD_S):
+        for _ in range(count):
+            assert await frames.receive() == Opcode.TEXT
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("addresses", [1, 30], ids=["one-address", "many-addresses"])
+async def test_an_idle_connection_flood_leaves_health_streams_and_grpc_served(
+    tmp_path: Path, addresses: int
+) -> None:
+    async with daemon_with_few_files(tmp_path) as printed, trio.open_nursery() as nursery:
+        url, grpc_address = printed["northstard dashboard"], printed["northstard grpc"]
+        stream, line, _ = await ws(url, source="127.0.1.1")
+        assert line.startswith("HTTP/1.1 101")
+        send, frames = trio.open_memory_channel[int](math.inf)
+        nursery.start_soon(follow, stream, send)
+        await still_streaming(frames)
+        sources = [f"127.0.2.{n}" for n in range(1, addresses + 1)]
+        with trio.fail_after(120):  # a hang guard: without caps the daemon stops accepting
+            idle = await flood(url, sources, FLOOD)
+        await still_streaming(frames)  # the stream opened before the flood goes on
+        assert await grpc_seq(grpc_address) > 0
+        answers = {(await answer_of(sock))[:12] for sock in idle[-10:]}
+        if addresses == 1:  # the address's cap: a 429; any other address is served
+            assert answers == {b"HTTP/1.1 429"}
+            async with http_from("127.0.1.2", timeout=GUARD_S) as http:
+                assert (await http.get(f"{url}/api/health")).status_code == 200
+            assert await refused(url, "connections_client") >= FLOOD - PER_CLIENT - 10
+        else:  # the total cap, below the open-files limit: a 503, then served once they go
+            assert answers == {b"HTTP/1.1 503"}
+            async with http_from("127.0.1.2", timeout=GUARD_S) as http:
+                assert (await http.get(f"{url}/api/health")).status_code == 503
+            for sock in idle:
+                sock.close()
+            with trio.fail_after(GUARD_S):
+                for _ in range(300):  # another process closes them: nothing to await
+                    if await health_from("127.0.1.3", url) == 200:
+                        break
+                    await trio.sleep(0.1)
+                else:
+                    raise AssertionError("health is refused after the flood left")
+            assert await refused(url, "connections_total") >= FLOOD - connection_cap(0, 1024, 256)
+        for sock in idle:
+            sock.close()
+        nursery.cancel_scope.cancel()
+
+
+async def health_from(source: str, url: str) -> int:
+    async with http_from(source, timeout=GUARD_S) as http:
+        return (await http.get(f"{url}/api/health")).status_code

@@ -12,6 +12,18 @@ its next request is for an edge, once Hypercorn has answered the one before
 see ``handover.py``). Only a streaming request pipelined in the same read as
 the request before it stays with Hypercorn, which has no route for it (404).
 
+Every request head on a connection is read whole by the front before
+Hypercorn sees it (``handover.py`` passes Hypercorn one request at a time: its
+head, then its ``Content-Length`` body), so a body is never taken for a
+request; the framings that could be read two ways (``http1.request_size``:
+request smuggling shapes, h2c) are answered with a JSON error and closed.
+
+At accept, each connection takes a slot of ``limits.open_connections``: per
+address (loopback included) and in total, below the open-files limit less a
+reserve. At a cap it is answered at once (429 / 503) and closed, counted in
+``northstard_refused_total`` and logged once a minute; a slot is freed when
+its connection task ends.
+
 The Hypercorn half does what ``hypercorn.trio.run.worker_serve`` does for a
 plain-TCP listener (lifespan, worker context, one ``TCPServer`` per
 connection, a graceful stop), with Hypercorn's own classes: hypercorn is
@@ -204,8 +216,39 @@ class Front:
                     await self._wait_for_capacity(exc)
                     break
                 self._at_capacity = False
-                if self._admitted(sock, _host(address)):
-                    connections.start_soon(self._connection, sock)
+                host = _host(address)
+                if self._admitted(sock, host) and self._held(sock, host):
+                    connections.start_soon(self._hold, sock, host)
+
+    def _held(self, sock: socket.socket, host: str) -> bool:
+        """Within the concurrent connection caps (per address, loopback included, and in total);
+        else a 429 (the address's) or 503 (the total) and closed at once."""
+        limits = self.limits
+        cap = limits.open_connections.acquire(host or None)
+        if cap is None:
+            return True
+        self._count(f"connections_{cap}")
+        key = host if cap == "client" else ""
+        if limits.refusal_log.due(f"connections:{key}", trio.current_time()):
+            log.warning("refusing connections over the concurrent connection cap", client=key or None,
+                        cap=cap, open=limits.open_connections.open, max=limits.max_connections)
+        status, error, detail = limits.connection_refusal(cap)
+        self._refuse_at_accept(sock, status, error, detail, STREAM_RETRY_AFTER_S)
+        return False
+
+    async def _hold(self, sock: socket.socket, host: str) -> None:
+        try:
+            await self._connection(sock)
+        finally:
+            self.limits.open_connections.release(host or None)
+
+    def _refuse_at_accept(self, sock: socket.socket, status: int, error: str, detail: str,
+                          seconds: int) -> None:
+        if self.tls is None:  # over TLS there is no answer before a handshake: just closed
+            with contextlib.suppress(OSError):  # the answer fits any socket buffer: never blocks
+                sock.setblocking(False)
+                sock.send(error_response(status, error, detail, [("retry-after", str(seconds))]))
+        _close(sock)
 
     def _admitted(self, sock: socket.socket, host: str) -> bool:
         """Within its address's connection rate; else a 429 and closed at once (no task)."""
@@ -221,13 +264,8 @@ class Front:
             log.warning("refusing connections over the rate limit", client=host,
                         rate_per_s=limits.settings.connect_rate_per_s)
         seconds = retry_after(wait)
-        if self.tls is None:  # over TLS there is no answer before a handshake: just closed
-            with contextlib.suppress(OSError):  # the answer fits any socket buffer: never blocks
-                sock.setblocking(False)
-                sock.send(error_response(429, "rate_limited",
-                                         f"too many connections from this address; retry in {seconds} s",
-                                         [("retry-after", str(seconds))]))
-        _close(sock)
+        self._refuse_at_accept(sock, 429, "rate_limited",
+                               f"too many connections from this address; retry in {seconds} s", seconds)
         return False
 
     def _count(self, reason: str) -> None:
