@@ -352,3 +352,15 @@ async def test_an_idle_connection_flood_leaves_health_streams_and_grpc_served(
 async def health_from(source: str, url: str) -> int:
     async with http_from(source, timeout=GUARD_S) as http:
         return (await http.get(f"{url}/api/health")).status_code
+
+
+async def test_a_stream_request_pipelined_after_a_rest_request_goes_to_its_edge(start_daemon: Any) -> None:
+    daemon = await start_daemon()
+    client = await open_raw(daemon.url)
+    await client.stream.send_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n"
+                                 b"GET /api/pnl/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    with trio.fail_after(GUARD_S):
+        line, _, _ = await client.request("")
+        assert line.startswith("HTTP/1.1 200")
+        line, headers, _ = await client.request("")
+    assert line.startswith("HTTP/1.1 200") and headers["content-type"].startswith("text/event-stream")

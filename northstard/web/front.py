@@ -9,8 +9,7 @@
 A keep-alive connection that Hypercorn serves comes back to the front when
 its next request is for an edge, once Hypercorn has answered the one before
 (a browser's EventSource often reuses the connection that loaded the page;
-see ``handover.py``). Only a streaming request pipelined in the same read as
-the request before it stays with Hypercorn, which has no route for it (404).
+see ``handover.py``), pipelined or not.
 
 Every request head on a connection is read whole by the front before
 Hypercorn sees it (``handover.py`` passes Hypercorn one request at a time: its
