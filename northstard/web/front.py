@@ -19,9 +19,12 @@ request smuggling shapes, h2c) are answered with a JSON error and closed.
 
 At accept, each connection takes a slot of ``limits.open_connections``: per
 address (loopback included) and in total, below the open-files limit less a
-reserve. At a cap it is answered at once (429 / 503) and closed, counted in
-``northstard_refused_total`` and logged once a minute; a slot is freed when
-its connection task ends.
+reserve. At the total cap the connection that has waited longest for a whole
+request head is closed to make room (its slot is freed as its task ends: the
+total is exceeded by at most the evictions of one accept batch, within the
+reserve); with none to close, or at the address's cap, the new connection is
+answered at once (503 / 429) and closed, counted in
+``northstard_refused_total`` and logged once a minute.
 
 The Hypercorn half does what ``hypercorn.trio.run.worker_serve`` does for a
 plain-TCP listener (lifespan, worker context, one ``TCPServer`` per
@@ -132,7 +135,7 @@ class Front:
         self.context = WorkerContext(None)
         self.lifespan_state: dict[str, Any] = {}
         self.state = ConnectionState(self.lifespan_state)
-        self._routing: set[trio.CancelScope] = set()
+        self._routing: dict[trio.CancelScope, None] = {}  # heads being read, oldest first
         self._at_capacity = False
 
     def __repr__(self) -> str:
@@ -224,6 +227,8 @@ class Front:
         else a 429 (the address's) or 503 (the total) and closed at once."""
         limits = self.limits
         cap = limits.open_connections.acquire(host or None)
+        if cap == "total" and self._evict():
+            cap = limits.open_connections.acquire(host or None, over_total=True)
         if cap is None:
             return True
         self._count(f"connections_{cap}")
@@ -234,6 +239,17 @@ class Front:
         status, error, detail = limits.connection_refusal(cap)
         self._refuse_at_accept(sock, status, error, detail, STREAM_RETRY_AFTER_S)
         return False
+
+    def _evict(self) -> bool:
+        """At the total cap: close the connection that has waited longest for a whole request
+        head (an idle or trickling client), so that a client that asks is served."""
+        if not self._routing:
+            return False
+        scope = next(iter(self._routing))
+        del self._routing[scope]
+        scope.cancel()
+        self._count("connections_evicted")
+        return True
 
     async def _hold(self, sock: socket.socket, host: str) -> None:
         try:
@@ -349,7 +365,7 @@ class Front:
         """
         header_timeout = self.limits.settings.header_timeout_s
         with trio.CancelScope() as scope:
-            self._routing.add(scope)
+            self._routing[scope] = None
             idle = self.config.keep_alive_timeout
             scope.deadline = trio.current_time() + (header_timeout if buffer else idle)
             try:
@@ -368,7 +384,7 @@ class Front:
             except OSError:
                 return None
             finally:
-                self._routing.discard(scope)
+                self._routing.pop(scope, None)
         if buffer and trio.current_time() >= scope.deadline:
             self._timed_out(sock, header_timeout)
         return None

@@ -92,9 +92,10 @@ class Concurrency:
     def count(self, key: str) -> int:
         return self._by_key.get(key, 0)
 
-    def acquire(self, key: str | None) -> Cap | None:
-        """Take a slot for ``key`` (None: counted in the total only); the cap reached, if any."""
-        if self.total and self.open >= self.total:
+    def acquire(self, key: str | None, *, over_total: bool = False) -> Cap | None:
+        """Take a slot for ``key`` (None: counted in the total only); the cap reached, if any.
+        ``over_total``: a slot that is being freed makes room (the total is not checked)."""
+        if self.total and self.open >= self.total and not over_total:
             return "total"
         if key is not None:
             held = self._by_key.get(key, 0)
