@@ -103,6 +103,13 @@ def _hub_section() -> str:
     return ""
 
 
+def _limits_section() -> str:
+    """No per-address connection cap (every client comes from 127.0.0.1), where it exists."""
+    if any(f.name == "max_connections_per_client" for f in CORE.get("limits", ())):
+        return "[limits]\nmax_connections_per_client = 0\n"
+    return ""
+
+
 def write_config(directory: Path, spec: Spec) -> Path:
     text = f"""\
 [server]
@@ -114,7 +121,7 @@ shutdown_grace_s = 2.0
 path = {json.dumps(str(directory / "northstard.db"))}
 synchronous = "{spec.synchronous}"
 
-{_hub_section()}
+{_hub_section()}{_limits_section()}
 [log]
 level = "warning"
 format = "json"

@@ -179,8 +179,10 @@ def _run_daemon(config: Config, plugins: Plugins) -> int:
     log = structlog.get_logger("northstard")
     _tune_gc()
     limit = _raise_open_files_limit()
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    log.info("open-files limit", soft=limit, hard=hard)
     if limit < 4096:
-        log.warning("low open-files limit: clients beyond it cannot connect", limit=limit)
+        log.warning("low open-files limit: [limits] max_connections is derived from it", limit=limit)
     try:
         trio.run(_run, config, plugins)
     except BaseException as raised:

@@ -192,6 +192,12 @@ CORE: dict[str, tuple[Field, ...]] = {
         Field("exempt_loopback", bool, True,
               help="per-IP limits skip 127.0.0.1 and ::1 (a local reverse proxy, tests, benches)"),
         Field("max_tracked_clients", int, 10000, min=1, help="client IPs remembered (LRU)"),
+        Field("max_connections", int, 0, min=0,
+              help="open HTTP connections in total; 0: the open-files limit less open_files_reserve"),
+        Field("max_connections_per_client", int, 256, min=0,
+              help="open HTTP connections per IP, loopback included; 0 is off"),
+        Field("open_files_reserve", int, 256, min=0,
+              help="descriptors kept free of HTTP connections (gRPC, SQLite, sources, logs)"),
         Field("stream_send_buffer_bytes", int, 65536, min=0,
               help="kernel send buffer of a WS/SSE socket (SO_SNDBUF): what a reader that stops "
               "reading can pin before it is closed; 0: the kernel's autotuning (up to 4 MiB)"),

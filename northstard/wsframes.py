@@ -10,11 +10,16 @@ Server frames are unmasked, so one encoded frame serves every client::
 carrying the close code to answer with: 1002 for an unmasked frame, a
 reserved bit, an unknown opcode or a broken fragmentation; 1007 for text that
 is not UTF-8; 1009 for a message over the size limit.
+
+Text is checked as it arrives: each message has an incremental UTF-8 decoder
+fed every payload byte received so far, whole frame or not, so invalid UTF-8
+is refused (1007) at the bytes that break it, not after the last fragment.
 """
 
 from __future__ import annotations
 
 import base64
+import codecs
 import hashlib
 from dataclasses import dataclass
 from enum import IntEnum
@@ -190,29 +195,43 @@ class _Header:
 
 
 class FrameReader:
-    """Incremental parser of client frames; reassembles fragmented messages."""
+    """Incremental parser of client frames; reassembles fragmented messages.
+
+    Holds at most one frame's bytes plus one message (``max_message_bytes``).
+    """
 
     def __init__(self, max_message_bytes: int) -> None:
         self.max_message_bytes = max_message_bytes
         self._buffer = bytearray()
-        self._fragments = bytearray()
+        self._fragments = bytearray()  # a binary message so far
+        self._text: list[str] = []  # a text message so far, decoded
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._size = 0  # payload bytes of the message so far (whole frames)
         self._fragment_opcode: int | None = None
+        self._frame: _Header | None = None  # the frame under way, once its header was checked
+        self._decoded = 0  # payload bytes of that frame already fed to the decoder
 
     def __repr__(self) -> str:
         return (f"<FrameReader buffered={len(self._buffer)} "
-                f"fragments={len(self._fragments)} opcode={self._fragment_opcode}>")
+                f"fragments={self._size} opcode={self._fragment_opcode}>")
 
     def feed(self, data: bytes) -> list[Event]:
         """Events completed by ``data``; ProtocolError when the client broke the protocol."""
         self._buffer += data
         events: list[Event] = []
         while (header := self._header()) is not None:
+            if self._frame is None:
+                self._begin(header)
+                self._frame = header
             end = header.size + header.length
+            if self._is_text(header):
+                self._decode(header, min(len(self._buffer), end))
             if len(self._buffer) < end:
                 break
-            payload = mask(bytes(self._buffer[header.size:end]), header.key)
+            payload = b"" if self._is_text(header) else mask(bytes(self._buffer[header.size:end]), header.key)
             del self._buffer[:end]
-            event = self._frame(header, payload)
+            self._frame, self._decoded = None, 0
+            event = self._end(header, payload)
             if event is not None:
                 events.append(event)
         return events
@@ -247,11 +266,39 @@ class FrameReader:
     def _check_length(self, opcode: int, length: int) -> None:
         if length > MAX_LENGTH:
             raise ProtocolError(CloseCode.PROTOCOL_ERROR, "64-bit length with its top bit set")
-        if opcode < Opcode.CLOSE and len(self._fragments) + length > self.max_message_bytes:
+        if opcode < Opcode.CLOSE and self._size + length > self.max_message_bytes:
             raise ProtocolError(CloseCode.TOO_BIG,
                                 f"message over {self.max_message_bytes} bytes")
 
-    def _frame(self, header: _Header, payload: bytes) -> Event | None:
+    def _begin(self, header: _Header) -> None:
+        """A data frame must start a message or continue the one under way."""
+        opcode = header.opcode
+        if opcode == Opcode.CONTINUATION:
+            if self._fragment_opcode is None:
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "continuation without a message")
+        elif opcode < Opcode.CLOSE:
+            if self._fragment_opcode is not None:
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "new message inside a fragmented one")
+            self._fragment_opcode = opcode
+
+    def _is_text(self, header: _Header) -> bool:
+        return header.opcode < Opcode.CLOSE and self._fragment_opcode == Opcode.TEXT
+
+    def _decode(self, header: _Header, end: int) -> None:
+        """Feed the text payload received up to ``end`` (a frame may be partial) to the decoder."""
+        start = header.size + self._decoded
+        if end <= start:
+            return
+        offset = self._decoded % 4
+        key = header.key[offset:] + header.key[:offset]
+        try:
+            self._text.append(self._decoder.decode(mask(bytes(self._buffer[start:end]), key)))
+        except UnicodeDecodeError:
+            raise ProtocolError(CloseCode.INVALID_DATA, "text message is not UTF-8") from None
+        self._decoded = end - header.size
+
+    def _end(self, header: _Header, payload: bytes) -> Event | None:
+        """The event a whole frame completes, if any."""
         opcode = header.opcode
         if opcode == Opcode.PING:
             return Ping(payload)
@@ -259,13 +306,7 @@ class FrameReader:
             return Pong(payload)
         if opcode == Opcode.CLOSE:
             return _close_event(payload)
-        if opcode == Opcode.CONTINUATION:
-            if self._fragment_opcode is None:
-                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "continuation without a message")
-        elif self._fragment_opcode is not None:
-            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "new message inside a fragmented one")
-        else:
-            self._fragment_opcode = opcode
+        self._size += header.length
         self._fragments += payload
         if not header.fin:
             return None
@@ -273,11 +314,16 @@ class FrameReader:
 
     def _message(self) -> Message:
         opcode, data = self._fragment_opcode, bytes(self._fragments)
-        self._fragment_opcode = None
+        self._fragment_opcode, self._size = None, 0
         self._fragments.clear()
         if opcode == Opcode.BINARY:
             return Message(data)
         try:
-            return Message(data.decode())
+            self._text.append(self._decoder.decode(b"", final=True))  # a character cut at the end
         except UnicodeDecodeError:
             raise ProtocolError(CloseCode.INVALID_DATA, "text message is not UTF-8") from None
+        finally:
+            self._decoder.reset()
+        text = "".join(self._text)
+        self._text.clear()
+        return Message(text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import resource
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -49,6 +50,11 @@ def _json_error(error: str, detail: str, status: int) -> Response:
 
 def create_app(ctx: WebContext) -> QuartTrio:
     app = QuartTrio("northstard", static_folder=None)
+    # No redirect built from the request's Host: "/a//b" is not merged into an absolute
+    # Location (werkzeug's default 308), and a missing or extra final slash is a 404.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
+    app.url_map.redirect_defaults = False
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
     # Page files are revalidated (ETag/Last-Modified -> 304) on every load, so
     # an upgrade never leaves a browser mixing old and new dashboard modules.
@@ -129,7 +135,9 @@ async def run_web(
     edges: list[Edge] = [WsEdge(ctx.hub, ctx.metrics, WsSettings.from_server(ctx.server, ctx.max_rate_hz),
                                 authorize),
              SseEdge(ctx.hub, ctx.metrics, ctx.server, ctx.max_rate_hz, authorize)]
-    limits = Limits(LimitSettings.from_section(ctx.limits))
+    limits = Limits(LimitSettings.from_section(ctx.limits), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    log.info("connection caps", max_connections=limits.max_connections,
+             max_connections_per_client=limits.settings.max_connections_per_client)
     front = Front(app, config, edges, limits=limits, metrics=ctx.metrics,
                   principal=lambda request: ctx.auth.principal_of(request.headers, request.args))
     front.tls = tls_server(ctx.server)  # None without server.tls_cert

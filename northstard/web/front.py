@@ -9,8 +9,22 @@
 A keep-alive connection that Hypercorn serves comes back to the front when
 its next request is for an edge, once Hypercorn has answered the one before
 (a browser's EventSource often reuses the connection that loaded the page;
-see ``handover.py``). Only a streaming request pipelined in the same read as
-the request before it stays with Hypercorn, which has no route for it (404).
+see ``handover.py``), pipelined or not.
+
+Every request head on a connection is read whole by the front before
+Hypercorn sees it (``handover.py`` passes Hypercorn one request at a time: its
+head, then its ``Content-Length`` body), so a body is never taken for a
+request; the framings that could be read two ways (``http1.request_size``:
+request smuggling shapes, h2c) are answered with a JSON error and closed.
+
+At accept, each connection takes a slot of ``limits.open_connections``: per
+address (loopback included) and in total, below the open-files limit less a
+reserve. At the total cap the connection that has waited longest for a whole
+request head is closed to make room (its slot is freed as its task ends: the
+total is exceeded by at most the evictions of one accept batch, within the
+reserve); with none to close, or at the address's cap, the new connection is
+answered at once (503 / 429) and closed, counted in
+``northstard_refused_total`` and logged once a minute.
 
 The Hypercorn half does what ``hypercorn.trio.run.worker_serve`` does for a
 plain-TCP listener (lifespan, worker context, one ``TCPServer`` per
@@ -43,12 +57,14 @@ from .broadcast import send_all
 from .handover import HandoverConnection, open_handover
 from .http1 import (
     MAX_HEAD_BYTES,
+    MAX_LINE_BYTES,
     BadRequest,
     Request,
     error_response,
     head_end,
     parse_head,
     request_line,
+    request_size,
 )
 from .limits import Limits, LimitSettings
 from .ratelimit import RateLimited, retry_after
@@ -59,7 +75,6 @@ __all__ = ["Edge", "Front"]
 log = structlog.get_logger("northstard.web")
 
 RECEIVE_BYTES = 65536
-MAX_LINE_BYTES = 8192
 ACCEPT_BATCH = 64
 CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 STREAM_RETRY_AFTER_S = 5
@@ -120,7 +135,7 @@ class Front:
         self.context = WorkerContext(None)
         self.lifespan_state: dict[str, Any] = {}
         self.state = ConnectionState(self.lifespan_state)
-        self._routing: set[trio.CancelScope] = set()
+        self._routing: dict[trio.CancelScope, None] = {}  # heads being read, oldest first
         self._at_capacity = False
 
     def __repr__(self) -> str:
@@ -203,8 +218,52 @@ class Front:
                     await self._wait_for_capacity(exc)
                     break
                 self._at_capacity = False
-                if self._admitted(sock, _host(address)):
-                    connections.start_soon(self._connection, sock)
+                host = _host(address)
+                if self._admitted(sock, host) and self._held(sock, host):
+                    connections.start_soon(self._hold, sock, host)
+
+    def _held(self, sock: socket.socket, host: str) -> bool:
+        """Within the concurrent connection caps (per address, loopback included, and in total);
+        else a 429 (the address's) or 503 (the total) and closed at once."""
+        limits = self.limits
+        cap = limits.open_connections.acquire(host or None)
+        if cap == "total" and self._evict():
+            cap = limits.open_connections.acquire(host or None, over_total=True)
+        if cap is None:
+            return True
+        self._count(f"connections_{cap}")
+        key = host if cap == "client" else ""
+        if limits.refusal_log.due(f"connections:{key}", trio.current_time()):
+            log.warning("refusing connections over the concurrent connection cap", client=key or None,
+                        cap=cap, open=limits.open_connections.open, max=limits.max_connections)
+        status, error, detail = limits.connection_refusal(cap)
+        self._refuse_at_accept(sock, status, error, detail, STREAM_RETRY_AFTER_S)
+        return False
+
+    def _evict(self) -> bool:
+        """At the total cap: close the connection that has waited longest for a whole request
+        head (an idle or trickling client), so that a client that asks is served."""
+        if not self._routing:
+            return False
+        scope = next(iter(self._routing))
+        del self._routing[scope]
+        scope.cancel()
+        self._count("connections_evicted")
+        return True
+
+    async def _hold(self, sock: socket.socket, host: str) -> None:
+        try:
+            await self._connection(sock)
+        finally:
+            self.limits.open_connections.release(host or None)
+
+    def _refuse_at_accept(self, sock: socket.socket, status: int, error: str, detail: str,
+                          seconds: int) -> None:
+        if self.tls is None:  # over TLS there is no answer before a handshake: just closed
+            with contextlib.suppress(OSError):  # the answer fits any socket buffer: never blocks
+                sock.setblocking(False)
+                sock.send(error_response(status, error, detail, [("retry-after", str(seconds))]))
+        _close(sock)
 
     def _admitted(self, sock: socket.socket, host: str) -> bool:
         """Within its address's connection rate; else a 429 and closed at once (no task)."""
@@ -220,13 +279,8 @@ class Front:
             log.warning("refusing connections over the rate limit", client=host,
                         rate_per_s=limits.settings.connect_rate_per_s)
         seconds = retry_after(wait)
-        if self.tls is None:  # over TLS there is no answer before a handshake: just closed
-            with contextlib.suppress(OSError):  # the answer fits any socket buffer: never blocks
-                sock.setblocking(False)
-                sock.send(error_response(429, "rate_limited",
-                                         f"too many connections from this address; retry in {seconds} s",
-                                         [("retry-after", str(seconds))]))
-        _close(sock)
+        self._refuse_at_accept(sock, 429, "rate_limited",
+                               f"too many connections from this address; retry in {seconds} s", seconds)
         return False
 
     def _count(self, reason: str) -> None:
@@ -257,6 +311,10 @@ class Front:
                 if edge is not None:
                     await self._serve_edge(edge, sock, head)
                     return
+                refusal = self._refusal(head)
+                if refusal is not None:
+                    await self._refuse(sock, refusal)
+                    return
                 taken = await self._serve_hypercorn(sock, head)
                 head = None if taken is None else await self._read_head(sock, bytearray(taken))
         except Exception as exc:  # one connection's failure never stops the server
@@ -267,6 +325,28 @@ class Front:
     def _edge(self, data: bytes | bytearray) -> Edge | None:
         line = request_line(data)
         return self.routes.get(line[1].partition("?")[0]) if line else None
+
+    def _refusal(self, data: bytes | bytearray) -> BadRequest | None:
+        """Why the front refuses the request at the start of ``data`` (a whole head), if it does."""
+        try:
+            request_size(data)
+        except BadRequest as exc:
+            return exc
+        return None
+
+    async def _refuse(self, sock: socket.socket, refusal: BadRequest) -> None:
+        """Answer a refused request and close: what follows it cannot be trusted."""
+        self._count(refusal.error)
+        await send_all(sock, error_response(refusal.status, refusal.error, refusal.detail, refusal.headers))
+
+    def _route(self, data: bytes) -> int | None:
+        """For Hypercorn's stream: the size of the next request, or None when the front takes it."""
+        if self._edge(data) is not None:
+            return None
+        try:
+            return request_size(data)
+        except BadRequest:
+            return None
 
     def _routed(self, buffer: bytearray) -> bool:
         """The whole request head has arrived (or enough to know it is malformed or too long)."""
@@ -285,7 +365,7 @@ class Front:
         """
         header_timeout = self.limits.settings.header_timeout_s
         with trio.CancelScope() as scope:
-            self._routing.add(scope)
+            self._routing[scope] = None
             idle = self.config.keep_alive_timeout
             scope.deadline = trio.current_time() + (header_timeout if buffer else idle)
             try:
@@ -304,7 +384,7 @@ class Front:
             except OSError:
                 return None
             finally:
-                self._routing.discard(scope)
+                self._routing.pop(scope, None)
         if buffer and trio.current_time() >= scope.deadline:
             self._timed_out(sock, header_timeout)
         return None
@@ -318,7 +398,7 @@ class Front:
 
     async def _serve_hypercorn(self, sock: socket.socket, head: bytearray) -> bytes | None:
         """Hypercorn serves the connection; the bytes of a request it gave back, if any."""
-        stream = open_handover(sock, bytes(head), lambda data: self._edge(data) is not None)
+        stream = open_handover(sock, bytes(head), self._route)
         await HandoverConnection(self.app, self.config, self.context, self.state, stream).run()
         return stream.taken
 

@@ -1,15 +1,19 @@
 """Hypercorn connections that the front can take back.
 
-The front reads a connection's first request line before choosing who serves
+The front reads a connection's first request head before choosing who serves
 it. A connection that goes to Hypercorn gets a ``HandoverStream``: its first
-reads replay the bytes already read. When the next keep-alive request is for
-an edge (a browser's EventSource often reuses the connection that fetched the
-page), the stream waits until Hypercorn has finished its response (it says so
-with ``Updated(idle=True)``), answers Hypercorn with end of stream and keeps
-the request's bytes in ``taken``: Hypercorn ends its side without closing the
-socket, and the front hands the socket to the edge. (A request body that
-happened to start with such a request line would be mistaken for one; the
-application takes no request bodies.)
+reads replay the bytes already read. The stream passes Hypercorn one request
+at a time: it holds the bytes of each request head until the head is whole,
+asks the front's ``route`` how long the request is (head and ``Content-Length``
+body, so a body is never read as a request), and passes that many bytes on.
+When ``route`` says the front takes the request (one for an edge: a browser's
+EventSource often reuses the connection that fetched the page; or one the front
+refuses, such as a request-smuggling shape), the stream waits until Hypercorn
+has finished its response (it says so with ``Updated(idle=True)``), answers
+Hypercorn with end of stream and keeps the request's bytes in ``taken``:
+Hypercorn ends its side without closing the socket, and the front serves the
+request. Held bytes are bounded by the head limit (``http1.MAX_HEAD_BYTES``)
+plus one read.
 
 Over TLS (``tls.py``) the stream is a ``TlsStream`` and the handover stream
 shows Hypercorn what it looks for on an ``SSLStream`` (``do_handshake``,
@@ -30,12 +34,13 @@ import trio
 from hypercorn.events import Event, Updated
 from hypercorn.trio.tcp_server import TCPServer
 
-from .http1 import request_line
 from .tls import RECEIVE_BYTES, TlsSocket
 
 __all__ = ["HandoverConnection", "HandoverStream", "TlsHandoverStream", "TlsStream", "open_handover"]
 
-MAX_LINE_BYTES = 8192
+Route = Callable[[bytes], int | None]
+"""The size of the request at the start of the bytes (0: its head is not whole yet), or None
+when the front takes the request."""
 
 
 class TlsStream(trio.abc.HalfCloseableStream):
@@ -117,17 +122,18 @@ class TlsStream(trio.abc.HalfCloseableStream):
 class HandoverStream(trio.abc.HalfCloseableStream):
     """A socket stream that replays ``head`` first and can be taken back between requests."""
 
-    def __init__(self, stream: trio.SocketStream | TlsStream, head: bytes,
-                 wanted: Callable[[bytes], bool]) -> None:
+    def __init__(self, stream: trio.SocketStream | TlsStream, head: bytes, route: Route) -> None:
         self._stream = stream
-        self._head = head
-        self._wanted = wanted
+        self._pending = bytearray(head)  # read from the socket, not yet given to Hypercorn
+        self._left = 0  # bytes of the current request still to give; 0 between requests
+        self._route = route
         self._idle = trio.Event()
         self._closed = False
         self.taken: bytes | None = None
 
     def __repr__(self) -> str:
-        return f"<HandoverStream idle={self._idle.is_set()} taken={self.taken is not None}>"
+        return (f"<HandoverStream idle={self._idle.is_set()} pending={len(self._pending)} "
+                f"left={self._left} taken={self.taken is not None}>")
 
     @property
     def socket(self) -> trio.socket.SocketType | TlsSocket:
@@ -141,28 +147,38 @@ class HandoverStream(trio.abc.HalfCloseableStream):
             self._idle = trio.Event()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if self._head:
-            size = len(self._head) if max_bytes is None else max_bytes
-            data, self._head = self._head[:size], self._head[size:]
+        if not self._left and not await self._next_request():
+            return b""  # the client left, or the front takes the request
+        if not self._pending:
+            data = await self._stream.receive_some(RECEIVE_BYTES)
+            if not data:
+                return b""
+            self._pending += data
+        else:
             await trio.lowlevel.checkpoint()
-            return data
-        data = await self._stream.receive_some(max_bytes)
-        if data and self._idle.is_set():
-            data = await self._whole_line(data)  # a new request starts here
-        if data and self._wanted(data):
-            await self._idle.wait()  # sent before the response ended: wait for its end
-            if not self._closed:
-                self.taken = data
-                return b""  # Hypercorn sees the client leave; the socket stays open
+        size = min(len(self._pending), self._left, max_bytes or len(self._pending))
+        data = bytes(self._pending[:size])
+        del self._pending[:size]
+        self._left -= size
         return data
 
-    async def _whole_line(self, data: bytes) -> bytes:
-        while request_line(data) is None and len(data) <= MAX_LINE_BYTES:
-            more = await self._stream.receive_some()
+    async def _next_request(self) -> bool:
+        """Read until the next request's head is whole; True when Hypercorn serves it."""
+        size = self._route(bytes(self._pending))
+        while size == 0:
+            more = await self._stream.receive_some(RECEIVE_BYTES)
             if not more:
-                break
-            data += more
-        return data
+                self._left = len(self._pending)  # a cut head: Hypercorn sees it, then the end
+                return bool(self._left)
+            self._pending += more
+            size = self._route(bytes(self._pending))
+        if size is not None:
+            self._left = size
+            return True
+        await self._idle.wait()  # the response before it first
+        if not self._closed:
+            self.taken = bytes(self._pending)
+        return False
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await self._stream.send_all(data)
@@ -197,11 +213,11 @@ class TlsHandoverStream(HandoverStream):
         return self._stream
 
 
-def open_handover(sock: socket.socket, head: bytes, wanted: Callable[[bytes], bool]) -> HandoverStream:
+def open_handover(sock: socket.socket, head: bytes, route: Route) -> HandoverStream:
     """The stream Hypercorn serves ``sock`` through (TLS if the front did a handshake)."""
     if isinstance(sock, TlsSocket):
-        return TlsHandoverStream(TlsStream(sock), head, wanted)
-    return HandoverStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), head, wanted)
+        return TlsHandoverStream(TlsStream(sock), head, route)
+    return HandoverStream(trio.SocketStream(trio.socket.from_stdlib_socket(sock)), head, route)
 
 
 class HandoverConnection(TCPServer):

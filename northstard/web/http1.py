@@ -4,6 +4,13 @@ For the edges that own their raw sockets (``fastws``, ``fastsse``): the front
 reads a request head, these functions parse it, and the edges answer with the
 bytes built here (errors as the same ``{"error": ..., "detail": ...}`` JSON
 the rest of the application answers with).
+
+``request_size`` is how the front finds where a request ends on a kept-alive
+connection (its head plus its ``Content-Length`` body) and what it refuses
+before Hypercorn sees it: the request-smuggling shapes (``Transfer-Encoding``
+with ``Content-Length``: 400; any ``Transfer-Encoding``: 411, bodies need a
+``Content-Length``; a repeated or malformed ``Content-Length``: 400) and
+HTTP/2 in clear text (the ``PRI *`` preface: 505; ``Upgrade: h2c``: 400).
 """
 
 from __future__ import annotations
@@ -17,9 +24,12 @@ from urllib.parse import parse_qsl
 from ..change import dumps
 
 __all__ = ["BadRequest", "Request", "error_response", "head_end", "parse_head", "request_line",
-           "response_head"]
+           "request_size", "response_head"]
 
 MAX_HEAD_BYTES = 16384
+MAX_LINE_BYTES = 8192
+MAX_LENGTH_DIGITS = 18
+H2_PREFACE_LINE = ("PRI", "*", "HTTP/2.0")
 Headers = Iterable[tuple[str, str]]
 
 
@@ -96,6 +106,50 @@ def parse_head(head: bytes | bytearray) -> Request:
         name, value = _header(line)
         headers[name] = f"{headers[name]}, {value}" if name in headers else value
     return Request(method, target, version, headers)
+
+
+def _no_http2(line: tuple[str, str, str] | None, request: Request | None = None) -> None:
+    if line == H2_PREFACE_LINE:
+        raise BadRequest(505, "http_version_not_supported",
+                         "HTTP/2 is not served on this port (no h2c prior knowledge); use HTTP/1.1")
+    if request is not None and "h2c" in request.tokens("upgrade"):
+        raise BadRequest(400, "bad_request", "HTTP/2 is not served on this port (no h2c upgrade); "
+                         "send the request without Upgrade: h2c")
+
+
+def body_length(request: Request) -> int:
+    """The length of the request's body; BadRequest for a framing that could be read two ways."""
+    headers = request.headers
+    if "transfer-encoding" in headers:
+        if "content-length" in headers:
+            raise BadRequest(400, "bad_request", "both Content-Length and Transfer-Encoding")
+        raise BadRequest(411, "length_required",
+                         "a request body needs a Content-Length (Transfer-Encoding is not accepted)")
+    value = headers.get("content-length")
+    if value is None:
+        return 0
+    if not value.isdigit() or not value.isascii() or len(value) > MAX_LENGTH_DIGITS:
+        raise BadRequest(400, "bad_request", "one Content-Length of decimal digits")
+    return int(value)
+
+
+def request_size(data: bytes | bytearray) -> int:
+    """Bytes of the request at the start of ``data`` (head and body), 0 while its head is
+    incomplete; BadRequest for a head to refuse (malformed, too long, or a shape above)."""
+    line = request_line(data)
+    if line is None:
+        if len(data) > MAX_LINE_BYTES:
+            raise BadRequest(400, "bad_request", "request line over 8 KiB")
+        return 0
+    _no_http2(line)
+    end = head_end(data)
+    if end < 0 or end > MAX_HEAD_BYTES:
+        if end > MAX_HEAD_BYTES or len(data) > MAX_HEAD_BYTES:
+            raise BadRequest(431, "request_header_fields_too_large", "request head over 16 KiB")
+        return 0
+    request = parse_head(data[:end])
+    _no_http2(line, request)
+    return end + body_length(request)
 
 
 def response_head(status: int, headers: Headers = ()) -> bytes:

@@ -2,8 +2,10 @@
 
     RateLimiter   a token bucket per key: ``rate`` tokens a second, at most ``burst``;
                   ``take(key, now)`` is 0.0 when allowed, else the seconds until a token
-    Concurrency   open streams per key and in total; ``acquire(key)`` is None when allowed,
-                  else which cap was reached ("total" or "client")
+    Concurrency   open streams (or connections) per key and in total; ``acquire(key)`` is None
+                  when allowed, else which cap was reached ("total" or "client")
+    connection_cap  the total of concurrent connections: the configured cap, and always
+                  below the open-files limit by a reserve (SQLite, gRPC, sources, logs)
     OncePer       yes once per key per interval (log a refusal once a minute, not per attempt)
     Limits        the daemon's set of them, built from the ``[limits]`` section
 
@@ -24,7 +26,8 @@ from typing import Any, Generic, Literal, TypeVar
 
 from ..tokenbucket import TokenBucket
 
-__all__ = ["Concurrency", "LimitSettings", "Limits", "OncePer", "RateLimiter", "is_loopback"]
+__all__ = ["Concurrency", "LimitSettings", "Limits", "OncePer", "RateLimiter", "connection_cap",
+           "is_loopback"]
 
 Cap = Literal["total", "client"]
 V = TypeVar("V")
@@ -89,9 +92,10 @@ class Concurrency:
     def count(self, key: str) -> int:
         return self._by_key.get(key, 0)
 
-    def acquire(self, key: str | None) -> Cap | None:
-        """Take a slot for ``key`` (None: counted in the total only); the cap reached, if any."""
-        if self.total and self.open >= self.total:
+    def acquire(self, key: str | None, *, over_total: bool = False) -> Cap | None:
+        """Take a slot for ``key`` (None: counted in the total only); the cap reached, if any.
+        ``over_total``: a slot that is being freed makes room (the total is not checked)."""
+        if self.total and self.open >= self.total and not over_total:
             return "total"
         if key is not None:
             held = self._by_key.get(key, 0)
@@ -138,6 +142,15 @@ def is_loopback(host: str) -> bool:
     return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
 
 
+def connection_cap(configured: int, open_files: int, reserve: int) -> int:
+    """Concurrent connections to admit (0: no cap): ``configured`` (0: none), at most the
+    open-files limit less ``reserve`` (at least half the limit); an unlimited one adds nothing."""
+    if open_files < 0:  # RLIM_INFINITY
+        return configured
+    room = max(open_files - reserve, open_files // 2)
+    return min(configured, room) if configured else room
+
+
 @dataclass(frozen=True)
 class LimitSettings:
     """The ``[limits]`` section; the defaults here (no section) limit nothing but the head time."""
@@ -153,6 +166,9 @@ class LimitSettings:
     exempt_loopback: bool = True
     max_tracked_clients: int = 10000
     stream_send_buffer_bytes: int = 0
+    max_connections: int = 0
+    max_connections_per_client: int = 0
+    open_files_reserve: int = 256
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> LimitSettings:
@@ -164,8 +180,11 @@ class Limits:
 
     LOG_EVERY_S = 60.0
 
-    def __init__(self, settings: LimitSettings) -> None:
+    def __init__(self, settings: LimitSettings, open_files: int = -1) -> None:
         self.settings = settings
+        self.max_connections = connection_cap(settings.max_connections, open_files,
+                                              settings.open_files_reserve)
+        self.open_connections = Concurrency(self.max_connections, settings.max_connections_per_client)
         size = settings.max_tracked_clients
         self.rest = RateLimiter(settings.rest_rate_per_s, settings.rest_burst, size)
         self.connections = RateLimiter(settings.connect_rate_per_s, settings.connect_burst, size)
@@ -173,7 +192,8 @@ class Limits:
         self.refusal_log = OncePer(self.LOG_EVERY_S, size)
 
     def __repr__(self) -> str:
-        return f"<Limits rest={self.rest!r} connections={self.connections!r} streams={self.streams!r}>"
+        return (f"<Limits rest={self.rest!r} connections={self.connections!r} "
+                f"open_connections={self.open_connections!r} streams={self.streams!r}>")
 
     def exempt(self, host: str) -> bool:
         """Per-address limits do not apply to ``host`` (loopback, when so configured)."""
@@ -184,6 +204,14 @@ class Limits:
         if principal is not None:
             return f"token:{principal}"
         return None if self.exempt(host) else f"ip:{host}"
+
+    def connection_refusal(self, cap: Cap) -> tuple[int, str, str]:
+        """The status, error and detail of a connection refused at ``cap``."""
+        if cap == "total":
+            return (503, "server_busy",
+                    f"the server has too many connections open (max {self.max_connections})")
+        return (429, "too_many_connections",
+                f"too many connections from this address (max {self.settings.max_connections_per_client})")
 
     def stream_refusal(self, cap: Cap, key: str | None) -> str:
         """The detail of a 429 / RESOURCE_EXHAUSTED for ``cap``."""
