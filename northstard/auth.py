@@ -48,6 +48,7 @@ MIN_KEY_CHARS = 32
 OPEN_CHOICES = ("health", "metrics")
 _NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
+_SESSION = re.compile(r"([0-9a-f]{16})\.([0-9]{1,12})\.([0-9a-f]{64})")  # id.expiry.mac, ASCII only
 
 
 def new_token() -> str:
@@ -202,15 +203,17 @@ class Authenticator:
         return f"{entry.id}.{expiry}.{_mac(self._key, entry.sha256, expiry)}"
 
     def check_session(self, value: str | None, now: float | None = None) -> TokenEntry | None:
-        parts = (value or "").split(".")
-        if len(parts) != 3 or not parts[1].isdigit() or not self.tokens:
+        """The token a session cookie stands for; None for anything else, however malformed."""
+        parts = _SESSION.fullmatch(value or "")
+        if parts is None or not self.tokens:
             return None
-        entry = _match(self.tokens, parts[0], "id")
-        expiry = int(parts[1])
+        entry = _match(self.tokens, parts[1], "id")
+        expiry = int(parts[2])
         moment = time.time() if now is None else now
         if entry is None or not moment < expiry <= moment + self.lifetime_s:
             return None
-        return entry if hmac.compare_digest(parts[2], _mac(self._key, entry.sha256, expiry)) else None
+        expected = _mac(self._key, entry.sha256, expiry)
+        return entry if hmac.compare_digest(parts[3].encode(), expected.encode()) else None
 
     def identify(self, headers: Mapping[str, str], query: Mapping[str, str]) -> TokenEntry | None:
         """The token a request carries: a Bearer header, the session cookie, or ``?token=``."""
