@@ -24,6 +24,7 @@ from pathlib import Path
 import structlog
 import trio
 
+from . import __version__
 from .activation import passed_hosts
 from .auth import check_exposure, new_token_text, valid_name
 from .backup import backup, restore
@@ -43,6 +44,7 @@ EXIT_SOFTWARE = 70
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="northstard", description="Real-time P&L daemon")
+    parser.add_argument("--version", action="version", version=f"northstard {__version__}")
     parser.add_argument("--config", type=Path, help="TOML config (default: $NORTHSTARD_CONFIG)")
     commands = parser.add_subparsers(dest="command")
     run = commands.add_parser("run", help="run the daemon (the default)")
