@@ -21,8 +21,7 @@ from typing import Any
 import structlog
 import trio
 
-from .activation import passed_hosts
-from .auth import Authenticator, check_exposure, exposed_listeners, load_session_key
+from .auth import Authenticator, load_session_key
 from .backup import DbLock
 from .backups import BackupJob, BackupSettings, BackupState, run_backups
 from .breaker import Breaker
@@ -31,19 +30,20 @@ from .cache import Cache, CacheClient, run_cache
 from .change import Change
 from .config import Config, SourceSection
 from .engine import EngineState, recover, run_engine
-from .grpc_edge.actor import GrpcDeps, GrpcHandle, run_grpc
+from .grpc_edge.actor import GrpcDeps, run_grpc
 from .grpc_edge.server import GrpcSettings
+from .grpc_edge.state import GrpcHandle
 from .hub import Hub, run_hub
 from .metrics import Metrics
 from .notify import Notifier, run_notifier
 from .plugins import Plugins
+from .preflight import Instances, close_sources, preflight
 from .source import Source, SourceStats, run_source
 from .store import load_persisted, open_writer
 from .supervisor import Policy, Supervisor
 from .web.app import run_web
 from .web.context import WebContext
 from .web.limits import LimitSettings
-from .web.tls import load_server_context
 from .writer import WriterSettings, WriterState, run_writer
 
 __all__ = ["Daemon", "run_daemon"]
@@ -122,16 +122,6 @@ def _authenticator(config: Config) -> Authenticator:
     return Authenticator.from_config(section, key)
 
 
-def _check_exposure(config: Config) -> None:
-    """ConfigError for a non-loopback listener without tokens; a loud warning under the override."""
-    passed = passed_hosts()  # socket activation: what is really served
-    exposed = exposed_listeners(config.sections, passed)
-    for key in check_exposure(config.sections, passed):
-        log.warning("INSECURE: serving without authentication on a non-loopback address "
-                    "(server.insecure_no_auth / --insecure-no-auth); anyone who can reach it reads the P&L",
-                    key=key, address=exposed[key])
-
-
 async def _watch_signals(daemon: Daemon) -> None:
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
@@ -148,15 +138,17 @@ async def run_daemon(
     task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run until stopped; returns after a clean shutdown."""
-    _check_exposure(config)
-    load_server_context(config.sections["server"])  # unreadable or invalid TLS files: ConfigError, exit 2
-    with DbLock(config.db_path):  # one daemon per database
-        await _run_locked(config, plugins, handle_signals, task_status)
+    instances = preflight(config, plugins)  # what check-config checks: ConfigError/PluginError, exit 2
+    try:
+        with DbLock(config.db_path):  # one daemon per database
+            await _run_locked(config, instances, handle_signals, task_status)
+    finally:
+        await close_sources(instances)
 
 
 async def _run_locked(
     config: Config,
-    plugins: Plugins,
+    instances: Instances,
     handle_signals: bool,
     task_status: trio.TaskStatus[Daemon],
 ) -> None:
@@ -185,9 +177,7 @@ async def _run_locked(
         metrics.observe_batch(size, seconds)
         metrics.changes.inc(size)
 
-    sections = [s for s in config.sources if s.enabled]
-    instances = [(s, plugins.create_source(s)) for s in sections]
-    stats = {s.name: SourceStats(Breaker(s.failure_threshold, s.cooldown_s)) for s in sections}
+    stats = {s.name: SourceStats(Breaker(s.failure_threshold, s.cooldown_s)) for s, _ in instances}
 
     async with trio.open_nursery() as core:
         await supervisor.start(
@@ -206,9 +196,9 @@ async def _run_locked(
             metrics=metrics, server=config.sections["server"],
             max_rate_hz=config.sections["hub"]["max_rate_hz"],
             started_at=started_at, writer=writer_state, auth=auth, backups=backup_state,
-            limits=config.sections["limits"],
+            limits=config.sections["limits"], grpc=GrpcHandle() if grpc["enabled"] else None,
         )
-        daemon = Daemon([], hub, supervisor, engine_state, metrics)
+        daemon = Daemon([], hub, supervisor, engine_state, metrics, grpc=ctx.grpc or GrpcHandle())
         await _serve(core, daemon, ctx, supervisor, instances, stats, source_send, metrics,
                      handle_signals, task_status, grpc=grpc_settings if grpc["enabled"] else None,
                      backups=_backups(config, backup_state, metrics))
@@ -233,34 +223,28 @@ async def _serve(
 ) -> None:
     """Run the sources, the periodic backups and the web and gRPC edges until asked to stop."""
     web_stop = trio.Event()
-    try:
-        async with trio.open_nursery() as edge:
-            if handle_signals:
-                edge.start_soon(_watch_signals, daemon)
-            async with trio.open_nursery() as sources:
-                for section, source in instances:
-                    await supervisor.start(
-                        sources, f"source:{section.name}", run_source, section, source,
-                        source_send, stats[section.name], metrics.observe_poll, core=False,
-                    )
-                if backups is not None:  # cancelled with the sources at stop
-                    await supervisor.start(sources, "backups", backups, core=False)
-                daemon.urls = await edge.start(run_web, ctx, web_stop.wait)
-                if grpc is not None:  # stops when the hub closes; a failure never stops the daemon
-                    deps = GrpcDeps(ctx.hub, ctx.db_path, ctx.sections, stats, metrics,
-                                    LimitSettings.from_section(ctx.limits))
-                    await supervisor.start(edge, "grpc", run_grpc, grpc, deps, daemon.grpc, core=False)
-                log.info("listening", urls=daemon.urls, dashboard=daemon.urls[0] + "/",
-                         grpc=daemon.grpc_address)
-                task_status.started(daemon)
-                edge.start_soon(run_notifier, Notifier(), ctx.hub, supervisor, daemon.stopping)
-                await daemon.stopping.wait()
-                ctx.hub.close()
-                web_stop.set()
-                sources.cancel_scope.cancel()
-            edge.cancel_scope.deadline = trio.current_time() + ctx.server["shutdown_grace_s"] + 1
-    finally:
-        with trio.CancelScope(shield=True):
-            for _, source in instances:
-                with trio.move_on_after(2):
-                    await source.aclose()
+    async with trio.open_nursery() as edge:
+        if handle_signals:
+            edge.start_soon(_watch_signals, daemon)
+        async with trio.open_nursery() as sources:
+            for section, source in instances:
+                await supervisor.start(
+                    sources, f"source:{section.name}", run_source, section, source,
+                    source_send, stats[section.name], metrics.observe_poll, core=False,
+                )
+            if backups is not None:  # cancelled with the sources at stop
+                await supervisor.start(sources, "backups", backups, core=False)
+            daemon.urls = await edge.start(run_web, ctx, web_stop.wait)
+            if grpc is not None:  # stops when the hub closes; a failure never stops the daemon
+                deps = GrpcDeps(ctx.hub, ctx.db_path, ctx.sections, stats, metrics,
+                                LimitSettings.from_section(ctx.limits))
+                await supervisor.start(edge, "grpc", run_grpc, grpc, deps, daemon.grpc, core=False)
+            log.info("listening", urls=daemon.urls, dashboard=daemon.urls[0] + "/",
+                     grpc=daemon.grpc_address)
+            task_status.started(daemon)
+            edge.start_soon(run_notifier, Notifier(), ctx.hub, supervisor, daemon.stopping)
+            await daemon.stopping.wait()
+            ctx.hub.close()
+            web_stop.set()
+            sources.cancel_scope.cancel()
+        edge.cancel_scope.deadline = trio.current_time() + ctx.server["shutdown_grace_s"] + 1
