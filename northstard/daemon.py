@@ -30,6 +30,7 @@ from .cache import Cache, CacheClient, run_cache
 from .change import Change
 from .config import Config, SourceSection
 from .engine import EngineState, recover, run_engine
+from .errors import ConfigError
 from .grpc_edge.actor import GrpcDeps, run_grpc
 from .grpc_edge.server import GrpcSettings
 from .grpc_edge.state import GrpcHandle
@@ -38,6 +39,8 @@ from .metrics import Metrics
 from .notify import Notifier, run_notifier
 from .plugins import Plugins
 from .preflight import Instances, close_sources, preflight
+from .revoked import FILE_NAME as REVOKED_FILE
+from .revoked import load_revoked
 from .source import Source, SourceStats, run_source
 from .store import load_persisted, open_writer
 from .supervisor import Policy, Supervisor
@@ -116,10 +119,17 @@ async def _prepare(config: Config) -> tuple[EngineState, WriterState]:
 
 
 def _authenticator(config: Config) -> Authenticator:
-    """``[auth]``; the session key is read (or made) only when tokens are configured."""
+    """``[auth]``; the session key is read (or made), and the logouts loaded, only with tokens."""
     section = config.sections["auth"]
-    key = load_session_key(section["session_key_file"], config.db_path.parent) if section["tokens"] else b""
-    return Authenticator.from_config(section, key)
+    if not section["tokens"]:
+        return Authenticator.from_config(section, b"")
+    key = load_session_key(section["session_key_file"], config.db_path.parent)
+    path = config.db_path.parent / REVOKED_FILE
+    try:
+        revoked = load_revoked(path, time.time())
+    except OSError as exc:
+        raise ConfigError("auth", f"cannot keep logouts in {path}: {exc.strerror}") from None
+    return Authenticator.from_config(section, key, revoked, path)
 
 
 async def _watch_signals(daemon: Daemon) -> None:
