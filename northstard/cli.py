@@ -145,14 +145,18 @@ def main(argv: list[str] | None = None) -> int:
     return _run_daemon(config, plugins)
 
 
+async def _preflight(config: Config, plugins: Plugins) -> None:
+    """The pre-flight as ``run`` makes it (inside trio), then the sources it built are closed."""
+    await close_sources(preflight(config, plugins))
+
+
 def _check_config(config: Config, plugins: Plugins) -> int:
     """``run``'s pre-flight without binding: exit 2 on what run refuses; its warnings logged alike."""
     try:
-        instances = preflight(config, plugins)
+        trio.run(_preflight, config, plugins)
     except (ConfigError, PluginError) as exc:
         print(f"northstard: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    trio.run(close_sources, instances)
     print(json.dumps(redacted(config), indent=2, default=str))
     return 0
 
