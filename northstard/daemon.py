@@ -38,7 +38,7 @@ from .hub import Hub, run_hub
 from .metrics import Metrics
 from .notify import Notifier, run_notifier
 from .plugins import Plugins
-from .preflight import Instances, close_sources, preflight
+from .preflight import Instances, preflight
 from .revoked import FILE_NAME as REVOKED_FILE
 from .revoked import load_revoked
 from .source import Source, SourceStats, run_source
@@ -149,11 +149,8 @@ async def run_daemon(
 ) -> None:
     """Run until stopped; returns after a clean shutdown."""
     instances = preflight(config, plugins)  # what check-config checks: ConfigError/PluginError, exit 2
-    try:
-        with DbLock(config.db_path):  # one daemon per database
-            await _run_locked(config, instances, handle_signals, task_status)
-    finally:
-        await close_sources(instances)
+    with DbLock(config.db_path):  # one daemon per database
+        await _run_locked(config, instances, handle_signals, task_status)  # _serve closes the sources
 
 
 async def _run_locked(
@@ -233,28 +230,34 @@ async def _serve(
 ) -> None:
     """Run the sources, the periodic backups and the web and gRPC edges until asked to stop."""
     web_stop = trio.Event()
-    async with trio.open_nursery() as edge:
-        if handle_signals:
-            edge.start_soon(_watch_signals, daemon)
-        async with trio.open_nursery() as sources:
-            for section, source in instances:
-                await supervisor.start(
-                    sources, f"source:{section.name}", run_source, section, source,
-                    source_send, stats[section.name], metrics.observe_poll, core=False,
-                )
-            if backups is not None:  # cancelled with the sources at stop
-                await supervisor.start(sources, "backups", backups, core=False)
-            daemon.urls = await edge.start(run_web, ctx, web_stop.wait)
-            if grpc is not None:  # stops when the hub closes; a failure never stops the daemon
-                deps = GrpcDeps(ctx.hub, ctx.db_path, ctx.sections, stats, metrics,
-                                LimitSettings.from_section(ctx.limits))
-                await supervisor.start(edge, "grpc", run_grpc, grpc, deps, daemon.grpc, core=False)
-            log.info("listening", urls=daemon.urls, dashboard=daemon.urls[0] + "/",
-                     grpc=daemon.grpc_address)
-            task_status.started(daemon)
-            edge.start_soon(run_notifier, Notifier(), ctx.hub, supervisor, daemon.stopping)
-            await daemon.stopping.wait()
-            ctx.hub.close()
-            web_stop.set()
-            sources.cancel_scope.cancel()
-        edge.cancel_scope.deadline = trio.current_time() + ctx.server["shutdown_grace_s"] + 1
+    try:
+        async with trio.open_nursery() as edge:
+            if handle_signals:
+                edge.start_soon(_watch_signals, daemon)
+            async with trio.open_nursery() as sources:
+                for section, source in instances:
+                    await supervisor.start(
+                        sources, f"source:{section.name}", run_source, section, source,
+                        source_send, stats[section.name], metrics.observe_poll, core=False,
+                    )
+                if backups is not None:  # cancelled with the sources at stop
+                    await supervisor.start(sources, "backups", backups, core=False)
+                daemon.urls = await edge.start(run_web, ctx, web_stop.wait)
+                if grpc is not None:  # stops when the hub closes; a failure never stops the daemon
+                    deps = GrpcDeps(ctx.hub, ctx.db_path, ctx.sections, stats, metrics,
+                                    LimitSettings.from_section(ctx.limits))
+                    await supervisor.start(edge, "grpc", run_grpc, grpc, deps, daemon.grpc, core=False)
+                log.info("listening", urls=daemon.urls, dashboard=daemon.urls[0] + "/",
+                         grpc=daemon.grpc_address)
+                task_status.started(daemon)
+                edge.start_soon(run_notifier, Notifier(), ctx.hub, supervisor, daemon.stopping)
+                await daemon.stopping.wait()
+                ctx.hub.close()
+                web_stop.set()
+                sources.cancel_scope.cancel()
+            edge.cancel_scope.deadline = trio.current_time() + ctx.server["shutdown_grace_s"] + 1
+    finally:
+        with trio.CancelScope(shield=True):
+            for _, source in instances:
+                with trio.move_on_after(2):
+                    await source.aclose()
