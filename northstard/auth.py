@@ -12,8 +12,9 @@ A request presents a token as ``Authorization: Bearer <token>``, as
 16 hex characters of the token's digest, ``expiry`` Unix seconds, ``mac``
 HMAC-SHA256 over the token's full digest and the expiry, keyed by a random
 key kept beside the database. It is checked against the tokens configured
-now, so removing a token from the config ends its sessions. Every
-comparison is constant-time. ``Authenticator.principal_of`` names the token
+now, so removing a token from the config ends its sessions, and against the
+sessions ended by logout (``revoked.py``: kept until their expiry, bounded).
+Every comparison is constant-time. ``Authenticator.principal_of`` names the token
 a request came with (its ``id``), for per-token limits.
 """
 
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .revoked import Revoked
 
 __all__ = [
     "COOKIE_NAME", "QUERY_PARAM", "TOKEN_PREFIX", "Authenticator", "TokenEntry", "bearer",
@@ -48,6 +50,7 @@ MIN_KEY_CHARS = 32
 OPEN_CHOICES = ("health", "metrics")
 _NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 _HEX = re.compile(r"[0-9a-fA-F]{64}")
+_SESSION = re.compile(r"([0-9a-f]{16})\.([0-9]{1,12})\.([0-9a-f]{64})")  # id.expiry.mac, ASCII only
 
 
 def new_token() -> str:
@@ -148,6 +151,13 @@ def _mac(key: bytes, sha256: str, expiry: int) -> str:
     return hmac.new(key, f"{sha256}.{expiry}".encode(), hashlib.sha256).hexdigest()
 
 
+def _signing_key(key: bytes, generation: int) -> bytes:
+    """The cookie-signing key of ``generation`` (0: the key itself; each new one ends every session)."""
+    if generation == 0:
+        return key
+    return hmac.new(key, f"northstard session generation {generation}".encode(), hashlib.sha256).digest()
+
+
 def _match(entries: Iterable[TokenEntry], presented: str, attribute: str) -> TokenEntry | None:
     """The entry whose ``attribute`` equals ``presented``, looking at every entry in constant time."""
     found = None
@@ -162,21 +172,26 @@ class Authenticator:
 
     def __init__(self, tokens: Iterable[TokenEntry] = (), key: bytes = b"", *,
                  lifetime_s: float = 604800.0, cookie_name: str = COOKIE_NAME,
-                 open_paths: Iterable[str] = OPEN_CHOICES, cookie_secure: str = "auto") -> None:
+                 open_paths: Iterable[str] = OPEN_CHOICES, cookie_secure: str = "auto",
+                 revoked: Revoked | None = None, revoked_path: Path | None = None) -> None:
         self.tokens = tuple(tokens)
         self.lifetime_s = int(lifetime_s)
         self.cookie_name = cookie_name
         self.open = frozenset(open_paths)
         self.cookie_secure = cookie_secure
+        self.revoked = revoked if revoked is not None else Revoked()
+        self.revoked_path = revoked_path  # where logouts are kept (None: in memory only)
         self._key = key
+        self._signing = _signing_key(key, self.revoked.generation)
         if self.tokens and len(key) < MIN_KEY_CHARS:
             raise ValueError("a session key of at least 32 bytes is needed")
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any], key: bytes) -> Authenticator:
+    def from_config(cls, section: Mapping[str, Any], key: bytes,
+                    revoked: Revoked | None = None, revoked_path: Path | None = None) -> Authenticator:
         return cls(parse_tokens(section["tokens"]), key, lifetime_s=section["session_lifetime_s"],
                    cookie_name=section["cookie_name"], open_paths=section["open"],
-                   cookie_secure=section["cookie_secure"])
+                   cookie_secure=section["cookie_secure"], revoked=revoked, revoked_path=revoked_path)
 
     def __repr__(self) -> str:
         return f"<Authenticator tokens={len(self.tokens)} open={sorted(self.open)}>"
@@ -199,18 +214,35 @@ class Authenticator:
     def session(self, entry: TokenEntry, now: float | None = None) -> str:
         """A session cookie value for ``entry``, valid for ``lifetime_s``."""
         expiry = int(time.time() if now is None else now) + self.lifetime_s
-        return f"{entry.id}.{expiry}.{_mac(self._key, entry.sha256, expiry)}"
+        return f"{entry.id}.{expiry}.{_mac(self._signing, entry.sha256, expiry)}"
 
     def check_session(self, value: str | None, now: float | None = None) -> TokenEntry | None:
-        parts = (value or "").split(".")
-        if len(parts) != 3 or not parts[1].isdigit() or not self.tokens:
+        """The token a session cookie stands for; None for anything else, however malformed."""
+        parts = _SESSION.fullmatch(value or "")
+        if parts is None or not self.tokens:
             return None
-        entry = _match(self.tokens, parts[0], "id")
-        expiry = int(parts[1])
+        entry = _match(self.tokens, parts[1], "id")
+        expiry = int(parts[2])
         moment = time.time() if now is None else now
         if entry is None or not moment < expiry <= moment + self.lifetime_s:
             return None
-        return entry if hmac.compare_digest(parts[2], _mac(self._key, entry.sha256, expiry)) else None
+        expected = _mac(self._signing, entry.sha256, expiry)
+        if not hmac.compare_digest(parts[3].encode(), expected.encode()) or parts[3] in self.revoked:
+            return None
+        return entry
+
+    def revoke(self, value: str | None, now: float | None = None) -> bool:
+        """End the session cookie ``value`` (logout); False if it was no live session.
+
+        At the bound of ``revoked`` this ends every session (a new generation of the key).
+        """
+        moment = time.time() if now is None else now
+        if self.check_session(value, moment) is None:
+            return False
+        _, expiry, mac = str(value).split(".")
+        if self.revoked.add(mac, int(expiry), moment):
+            self._signing = _signing_key(self._key, self.revoked.generation)
+        return True
 
     def identify(self, headers: Mapping[str, str], query: Mapping[str, str]) -> TokenEntry | None:
         """The token a request carries: a Bearer header, the session cookie, or ``?token=``."""

@@ -1,7 +1,7 @@
 """Online backups with SQLite's backup API, restore, and the database lock.
 
-``backup`` copies a consistent snapshot of the live database to a new file,
-checks it, and returns its path. The copy is one step of SQLite's backup API:
+``backup`` copies a consistent snapshot of the live database to a new file
+(mode 0600), checks it, and returns its path. The copy is one step of SQLite's backup API:
 one read transaction, which in WAL mode never blocks the writer (a copy made
 in several steps would start over each time the writer commits in between).
 ``restore`` puts a backup in place of the database; it refuses while a
@@ -79,6 +79,7 @@ def backup(db_path: Path, destination: Path) -> Path:
         raise StoreError(f"{destination} exists; not overwriting it")
     partial = destination.with_name(destination.name + ".partial")
     try:
+        _private_file(partial)
         with closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as source, closing(
             sqlite3.connect(partial)
         ) as target:
@@ -92,6 +93,16 @@ def backup(db_path: Path, destination: Path) -> Path:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
     return destination
+
+
+def _private_file(path: Path) -> None:
+    """An empty file only its owner can read (0600, whatever the umask); SQLite's journal
+    beside it takes the same mode. A backup holds the whole P&L: never world-readable."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def restore(source: Path, db_path: Path) -> None:

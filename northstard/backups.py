@@ -3,7 +3,8 @@
 Every ``backup.every_s`` seconds the actor copies the live database with
 ``backup.backup`` (SQLite's backup API, in a worker thread: WAL readers never
 block the writer, and the event loop never waits) to
-``<dir>/northstard-auto-<UTC time>.db`` — written under a ``.partial`` name,
+``<dir>/northstard-auto-<UTC time>.db`` (mode 0600; the folder, when the actor
+makes it, 0700) — written under a ``.partial`` name,
 checked, then renamed, so a file with the final name is always a whole,
 checked copy. Then it deletes its own backups beyond ``keep`` (newest first)
 or older than ``keep_days``; the newest one always stays. Only names it makes
@@ -154,7 +155,7 @@ class BackupJob:
     def _take(self) -> tuple[Path, datetime]:
         now = datetime.now(UTC)
         try:
-            self.settings.dir.mkdir(parents=True, exist_ok=True)
+            self.settings.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"backup folder {self.settings.dir}: {exc.strerror or exc}") from exc
         path = backup(self.db_path, self.settings.dir / backup_name(now))

@@ -1,13 +1,14 @@
 """The ``northstard`` command.
 
     northstard [run] [--config F] [--host H] [--port P] [--db PATH]
-    northstard check-config [--config F]
+    northstard check-config [--config F]     (run's pre-flight, without binding)
     northstard sources check [--config F]
     northstard backup PATH | restore PATH [--config F]
     northstard tail [--grpc|--ws|--sse] [--url URL] [--token T] [--count N] [--cacert PEM]
     northstard token new [--name N]
 
-Exit codes: 0 clean stop, 2 bad config or plugin, 70 a core actor kept crashing.
+Exit codes: 0 clean stop, 2 bad config or plugin or a port that cannot be bound (one line
+on stderr naming the key), 70 a core actor kept crashing.
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ from pathlib import Path
 import structlog
 import trio
 
-from .activation import passed_hosts
-from .auth import check_exposure, new_token_text, valid_name
+from . import __version__
+from .auth import new_token_text, valid_name
 from .backup import backup, restore
 from .config import Config, load_config, redacted
 from .daemon import Daemon, run_daemon
-from .errors import ConfigError, PluginError, StoreError, leaf
+from .errors import ConfigError, ListenError, PluginError, StoreError, leaf
 from .logs import configure_logging
 from .plugins import Plugins, make_plugins
+from .preflight import close_sources, preflight
 from .supervisor import SupervisorGaveUp
 from .tail import add_arguments as add_tail_arguments
 
@@ -43,9 +45,11 @@ EXIT_SOFTWARE = 70
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="northstard", description="Real-time P&L daemon")
+    parser.add_argument("--version", action="version", version=f"northstard {__version__}")
     parser.add_argument("--config", type=Path, help="TOML config (default: $NORTHSTARD_CONFIG)")
     commands = parser.add_subparsers(dest="command")
     run = commands.add_parser("run", help="run the daemon (the default)")
+    _config_argument(run)
     for target, default in ((parser, None), (run, argparse.SUPPRESS)):
         target.add_argument("--host", default=default, help="listen address (server.host)")
         target.add_argument(
@@ -55,14 +59,19 @@ def _parser() -> argparse.ArgumentParser:
         target.add_argument("--insecure-no-auth", action="store_true", default=default,
                             help="serve a non-loopback address without [auth] tokens "
                             "(server.insecure_no_auth)")
-    commands.add_parser("check-config", help="print the effective config, secrets redacted")
+    _config_argument(commands.add_parser(
+        "check-config", help="run's pre-flight checks without binding (exit 2 on what run refuses); "
+        "print the effective config, secrets redacted"))
     sources = commands.add_parser("sources", help="inspect the configured sources")
     sources_commands = sources.add_subparsers(dest="sources_command", required=True)
-    sources_commands.add_parser("check", help="poll each enabled source once and show what it gives")
+    _config_argument(sources_commands.add_parser(
+        "check", help="poll each enabled source once and show what it gives"))
     backup = commands.add_parser("backup", help="copy the live database (SQLite backup API)")
     backup.add_argument("path", type=Path, help="the copy's file, or a folder for a dated name")
     restore = commands.add_parser("restore", help="replace the database with a backup (daemon stopped)")
     restore.add_argument("path", type=Path, help="the backup file")
+    for command in (backup, restore):
+        _config_argument(command)
     tail = commands.add_parser("tail", help="print the live net P&L and each change (a client)")
     add_tail_arguments(tail)
     token = commands.add_parser("token", help="API tokens for [auth]")
@@ -70,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     new_token = token_commands.add_parser("new", help="make a token: printed once, with its config entry")
     new_token.add_argument("--name", help="a label for it (letters, digits, _ . @ -)")
     return parser
+
+
+def _config_argument(command: argparse.ArgumentParser) -> None:
+    """``--config`` after the command too (``northstard check-config --config F``)."""
+    command.add_argument("--config", type=Path, default=argparse.SUPPRESS,
+                         help="TOML config (default: $NORTHSTARD_CONFIG)")
 
 
 def _config_path(args: argparse.Namespace) -> Path | None:
@@ -114,23 +129,36 @@ def main(argv: list[str] | None = None) -> int:
         return _new_token(args.name)
     try:
         config, plugins = _load(args)
-        if args.command in (None, "run"):
-            check_exposure(config.sections, passed_hosts())  # refused here with one line; the daemon warns
     except (ConfigError, PluginError) as exc:
         print(f"northstard: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.command == "check-config":
-        print(json.dumps(redacted(config), indent=2, default=str))
-        return 0
     if args.command in ("backup", "restore"):
         return _backup_or_restore(args.command, args.path, config.db_path)
     log_section = config.sections["log"]
     configure_logging(log_section["level"], log_section["format"], _secrets(config))
+    if args.command == "check-config":
+        return _check_config(config, plugins)
     if args.command == "sources":
         from .sources_check import main as check_sources
 
         return check_sources(config, plugins)
     return _run_daemon(config, plugins)
+
+
+async def _preflight(config: Config, plugins: Plugins) -> None:
+    """The pre-flight as ``run`` makes it (inside trio), then the sources it built are closed."""
+    await close_sources(preflight(config, plugins))
+
+
+def _check_config(config: Config, plugins: Plugins) -> int:
+    """``run``'s pre-flight without binding: exit 2 on what run refuses; its warnings logged alike."""
+    try:
+        trio.run(_preflight, config, plugins)
+    except (ConfigError, PluginError) as exc:
+        print(f"northstard: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    print(json.dumps(redacted(config), indent=2, default=str))
+    return 0
 
 
 def _new_token(name: str | None) -> int:
@@ -192,7 +220,10 @@ def _run_daemon(config: Config, plugins: Plugins) -> int:
         if isinstance(exc, SupervisorGaveUp):
             log.critical("giving up", error=str(exc))
             return EXIT_SOFTWARE
-        if isinstance(exc, StoreError | PluginError | ConfigError):
+        if isinstance(exc, PluginError | ConfigError | ListenError):
+            print(f"northstard: {exc}", file=sys.stderr)  # one line, as for a bad config
+            return EXIT_CONFIG
+        if isinstance(exc, StoreError):
             log.critical("cannot run", error=str(exc))
             return EXIT_CONFIG
         raise

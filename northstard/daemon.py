@@ -21,8 +21,7 @@ from typing import Any
 import structlog
 import trio
 
-from .activation import passed_hosts
-from .auth import Authenticator, check_exposure, exposed_listeners, load_session_key
+from .auth import Authenticator, load_session_key
 from .backup import DbLock
 from .backups import BackupJob, BackupSettings, BackupState, run_backups
 from .breaker import Breaker
@@ -31,19 +30,23 @@ from .cache import Cache, CacheClient, run_cache
 from .change import Change
 from .config import Config, SourceSection
 from .engine import EngineState, recover, run_engine
-from .grpc_edge.actor import GrpcDeps, GrpcHandle, run_grpc
+from .errors import ConfigError
+from .grpc_edge.actor import GrpcDeps, run_grpc
 from .grpc_edge.server import GrpcSettings
+from .grpc_edge.state import GrpcHandle
 from .hub import Hub, run_hub
 from .metrics import Metrics
 from .notify import Notifier, run_notifier
 from .plugins import Plugins
+from .preflight import Instances, preflight
+from .revoked import FILE_NAME as REVOKED_FILE
+from .revoked import load_revoked
 from .source import Source, SourceStats, run_source
 from .store import load_persisted, open_writer
 from .supervisor import Policy, Supervisor
 from .web.app import run_web
 from .web.context import WebContext
 from .web.limits import LimitSettings
-from .web.tls import load_server_context
 from .writer import WriterSettings, WriterState, run_writer
 
 __all__ = ["Daemon", "run_daemon"]
@@ -116,20 +119,17 @@ async def _prepare(config: Config) -> tuple[EngineState, WriterState]:
 
 
 def _authenticator(config: Config) -> Authenticator:
-    """``[auth]``; the session key is read (or made) only when tokens are configured."""
+    """``[auth]``; the session key is read (or made), and the logouts loaded, only with tokens."""
     section = config.sections["auth"]
-    key = load_session_key(section["session_key_file"], config.db_path.parent) if section["tokens"] else b""
-    return Authenticator.from_config(section, key)
-
-
-def _check_exposure(config: Config) -> None:
-    """ConfigError for a non-loopback listener without tokens; a loud warning under the override."""
-    passed = passed_hosts()  # socket activation: what is really served
-    exposed = exposed_listeners(config.sections, passed)
-    for key in check_exposure(config.sections, passed):
-        log.warning("INSECURE: serving without authentication on a non-loopback address "
-                    "(server.insecure_no_auth / --insecure-no-auth); anyone who can reach it reads the P&L",
-                    key=key, address=exposed[key])
+    if not section["tokens"]:
+        return Authenticator.from_config(section, b"")
+    key = load_session_key(section["session_key_file"], config.db_path.parent)
+    path = config.db_path.parent / REVOKED_FILE
+    try:
+        revoked = load_revoked(path, time.time())
+    except OSError as exc:
+        raise ConfigError("auth", f"cannot keep logouts in {path}: {exc.strerror}") from None
+    return Authenticator.from_config(section, key, revoked, path)
 
 
 async def _watch_signals(daemon: Daemon) -> None:
@@ -148,15 +148,14 @@ async def run_daemon(
     task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run until stopped; returns after a clean shutdown."""
-    _check_exposure(config)
-    load_server_context(config.sections["server"])  # unreadable or invalid TLS files: ConfigError, exit 2
+    instances = preflight(config, plugins)  # what check-config checks: ConfigError/PluginError, exit 2
     with DbLock(config.db_path):  # one daemon per database
-        await _run_locked(config, plugins, handle_signals, task_status)
+        await _run_locked(config, instances, handle_signals, task_status)  # _serve closes the sources
 
 
 async def _run_locked(
     config: Config,
-    plugins: Plugins,
+    instances: Instances,
     handle_signals: bool,
     task_status: trio.TaskStatus[Daemon],
 ) -> None:
@@ -185,9 +184,7 @@ async def _run_locked(
         metrics.observe_batch(size, seconds)
         metrics.changes.inc(size)
 
-    sections = [s for s in config.sources if s.enabled]
-    instances = [(s, plugins.create_source(s)) for s in sections]
-    stats = {s.name: SourceStats(Breaker(s.failure_threshold, s.cooldown_s)) for s in sections}
+    stats = {s.name: SourceStats(Breaker(s.failure_threshold, s.cooldown_s)) for s, _ in instances}
 
     async with trio.open_nursery() as core:
         await supervisor.start(
@@ -206,9 +203,9 @@ async def _run_locked(
             metrics=metrics, server=config.sections["server"],
             max_rate_hz=config.sections["hub"]["max_rate_hz"],
             started_at=started_at, writer=writer_state, auth=auth, backups=backup_state,
-            limits=config.sections["limits"],
+            limits=config.sections["limits"], grpc=GrpcHandle() if grpc["enabled"] else None,
         )
-        daemon = Daemon([], hub, supervisor, engine_state, metrics)
+        daemon = Daemon([], hub, supervisor, engine_state, metrics, grpc=ctx.grpc or GrpcHandle())
         await _serve(core, daemon, ctx, supervisor, instances, stats, source_send, metrics,
                      handle_signals, task_status, grpc=grpc_settings if grpc["enabled"] else None,
                      backups=_backups(config, backup_state, metrics))

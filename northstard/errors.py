@@ -2,6 +2,7 @@
 
     NorthstardError
     ├── ConfigError          a bad config file or environment override (exit code 2)
+    ├── ListenError          a listener cannot bind its address (exit code 2 for the web edge)
     ├── PluginError          a plugin failed to load, or two plugins share a name
     ├── SourceError          a source poll failed (network, HTTP status, auth)
     │   └── SchemaDriftError a source answered with a shape we do not accept
@@ -14,8 +15,12 @@ where they happen, with ``raise XError(...) from exc``.
 
 from __future__ import annotations
 
+import errno
+import socket
+
 __all__ = [
     "ConfigError",
+    "ListenError",
     "NorthstardError",
     "PluginError",
     "RequestError",
@@ -37,6 +42,23 @@ class ConfigError(NorthstardError):
         super().__init__(f"config error: {key}: {problem}")
         self.key = key
         self.problem = problem
+
+
+class ListenError(NorthstardError):
+    """A listener cannot bind: one line naming the address and the key to change."""
+
+    def __init__(self, address: str, key: str, reason: str) -> None:
+        super().__init__(f"cannot listen on {address} ({key}): {reason}")
+        self.address = address
+        self.key = key
+        self.reason = reason
+
+    @classmethod
+    def from_os_error(cls, address: str, section: str, exc: OSError) -> ListenError:
+        """``exc`` from ``bind``: the host is to blame for an address this machine lacks, else the port."""
+        unknown_host = isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
+        reason = (exc.strerror or str(exc)).lower()
+        return cls(address, f"{section}.{'host' if unknown_host else 'port'}", reason)
 
 
 class PluginError(NorthstardError):

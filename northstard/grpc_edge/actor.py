@@ -7,6 +7,12 @@ The feeder is one hub subscriber for all gRPC streams: per hub message it
 hands the patch and document over once; the loop encodes each event once and
 every stream sends those same bytes. The hub closing (daemon shutdown) stops
 the server gracefully; the actor returns when the thread has ended.
+
+A port it cannot bind (held by another process) is said once, at error level,
+and shown in ``/api/health`` (``grpc: failing`` with the reason, status
+``degraded``); the actor then retries quietly, every ``RETRY_FIRST_S`` doubling
+up to ``RETRY_MAX_S``, and says "grpc listening" once the port is free. The rest
+of the daemon serves on meanwhile: gRPC is an edge, not a reason to stop.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import structlog
 import trio
 
 from ..config import SourceSection
-from ..errors import NorthstardError
+from ..errors import ListenError, NorthstardError
 from ..hub import Hub, HubClosed, Message
 from ..mergepatch import Doc
 from ..metrics import Metrics
@@ -35,19 +41,14 @@ from .queries import source_entries
 from .ring import Published
 from .server import GrpcServer, GrpcSettings
 from .service import Backend
+from .state import GrpcHandle
 
 __all__ = ["GrpcDeps", "GrpcHandle", "published", "run_grpc"]
 
 log = structlog.get_logger("northstard.grpc")
 TRANSPORT = "grpc"
-
-
-@dataclass
-class GrpcHandle:
-    """Where the gRPC edge listens (None while it does not); filled in by ``run_grpc``."""
-
-    address: str | None = None
-    server: GrpcServer | None = None
+RETRY_FIRST_S = 0.5
+RETRY_MAX_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -128,19 +129,54 @@ async def run_grpc(
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve gRPC until the hub closes, then stop within ``settings.shutdown_grace_s``."""
+    """Serve gRPC until the hub closes, then stop within ``settings.shutdown_grace_s``.
+
+    Started once listening, or once the first bind has failed (it retries from there).
+    """
     if deps.hub.closed:
         task_status.started()
         return
+    started = False
+    delay = RETRY_FIRST_S
+    while True:
+        refused = await _serve(settings, deps, handle, None if started else task_status)
+        if refused is None:
+            return
+        _cannot_listen(handle, refused, delay)
+        if not started:
+            task_status.started()
+            started = True
+        await trio.sleep(delay)
+        delay = min(delay * 2, RETRY_MAX_S)
+
+
+def _cannot_listen(handle: GrpcHandle, exc: ListenError, delay: float) -> None:
+    """Said once per outage (not once per retry); ``/api/health`` shows it meanwhile."""
+    if handle.error is None:
+        log.error("grpc cannot listen; retrying quietly until it can", error=str(exc),
+                  retry_s=delay, retry_max_s=RETRY_MAX_S)
+    handle.error = str(exc)
+    handle.failures += 1
+    handle.changed()
+
+
+async def _serve(settings: GrpcSettings, deps: GrpcDeps, handle: GrpcHandle,
+                 task_status: trio.TaskStatus[None] | None) -> ListenError | None:
+    """Serve until the hub closes (None); or, when the port cannot be bound, why not."""
     async with open_asyncio_thread() as thread:
         server = GrpcServer(settings, _backend(settings, deps, thread))
-        handle.address = await thread.run(server.start())
-        handle.server = server
+        try:
+            handle.address = await thread.run(server.start())
+        except ListenError as exc:
+            return exc
+        handle.server, handle.error, handle.failures = server, None, 0
+        handle.changed()
         log.info("grpc listening", address=handle.address, tls=settings.tls_cert is not None,
                  auth=bool(settings.tokens))
         if settings.tokens and settings.tls_cert is None and not _loopback(settings.host):
             log.warning("grpc bearer tokens travel in clear text: set grpc.tls_cert and tls_key")
-        task_status.started()
+        if task_status is not None:
+            task_status.started()
         try:
             await _feed(deps.hub, thread, server)
         finally:
@@ -148,3 +184,4 @@ async def run_grpc(
             with trio.CancelScope(shield=True), trio.move_on_after(settings.shutdown_grace_s + 2):
                 await thread.run(server.stop())
             log.info("grpc stopped")
+    return None

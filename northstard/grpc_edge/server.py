@@ -11,6 +11,8 @@ the rest ``shutdown_grace_s`` before cancelling them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from ..errors import ConfigError, NorthstardError
+from ..errors import ConfigError, ListenError, NorthstardError
 from .auth import BearerAuth
 from .ring import Published
 from .service import SERVICE, Backend, Feed, PnlStream, method_handlers
@@ -83,6 +85,27 @@ class GrpcSettings:
         return grpc.ssl_server_credentials([pair])
 
 
+def _bind_refused(host: str, port: int) -> ListenError | None:
+    """Why ``host:port`` cannot be bound, found by binding a plain socket there as grpc does
+    (``SO_REUSEADDR``); None when it can be (port 0 always can)."""
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        family, kind, proto, _, where = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                           flags=socket.AI_PASSIVE)[0]
+        with contextlib.closing(socket.socket(family, kind, proto)) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(where)
+    except OSError as exc:
+        return ListenError.from_os_error(address, "grpc", exc)
+    return None
+
+
+def _listen_error(host: str, port: int) -> ListenError:
+    """Why grpc could not bind (it says only "Failed to bind")."""
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return _bind_refused(host, port) or ListenError(address, "grpc.port", "grpc could not bind it")
+
+
 class GrpcServer:
     """The server and its feed; every method runs on the gRPC thread's loop."""
 
@@ -118,12 +141,15 @@ class GrpcServer:
 
     def _listen(self, server: grpc.aio.Server) -> int:
         credentials = self.settings.credentials()
+        refused = _bind_refused(self.settings.host, self.settings.port)
+        if refused is not None:  # asked first: grpc core would also log a line of its own per try
+            raise refused
         try:
             if credentials is None:
                 return server.add_insecure_port(self.settings.bind)
             return server.add_secure_port(self.settings.bind, credentials)
-        except RuntimeError as exc:
-            raise NorthstardError(f"grpc: cannot listen on {self.settings.bind}: {exc}") from exc
+        except RuntimeError as exc:  # grpc says only "Failed to bind": ask the OS why
+            raise _listen_error(self.settings.host, self.settings.port) from exc
 
     async def _set_health(self, status: int) -> None:
         assert self.health is not None

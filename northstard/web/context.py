@@ -11,6 +11,7 @@ from ..auth import Authenticator
 from ..backups import BackupState
 from ..cache import CacheClient
 from ..config import SourceSection
+from ..grpc_edge.state import GrpcHandle
 from ..hub import Hub
 from ..metrics import Metrics
 from ..source import SourceStats
@@ -36,3 +37,4 @@ class WebContext:
     backups: BackupState | None = None
     auth: Authenticator = field(default_factory=Authenticator)  # no tokens: auth off
     limits: Mapping[str, Any] = field(default_factory=dict)  # the [limits] section; empty: none
+    grpc: GrpcHandle | None = None  # the gRPC edge's status; None when it is off

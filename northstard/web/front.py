@@ -52,6 +52,7 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
 from ..activation import http_sockets, take_sockets
+from ..errors import ListenError
 from ..metrics import Metrics
 from .broadcast import send_all
 from .handover import HandoverConnection, open_handover
@@ -168,12 +169,19 @@ class Front:
                 log.warning("passed socket not used: gRPC binds its own ([grpc] host, port)", name=name)
                 sock.close()
         if not sockets:
-            sockets = self.config.create_sockets().insecure_sockets
+            sockets = self._bind()
             for sock in sockets:
                 sock.listen(self.config.backlog)
         for sock in sockets:
             sock.setblocking(False)
         return sockets
+
+    def _bind(self) -> list[socket.socket]:
+        """Hypercorn's sockets for ``config.bind``; a busy port is one ListenError, said once."""
+        try:
+            return list(self.config.create_sockets().insecure_sockets)
+        except OSError as exc:
+            raise ListenError.from_os_error(self.config.bind[0], "server", exc) from None
 
     async def _serve(self, sockets: list[socket.socket], shutdown: Callable[[], Awaitable[Any]],
                      task_status: trio.TaskStatus[list[str]]) -> None:

@@ -4,9 +4,11 @@ With ``[auth] tokens`` set, a request needs an accepted token (``Authorization:
 Bearer``, the session cookie, or ``?token=``) except for the login page and
 its assets, and ``/api/health`` / ``/metrics`` when ``auth.open`` lists them.
 Without one: ``/`` redirects to ``/login``, anything else is a JSON 401 with
-``WWW-Authenticate: Bearer``. A page ``GET`` carrying ``?token=`` trades it
-for the session cookie and is redirected (303) to the same URL without it, so
-the token leaves the address bar and the history. The raw-socket edges
+``WWW-Authenticate: Bearer``. The API (``/api/...``, ``/metrics``,
+``/openapi.json``) takes ``?token=`` like a header and answers with the data,
+so a client without a cookie jar can use it. A page ``GET`` carrying
+``?token=`` trades it for the session cookie and is redirected (303) to the
+same URL without it, so the token leaves the address bar and the history. The raw-socket edges
 (``/ws``, ``/api/pnl/stream``) get the same check through ``edge_authorizer``,
 answered before the upgrade or the stream.
 """
@@ -30,6 +32,7 @@ __all__ = ["OPENABLE", "add_cors", "add_guard", "edge_authorizer"]
 PUBLIC = frozenset({"/login", "/logout", *LOGIN_ASSETS})
 OPENABLE = {"/api/health": "health", "/metrics": "metrics"}
 PAGES = ("/", "/login")
+DATA = ("/api/", "/metrics", "/openapi.json")
 REALM = 'Bearer realm="northstard"'
 MISSING = "send Authorization: Bearer <token>, or sign in at /login"
 WRONG = "the token is not accepted"
@@ -73,6 +76,11 @@ def _exchange(auth: Authenticator) -> Response:
     return unauthorized(presented=True)
 
 
+def _is_data(path: str) -> bool:
+    """An API path: ``?token=`` there is a credential like a header, never traded for a cookie."""
+    return path.startswith(DATA)
+
+
 def _public(path: str, auth: Authenticator) -> bool:
     return path in PUBLIC or (path in OPENABLE and auth.is_open(OPENABLE[path]))
 
@@ -82,13 +90,14 @@ def add_guard(app: Quart, auth: Authenticator) -> None:
     async def guard() -> Response | None:
         if not auth.enabled:
             return None
-        if request.method == "GET" and QUERY_PARAM in request.args:
+        presented = QUERY_PARAM in request.args
+        if request.method == "GET" and presented and not _is_data(request.path):
             return _exchange(auth)
         if _public(request.path, auth) or auth.identify(request_head(), request.args):
             return None
         if request.method in ("GET", "HEAD") and request.path == "/":
             return see_other("/login")
-        return unauthorized("Authorization" in request.headers)
+        return unauthorized(presented or "Authorization" in request.headers)
 
 
 def add_cors(app: Quart, allowed: Sequence[str]) -> None:

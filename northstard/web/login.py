@@ -3,7 +3,9 @@
 ``POST /login`` with a form field ``token`` sets the session cookie (HttpOnly,
 SameSite=Strict, Path=/, Secure over TLS or with ``auth.cookie_secure =
 "always"``) and redirects to the dashboard; a wrong token shows the page
-again with an error (401). The page has no inline script (the CSP forbids
+again with an error (401). ``POST /logout`` revokes the session cookie it
+carries for good (``revoked.py``: kept on disk until the cookie's expiry) and
+clears it. The page has no inline script (the CSP forbids
 it): ``static/login.js``, ``static/theme.css`` and ``static/login.css``. With no tokens
 configured there is nothing to log in to, and both redirect to ``/``.
 """
@@ -12,12 +14,17 @@ from __future__ import annotations
 
 from html import escape
 
+import structlog
+import trio
 from quart import Quart, Response, request
 
-from ..auth import Authenticator, TokenEntry
+from ..auth import Authenticator, TokenEntry, cookie
+from ..revoked import write_pending
 from .fastws import origin_allowed
 
 __all__ = ["LOGIN_ASSETS", "add_login_routes", "end_session", "request_head", "see_other", "start_session"]
+
+log = structlog.get_logger("northstard.web")
 
 LOGIN_ASSETS = ("/static/login.js", "/static/theme.css", "/static/login.css")
 ERRORS = {
@@ -119,8 +126,26 @@ def add_login_routes(app: Quart, auth: Authenticator) -> None:
             return login_page(ERRORS["token"], 401)
         return start_session(see_other("/"), auth, entry)
 
+    writing = trio.Lock()  # one write of the revocations at a time, in order
+
     @app.route("/logout", methods=["POST"])
     async def logout() -> Response:
         if _cross_site():
             return login_page("Sign out from this page, not another site's.", 403)
+        if auth.revoke(cookie(request.headers.get("cookie"), auth.cookie_name)):
+            async with writing:
+                await _save_revoked(auth)
         return end_session(see_other("/login"), auth)
+
+
+async def _save_revoked(auth: Authenticator) -> None:
+    """Write what logout added (a worker thread); a failure is logged, the logout holds until restart."""
+    pending = auth.revoked.take_pending()
+    if pending is None or auth.revoked_path is None:
+        return
+    try:
+        await trio.to_thread.run_sync(write_pending, auth.revoked_path, pending)
+    except OSError as exc:
+        auth.revoked.save_failed()
+        log.error("cannot save a logout: it holds until the daemon restarts",
+                  path=str(auth.revoked_path), error=exc.strerror)

@@ -118,11 +118,14 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
         states = {name: s.get("status") for name, s in ctx.hub.doc.get("sources", {}).items()}
         store = ctx.writer.degraded if ctx.writer is not None else None
         backup = ctx.backups.document() if ctx.backups is not None else {"status": "off"}
-        fine = all(v == "ok" for v in states.values()) and store is None and backup["status"] != "failing"
+        grpc = ctx.grpc.document() if ctx.grpc is not None else {"status": "off"}
+        fine = (all(v == "ok" for v in states.values()) and store is None
+                and backup["status"] != "failing" and grpc["status"] != "failing")
         status = "ok" if healthy and fine else "degraded"
         body = {
             "store": {"status": "degraded", "error": store} if store else {"status": "ok"},
             "backup": backup,
+            "grpc": grpc,
             "status": status if healthy else "failing",
             "epoch": ctx.hub.epoch,
             "seq": ctx.hub.seq,

@@ -49,7 +49,8 @@ import trio
 from ..errors import ConfigError
 from .http1 import error_response
 
-__all__ = ["RECEIVE_BYTES", "RECV_MIN", "TlsServer", "TlsSocket", "load_server_context", "tls_server"]
+__all__ = ["RECEIVE_BYTES", "RECV_MIN", "TlsServer", "TlsSocket", "check_pair", "load_server_context",
+           "tls_server"]
 
 log = structlog.get_logger("northstard.web")
 
@@ -61,30 +62,35 @@ PLAIN_HTTP = error_response(400, "bad_request",
                             "this port speaks TLS: use https:// (wss:// for the WebSocket)")
 
 
-def _no_password() -> bytes:
-    raise ConfigError("server.tls_key", "the key is encrypted: give an unencrypted PEM key (mode 0400)")
+def _no_password(section: str) -> bytes:
+    raise ConfigError(f"{section}.tls_key", "the key is encrypted: give an unencrypted PEM key (mode 0400)")
 
 
-def _read(name: str, path: Path) -> bytes:
+def _read(key: str, path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"server.{name}", f"cannot read {path}: {exc.strerror}") from None
+        raise ConfigError(key, f"cannot read {path}: {exc.strerror}") from None
 
 
-def _load_pair(context: ssl.SSLContext, cert: Path, key: Path) -> None:
+def _load_pair(context: ssl.SSLContext, cert: Path, key: Path, section: str = "server") -> None:
     """The certificate chain and its key; ConfigError naming the file that is wrong."""
-    _read("tls_key", key)
+    _read(f"{section}.tls_key", key)
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(
-            cadata=_read("tls_cert", cert).decode("ascii", "replace"))
+            cadata=_read(f"{section}.tls_cert", cert).decode("ascii", "replace"))
     except ssl.SSLError:
-        raise ConfigError("server.tls_cert", f"{cert} holds no PEM certificate") from None
+        raise ConfigError(f"{section}.tls_cert", f"{cert} holds no PEM certificate") from None
     try:
-        context.load_cert_chain(cert, key, password=_no_password)
+        context.load_cert_chain(cert, key, password=lambda: _no_password(section))
     except ssl.SSLError as exc:
-        raise ConfigError("server.tls_key", f"{key} is not a PEM private key of tls_cert "
+        raise ConfigError(f"{section}.tls_key", f"{key} is not a PEM private key of tls_cert "
                           f"({exc.reason or 'invalid'})") from None
+
+
+def check_pair(section: str, cert: Path, key: Path) -> None:
+    """ConfigError naming ``<section>.tls_cert`` / ``tls_key`` unless they are a usable pair."""
+    _load_pair(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), cert, key, section)
 
 
 def load_server_context(server: Mapping[str, Any]) -> ssl.SSLContext | None:
