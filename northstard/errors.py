@@ -4,7 +4,8 @@
     ├── ConfigError          a bad config file or environment override (exit code 2)
     ├── PluginError          a plugin failed to load, or two plugins share a name
     ├── SourceError          a source poll failed (network, HTTP status, auth)
-    │   └── SchemaDriftError a source answered with a shape we do not accept
+    │   ├── SchemaDriftError a source answered with a shape we do not accept
+    │   └── BodyTooLarge     a source's body passed its max_body_bytes (after decompression)
     ├── StoreError           SQLite failed (disk full, read-only, corrupt)
     └── RequestError         a client sent a bad request or frame (a 4xx)
 
@@ -15,6 +16,7 @@ where they happen, with ``raise XError(...) from exc``.
 from __future__ import annotations
 
 __all__ = [
+    "BodyTooLarge",
     "ConfigError",
     "NorthstardError",
     "PluginError",
@@ -49,6 +51,14 @@ class SourceError(NorthstardError):
 
 class SchemaDriftError(SourceError):
     """A source answered with a field missing, renamed or of the wrong type."""
+
+
+class BodyTooLarge(SourceError):
+    """An upstream body (or WebSocket message) grew past its limit; it was refused unread."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class StoreError(NorthstardError):
