@@ -166,7 +166,7 @@ async def _run_locked(
     metrics = Metrics()
     supervisor = Supervisor(_policy(config))
     hub = Hub(config.sections["hub"]["ring_size"])
-    cache = Cache()
+    cache = Cache(config.sections["cache"]["history_bytes"])
     backup_state = BackupState()
     engine_state, writer_state = await _prepare(config)
     auth = await trio.to_thread.run_sync(_authenticator, config)
