@@ -180,7 +180,7 @@ async def test_e2e_many_distinct_queries_keep_the_cache_under_its_bytes(
         await next_change(client, daemon.url)
         now_ms = wall_ms()
         seed(db, now_ms)
-        for _ in range(100):
+        for _ in range(50):
             to_ms = now_ms - rng.randrange(0, 3000) * 60_000
             params = {"resolution": "1m", "from": str(to_ms - 999 * 60_000), "to": str(to_ms)}
             response = await client.get(f"{daemon.url}/api/pnl/history", params=params)
