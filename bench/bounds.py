@@ -169,7 +169,7 @@ def measure_bomb(client: httpx.Client, base: str, proc: psutil.Process, polls: i
     start = sources(client, base)["bomber"].get("errors", 0)
     seq_before = client.get(f"{base}/api/health").json()["seq"]
     deadline = time.monotonic() + 120
-    while sources(client, base)["bomber"].get("errors", 0) < polls and time.monotonic() < deadline:
+    while sources(client, base)["bomber"].get("errors", 0) < start + polls and time.monotonic() < deadline:
         time.sleep(0.2)
     after = sources(client, base)
     health = client.get(f"{base}/api/health").json()
