@@ -69,8 +69,8 @@ def _read_chunks(ctx: WebContext, resolution: str, starts: tuple[int, ...]) -> d
 async def _history_body(ctx: WebContext, resolution: str, from_ms: int, to_ms: int) -> bytes:
     """The answer: cached final chunks, the rest read from SQLite (then cached if final).
 
-    At most MAX_BUCKETS buckets (+ one chunk each side read, not sent): about
-    450 bytes each, so an answer is at most ~2.3 MB.
+    At most MAX_BUCKETS buckets are sent (370-520 bytes each, by the length of
+    the amounts: at most ~2.6 MB) and MAX_BUCKETS + 2 chunks' rows are read.
     """
     plan = await ctx.cache.history_plan(resolution, from_ms, to_ms)
     chunks = dict(plan.cached)
