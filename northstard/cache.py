@@ -12,7 +12,10 @@ seen (changes reach the cache after the writer committed them, in order), so
 its rows can no longer change. The open chunk at the end of a range is always
 read from SQLite (at most ``CHUNK_BUCKETS`` rows). A change older than that
 frontier (a clock stepped back) drops the chunks it could touch and bumps
-``generation``, so a read that started before it is not stored.
+``generation``, so a read that started before it is not stored. With a bucket
+retention (``keep_ms``, from ``[storage] keep_buckets_days``) a chunk that
+starts before the retention cutoff is never served from memory: the writer
+may be deleting its rows.
 
 Bounds: the chunks held cost at most ``max_bytes`` (``[cache] history_bytes``,
 default 8 MiB, counted with ``sys.getsizeof`` over the rows kept); past it the
@@ -108,9 +111,10 @@ class _Request:
 class Cache:
     """The cache's state; only ``run_cache`` touches it."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, keep_ms: int = 0) -> None:
         self.current: Current | None = None
         self.max_bytes = max_bytes
+        self.keep_ms = keep_ms
         self.chunks: OrderedDict[tuple[str, int], tuple[Chunk, int]] = OrderedDict()
         self.bytes = 0
         self.latest_ms = 0
@@ -144,14 +148,17 @@ class Cache:
     def final_end(self, resolution: str) -> int:
         return bucket_start(self.latest_ms, resolution)
 
+    def _cacheable(self, resolution: str, start: int, final_end: int) -> bool:
+        retained = self.keep_ms <= 0 or start >= self.latest_ms - self.keep_ms
+        return retained and start + chunk_width(resolution) <= final_end
+
     def plan(self, resolution: str, from_ms: int, to_ms: int) -> HistoryPlan:
         final_end = self.final_end(resolution)
-        width = chunk_width(resolution)
         cached: dict[int, Chunk] = {}
         read: list[int] = []
         for start in chunk_starts(resolution, from_ms, to_ms):
             held = self.chunks.get((resolution, start))
-            if held is not None and start + width <= final_end:
+            if held is not None and self._cacheable(resolution, start, final_end):
                 self.chunks.move_to_end((resolution, start))
                 cached[start] = held[0]
                 self.hits += 1
@@ -164,11 +171,10 @@ class Cache:
         """Keep the final chunks of ``chunks`` (read for ``plan``); how many were kept."""
         if plan.generation != self.generation or self.max_bytes <= 0:
             return 0
-        width = chunk_width(plan.resolution)
         kept = 0
         for start, chunk in chunks.items():
             size = chunk_bytes(chunk)
-            if start + width > plan.final_end or size > self.max_bytes:
+            if not self._cacheable(plan.resolution, start, plan.final_end) or size > self.max_bytes:
                 continue
             key = (plan.resolution, start)
             self._drop(key)

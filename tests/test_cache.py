@@ -91,6 +91,13 @@ def test_bytes_held_stay_under_the_limit_after_many_distinct_queries() -> None:
     assert len(cache.chunks) == limit // one  # full: as many 60-row chunks as fit
 
 
+def test_chunks_past_the_bucket_retention_are_always_read() -> None:
+    cache = Cache(8 << 20, keep_ms=DAY)
+    cache.update(change(1, NOW))
+    assert ask(cache, "1m", NOW - DAY - 2 * HOUR, NOW - DAY + 2 * HOUR) == (0, 5)
+    assert ask(cache, "1m", NOW - DAY - 2 * HOUR, NOW - DAY + 2 * HOUR) == (2, 3)  # kept: after the cutoff
+
+
 def test_a_chunk_larger_than_the_limit_is_not_kept_and_zero_turns_it_off() -> None:
     for limit in (1000, 0):
         cache = Cache(limit)
