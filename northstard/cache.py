@@ -47,6 +47,7 @@ __all__ = [
     "Current",
     "HistoryPlan",
     "Row",
+    "SizedChunk",
     "chunk_bytes",
     "chunk_starts",
     "chunk_width",
@@ -58,6 +59,7 @@ _KEY_BYTES = sys.getsizeof((("1m", 0),)) + sys.getsizeof(0)  # the LRU key and i
 
 Row = tuple[int, bytes]  # (start_ms, the bucket as /api/pnl/history sends it, JSON)
 Chunk = tuple[Row, ...]
+SizedChunk = tuple[Chunk, int]  # a chunk and its chunk_bytes, counted in the reading thread
 
 
 def chunk_width(resolution: str) -> int:
@@ -167,13 +169,12 @@ class Cache:
                 self.misses += 1
         return HistoryPlan(resolution, cached, tuple(read), final_end, self.generation)
 
-    def fill(self, plan: HistoryPlan, chunks: Mapping[int, Chunk]) -> int:
+    def fill(self, plan: HistoryPlan, chunks: Mapping[int, SizedChunk]) -> int:
         """Keep the final chunks of ``chunks`` (read for ``plan``); how many were kept."""
         if plan.generation != self.generation or self.max_bytes <= 0:
             return 0
         kept = 0
-        for start, chunk in chunks.items():
-            size = chunk_bytes(chunk)
+        for start, (chunk, size) in chunks.items():
             if not self._cacheable(plan.resolution, start, plan.final_end) or size > self.max_bytes:
                 continue
             key = (plan.resolution, start)
@@ -234,7 +235,7 @@ class CacheClient:
         result: HistoryPlan = await self._ask("history_plan", resolution, from_ms, to_ms)
         return result
 
-    async def history_fill(self, plan: HistoryPlan, chunks: Mapping[int, Chunk]) -> int:
+    async def history_fill(self, plan: HistoryPlan, chunks: Mapping[int, SizedChunk]) -> int:
         result: int = await self._ask("history_fill", plan, chunks)
         return result
 

@@ -18,7 +18,15 @@ from typing import Any
 import httpx
 
 from northstard.buckets import RESOLUTIONS, Bucket, Ohlc, bucket_start
-from northstard.cache import CHUNK_BUCKETS, Cache, Chunk, chunk_bytes, chunk_starts, chunk_width
+from northstard.cache import (
+    CHUNK_BUCKETS,
+    Cache,
+    Chunk,
+    SizedChunk,
+    chunk_bytes,
+    chunk_starts,
+    chunk_width,
+)
 from northstard.change import Change
 from northstard.store import open_reader, read_buckets
 
@@ -38,11 +46,15 @@ def rows_for(resolution: str, start: int, size: int = 400) -> Chunk:
     return tuple((start + i * step, b"x" * size) for i in range(CHUNK_BUCKETS))
 
 
+def sized(chunk: Chunk) -> SizedChunk:
+    return chunk, chunk_bytes(chunk)
+
+
 def ask(cache: Cache, resolution: str, from_ms: int, to_ms: int) -> tuple[int, int]:
     """One request as the REST route makes it (reads fabricated); (hits, misses) it added."""
     hits, misses = cache.hits, cache.misses
     plan = cache.plan(resolution, from_ms, to_ms)
-    cache.fill(plan, {start: rows_for(resolution, start) for start in plan.read})
+    cache.fill(plan, {start: sized(rows_for(resolution, start)) for start in plan.read})
     return cache.hits - hits, cache.misses - misses
 
 
@@ -114,7 +126,7 @@ def test_a_change_behind_the_frontier_drops_what_it_touches_and_a_read_in_flight
     held = len(cache.chunks)
     cache.update(change(2, NOW - 2 * HOUR - 1))  # ...and a clock stepped back lands before it ends
     assert len(cache.chunks) == held - 2  # the chunks of the last two closed hours
-    assert cache.fill(plan, {start: rows_for("1m", start) for start in plan.read}) == 0
+    assert cache.fill(plan, {start: sized(rows_for("1m", start)) for start in plan.read}) == 0
     assert cache.latest_ms == NOW
 
 

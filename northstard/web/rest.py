@@ -12,7 +12,7 @@ import trio
 from quart import Quart, Response, jsonify, request
 
 from ..buckets import RESOLUTIONS, bucket_start
-from ..cache import Chunk, chunk_starts, chunk_width
+from ..cache import SizedChunk, chunk_bytes, chunk_starts, chunk_width
 from ..errors import RequestError
 from ..store import open_reader, read_buckets
 from .context import WebContext
@@ -52,18 +52,19 @@ def _fragment(row: dict[str, Any]) -> bytes:
     return json.dumps({"start": _iso(row["start_ms"]), **row}, separators=(",", ":")).encode()
 
 
-def _read_chunks(ctx: WebContext, resolution: str, starts: tuple[int, ...]) -> dict[int, Chunk]:
-    """Blocking: the rows of these whole chunks (one query from the first to the last)."""
+def _read_chunks(ctx: WebContext, resolution: str, starts: tuple[int, ...]) -> dict[int, SizedChunk]:
+    """Blocking: the rows of these whole chunks (one query from the first to the last), sized."""
     width = chunk_width(resolution)
     found: dict[int, list[tuple[int, bytes]]] = {start: [] for start in starts}
     with closing(open_reader(ctx.db_path)) as conn:
         rows = read_buckets(conn, resolution, starts[0], starts[-1] + width)
     for row in rows:
         start_ms = row["start_ms"]
-        chunk = found.get(start_ms - start_ms % width)
-        if chunk is not None:
-            chunk.append((start_ms, _fragment(row)))
-    return {start: tuple(chunk) for start, chunk in found.items()}
+        into = found.get(start_ms - start_ms % width)
+        if into is not None:
+            into.append((start_ms, _fragment(row)))
+    chunks = {start: tuple(rows_of) for start, rows_of in found.items()}
+    return {start: (chunk, chunk_bytes(chunk)) for start, chunk in chunks.items()}
 
 
 async def _history_body(ctx: WebContext, resolution: str, from_ms: int, to_ms: int) -> bytes:
@@ -77,7 +78,7 @@ async def _history_body(ctx: WebContext, resolution: str, from_ms: int, to_ms: i
     if plan.read:
         read = await trio.to_thread.run_sync(_read_chunks, ctx, resolution, plan.read)
         await ctx.cache.history_fill(plan, read)
-        chunks.update(read)
+        chunks.update((start, chunk) for start, (chunk, _) in read.items())
     rows = [fragment for start in chunk_starts(resolution, from_ms, to_ms)
             for start_ms, fragment in chunks[start] if from_ms <= start_ms < to_ms]
     head = json.dumps({"resolution": resolution, "from": _iso(from_ms), "to": _iso(to_ms)},
