@@ -202,6 +202,10 @@ CORE: dict[str, tuple[Field, ...]] = {
               help="kernel send buffer of a WS/SSE socket (SO_SNDBUF): what a reader that stops "
               "reading can pin before it is closed; 0: the kernel's autotuning (up to 4 MiB)"),
     ),
+    "cache": (
+        Field("history_bytes", int, 8 * 1024 * 1024, min=0,
+              help="bytes of closed history chunks kept for /api/pnl/history (LRU); 0 is off"),
+    ),
     "log": (
         Field("level", str, "info", choices=("debug", "info", "warning", "error")),
         Field("format", str, "auto", choices=("auto", "json", "console")),

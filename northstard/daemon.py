@@ -165,7 +165,8 @@ async def _run_locked(
     metrics = Metrics()
     supervisor = Supervisor(_policy(config))
     hub = Hub(config.sections["hub"]["ring_size"])
-    cache = Cache()
+    cache = Cache(config.sections["cache"]["history_bytes"],
+                  keep_ms=int(config.sections["storage"]["keep_buckets_days"] * 86_400_000))
     backup_state = BackupState()
     engine_state, writer_state = await _prepare(config)
     auth = await trio.to_thread.run_sync(_authenticator, config)

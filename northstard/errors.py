@@ -5,7 +5,8 @@
     ├── ListenError          a listener cannot bind its address (exit code 2 for the web edge)
     ├── PluginError          a plugin failed to load, or two plugins share a name
     ├── SourceError          a source poll failed (network, HTTP status, auth)
-    │   └── SchemaDriftError a source answered with a shape we do not accept
+    │   ├── SchemaDriftError a source answered with a shape we do not accept
+    │   └── BodyTooLarge     a source's body passed its max_body_bytes (after decompression)
     ├── StoreError           SQLite failed (disk full, read-only, corrupt)
     └── RequestError         a client sent a bad request or frame (a 4xx)
 
@@ -19,6 +20,7 @@ import errno
 import socket
 
 __all__ = [
+    "BodyTooLarge",
     "ConfigError",
     "ListenError",
     "NorthstardError",
@@ -71,6 +73,14 @@ class SourceError(NorthstardError):
 
 class SchemaDriftError(SourceError):
     """A source answered with a field missing, renamed or of the wrong type."""
+
+
+class BodyTooLarge(SourceError):
+    """An upstream body (or WebSocket message) grew past its limit; it was refused unread."""
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class StoreError(NorthstardError):

@@ -11,7 +11,12 @@ body decoded with every JSON number that has a fraction or exponent as a
     ├── Unreachable       no answer: connect failure, timeout   (reachable = False)
     ├── HttpStatusError   an answer with a status we refuse     (status = 401, 500, ...)
     │   └── RateLimited   429 after the retries, or still inside a Retry-After
-    └── SchemaDriftError  an answer we cannot read: malformed JSON, a truncated body
+    ├── SchemaDriftError  an answer we cannot read: malformed JSON, a truncated body
+    └── BodyTooLarge      a body past ``max_body_bytes`` after decompression
+
+Bounds: a body is read raw and decoded by ``BoundedBody``, so no more than
+``max_body_bytes`` (default 8 MiB) is ever held; a ``Retry-After`` is capped
+at ``retry_after_max_s`` (default 300 s), and the error says it was.
 
 Error messages name the call (method and URL path) and the status, never a
 secret.
@@ -32,21 +37,41 @@ from urllib.parse import urlsplit
 import httpx
 import trio
 
+from northstard.bodylimit import ACCEPT_ENCODING, MAX_BODY_BYTES, BoundedBody, too_large
+from northstard.config import Field
 from northstard.errors import SchemaDriftError, SourceError
 from northstard.source import scrub
 
 __all__ = [
+    "HTTP_FIELDS",
+    "MAX_BODY_BYTES",
+    "MAX_BODY_FIELD",
+    "RETRY_AFTER_FIELD",
+    "RETRY_AFTER_MAX_S",
     "HttpStatusError",
     "JsonClient",
     "NotConfigured",
     "RateLimited",
     "RetryPolicy",
     "Unreachable",
+    "capped_wait",
     "decode_json",
+    "read_body",
     "retry_after_s",
 ]
 
 Params = Sequence[tuple[str, str]]
+
+RETRY_AFTER_MAX_S = 300.0
+
+MAX_BODY_FIELD = Field(
+    "max_body_bytes", int, MAX_BODY_BYTES, min=1024,
+    help="largest body (or WebSocket message) read from the API, after decompression; "
+    "a larger one is refused and the source marked failing")
+RETRY_AFTER_FIELD = Field(
+    "retry_after_max_s", float, RETRY_AFTER_MAX_S, min=0,
+    help="longest pause a 429's Retry-After can ask for; a longer one is capped to this")
+HTTP_FIELDS: tuple[Field, ...] = (MAX_BODY_FIELD, RETRY_AFTER_FIELD)
 
 
 class NotConfigured(SourceError):
@@ -135,6 +160,31 @@ def retry_after_s(value: str | None, now: datetime | None = None) -> float | Non
     return max(0.0, seconds)
 
 
+def capped_wait(asked: float, cap: float) -> tuple[float, str]:
+    """``asked`` seconds limited to ``cap`` (inf included), and a note for the error when capped."""
+    if asked <= cap:
+        return asked, ""
+    shown = f"{asked:.0f} s" if asked < 1e15 else "too long"
+    return cap, f" (Retry-After {shown} capped by retry_after_max_s = {cap:g} s)"
+
+
+async def read_body(response: httpx.Response, limit: int, what: str) -> bytes:
+    """The decoded body, refused (``BodyTooLarge``) as soon as it passes ``limit`` bytes.
+
+    Reads the raw stream (httpx's public ``aiter_raw``) and decodes it in
+    ``BoundedBody``; a declared identity ``Content-Length`` over the limit is
+    refused before reading anything.
+    """
+    encoding = response.headers.get("content-encoding", "")
+    declared = response.headers.get("content-length", "")
+    if not encoding and declared.isdigit() and int(declared) > limit:
+        raise too_large(what, limit, f" (Content-Length {declared})")
+    body = BoundedBody(encoding, limit, what)
+    async for chunk in response.aiter_raw():
+        body.feed(chunk)
+    return body.finish()
+
+
 def _error_detail(body: bytes) -> str:
     """The message of a JSON error body ({"error": {"message"}} or {"message"}), else ''."""
     try:
@@ -164,17 +214,23 @@ class JsonClient:
         secrets: Sequence[str] = (),
         retry: RetryPolicy | None = None,
         rng: random.Random | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        retry_after_max_s: float = RETRY_AFTER_MAX_S,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.base_path = urlsplit(self.base_url).path
         self.timeout_s = timeout_s
         self.retry = retry or RetryPolicy()
+        self.max_body_bytes = max_body_bytes
+        self.retry_after_max_s = retry_after_max_s
         self.calls = 0
         self.blocked_until = 0.0
+        self._blocked_note = ""
         self._secrets = [s for s in secrets if s]
         self._rng = rng or random.Random()
         self._http = httpx.AsyncClient(
-            headers=dict(headers), timeout=httpx.Timeout(timeout_s), follow_redirects=False
+            headers={"accept-encoding": ACCEPT_ENCODING, **headers},
+            timeout=httpx.Timeout(timeout_s), follow_redirects=False,
         )
 
     def __repr__(self) -> str:
@@ -192,11 +248,12 @@ class JsonClient:
             status, headers, body = await self._send(path, params, what)
             if status != 429:
                 break
-            wait = self._rate_limit_wait(headers, attempt)
+            wait, note = self._rate_limit_wait(headers, attempt)
             attempt += 1
             if attempt >= self.retry.attempts or wait > self.retry.max_wait_s:
                 self.blocked_until = trio.current_time() + wait
-                raise RateLimited(f"{what}: HTTP 429 rate limited; retry in {wait:.0f} s", wait)
+                self._blocked_note = note
+                raise RateLimited(f"{what}: HTTP 429 rate limited; retry in {wait:.0f} s{note}", wait)
             await trio.sleep(wait)
         if not 200 <= status < 300:
             raise self._status_error(what, status, body)
@@ -205,14 +262,15 @@ class JsonClient:
     def _check_not_blocked(self, what: str) -> None:
         left = self.blocked_until - trio.current_time()
         if left > 0:
-            raise RateLimited(f"{what}: rate limited; not calling for another {left:.0f} s", left)
+            raise RateLimited(
+                f"{what}: rate limited; not calling for another {left:.0f} s{self._blocked_note}", left)
 
-    def _rate_limit_wait(self, headers: httpx.Headers, attempt: int) -> float:
+    def _rate_limit_wait(self, headers: httpx.Headers, attempt: int) -> tuple[float, str]:
         if self.retry.honour_retry_after:
             asked = retry_after_s(headers.get("retry-after"))
             if asked is not None:
-                return asked
-        return self.retry.backoff_s(attempt, self._rng)
+                return capped_wait(asked, self.retry_after_max_s)
+        return self.retry.backoff_s(attempt, self._rng), ""
 
     def _status_error(self, what: str, status: int, body: bytes) -> HttpStatusError:
         detail = _error_detail(body)
@@ -239,9 +297,8 @@ class JsonClient:
             raise SourceError(message) from exc
         return response.status_code, response.headers, body
 
-    @staticmethod
-    async def _read(response: httpx.Response, what: str) -> bytes:
+    async def _read(self, response: httpx.Response, what: str) -> bytes:
         try:
-            return await response.aread()
+            return await read_body(response, self.max_body_bytes, what)
         except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
             raise SchemaDriftError(f"{what}: truncated body ({type(exc).__name__})") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from contextlib import closing
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ import trio
 from quart import Quart, Response, jsonify, request
 
 from ..buckets import RESOLUTIONS, bucket_start
+from ..cache import SizedChunk, chunk_bytes, chunk_starts, chunk_width
 from ..errors import RequestError
 from ..store import open_reader, read_buckets
 from .context import WebContext
@@ -45,10 +47,43 @@ def _history_range(args: Any) -> tuple[str, int, int]:
     return resolution, bucket_start(from_ms, resolution), to_ms
 
 
-def _read_history(ctx: WebContext, resolution: str, from_ms: int, to_ms: int) -> list[Any]:
+def _fragment(row: dict[str, Any]) -> bytes:
+    """One bucket as the history answer sends it (compact JSON)."""
+    return json.dumps({"start": _iso(row["start_ms"]), **row}, separators=(",", ":")).encode()
+
+
+def _read_chunks(ctx: WebContext, resolution: str, starts: tuple[int, ...]) -> dict[int, SizedChunk]:
+    """Blocking: the rows of these whole chunks (one query from the first to the last), sized."""
+    width = chunk_width(resolution)
+    found: dict[int, list[tuple[int, bytes]]] = {start: [] for start in starts}
     with closing(open_reader(ctx.db_path)) as conn:
-        rows = read_buckets(conn, resolution, from_ms, to_ms)
-    return [{"start": _iso(row["start_ms"]), **row} for row in rows]
+        rows = read_buckets(conn, resolution, starts[0], starts[-1] + width)
+    for row in rows:
+        start_ms = row["start_ms"]
+        into = found.get(start_ms - start_ms % width)
+        if into is not None:
+            into.append((start_ms, _fragment(row)))
+    chunks = {start: tuple(rows_of) for start, rows_of in found.items()}
+    return {start: (chunk, chunk_bytes(chunk)) for start, chunk in chunks.items()}
+
+
+async def _history_body(ctx: WebContext, resolution: str, from_ms: int, to_ms: int) -> bytes:
+    """The answer: cached final chunks, the rest read from SQLite (then cached if final).
+
+    At most MAX_BUCKETS buckets are sent (370-520 bytes each, by the length of
+    the amounts: at most ~2.6 MB) and MAX_BUCKETS + 2 chunks' rows are read.
+    """
+    plan = await ctx.cache.history_plan(resolution, from_ms, to_ms)
+    chunks = dict(plan.cached)
+    if plan.read:
+        read = await trio.to_thread.run_sync(_read_chunks, ctx, resolution, plan.read)
+        await ctx.cache.history_fill(plan, read)
+        chunks.update((start, chunk) for start, (chunk, _) in read.items())
+    rows = [fragment for start in chunk_starts(resolution, from_ms, to_ms)
+            for start_ms, fragment in chunks[start] if from_ms <= start_ms < to_ms]
+    head = json.dumps({"resolution": resolution, "from": _iso(from_ms), "to": _iso(to_ms)},
+                      separators=(",", ":"))
+    return head[:-1].encode() + b',"buckets":[' + b",".join(rows) + b"]}"
 
 
 def _source_entry(ctx: WebContext, name: str) -> dict[str, Any]:
@@ -84,16 +119,8 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
     @app.route("/api/pnl/history")
     async def history() -> Response:
         resolution, from_ms, to_ms = _history_range(request.args)
-        key = (resolution, from_ms, to_ms)
-        buckets = await ctx.cache.history_get(key)
-        if buckets is None:
-            buckets = await trio.to_thread.run_sync(
-                _read_history, ctx, resolution, from_ms, to_ms
-            )
-            await ctx.cache.history_put(key, buckets)
-        body = {"resolution": resolution, "from": _iso(from_ms), "to": _iso(to_ms),
-                "buckets": buckets}
-        return jsonify(body)
+        body = await _history_body(ctx, resolution, from_ms, to_ms)
+        return Response(body, mimetype="application/json")
 
     @app.route("/api/pnl/breakdown")
     async def breakdown() -> Response:

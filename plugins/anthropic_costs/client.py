@@ -36,7 +36,8 @@ class AnthropicClient:
     def __init__(self, settings: Settings, retry: RetryPolicy | None = None) -> None:
         self.http = JsonClient(
             settings.base_url, settings.headers(), timeout_s=settings.request_timeout_s,
-            secrets=settings.secrets, retry=retry,
+            secrets=settings.secrets, retry=retry, max_body_bytes=settings.max_body_bytes,
+            retry_after_max_s=settings.retry_after_max_s,
         )
 
     def __repr__(self) -> str:

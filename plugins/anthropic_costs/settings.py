@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from northstard.config import Field
 from northstard.errors import ConfigError
+from northstard.http import HTTP_FIELDS, MAX_BODY_BYTES, RETRY_AFTER_MAX_S
 
 from ..revenue_http.settings import check_url, validated
 from .prices import DEFAULT_PRICES, Price, parse_price_table
@@ -47,6 +48,7 @@ FIELDS: tuple[Field, ...] = (
     Field("usage_bucket", str, "1h", choices=("1m", "1h"),
           help="bucket width of the intraday usage estimate"),
     Field("request_timeout_s", float, 20.0, min=0.001, help="time limit of one HTTP call"),
+    *HTTP_FIELDS,
 )
 
 
@@ -61,6 +63,8 @@ class Settings:
     prices: Mapping[str, Price] = field(default_factory=lambda: dict(DEFAULT_PRICES))
     usage_bucket: Literal["1m", "1h"] = "1h"
     request_timeout_s: float = 20.0
+    max_body_bytes: int = MAX_BODY_BYTES
+    retry_after_max_s: float = RETRY_AFTER_MAX_S
 
     def __repr__(self) -> str:
         auth = "admin_key" if self.admin_key else "oauth_token" if self.oauth_token else "none"

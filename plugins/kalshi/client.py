@@ -18,7 +18,9 @@ from typing import Any
 import httpx
 import trio
 
+from northstard.bodylimit import ACCEPT_ENCODING, MAX_BODY_BYTES
 from northstard.errors import SourceError
+from northstard.http import read_body
 
 from .bucket import Backoff, TokenBucket
 from .errors import KalshiError
@@ -47,10 +49,10 @@ def _detail(body: bytes) -> str:
     return (": " + " - ".join(parts))[:_DETAIL_MAX] if parts else ""
 
 
-async def _read(response: httpx.Response, where: str) -> bytes:
-    """The whole body; a connection cut before its end is a truncated body."""
+async def _read(response: httpx.Response, where: str, limit: int) -> bytes:
+    """The whole body, at most ``limit`` bytes decoded; a connection cut before its end is truncated."""
     try:
-        return await response.aread()
+        return await read_body(response, limit, f"kalshi: {where}")
     except httpx.HTTPError:
         raise drift(where, f"truncated response body (HTTP {response.status_code})") from None
     finally:
@@ -72,6 +74,7 @@ class KalshiClient:
         rng: random.Random | None = None,
         backoff: Backoff | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.signer = signer
@@ -81,9 +84,11 @@ class KalshiClient:
         self.backoff = backoff or Backoff()
         self.calls = 0
         self.rate_limited = 0
+        self.max_body_bytes = max_body_bytes
         self._http = httpx.AsyncClient(
             timeout=None, transport=transport, follow_redirects=False,
-            headers={"accept": "application/json", "user-agent": "northstard-kalshi"},
+            headers={"accept": "application/json", "accept-encoding": ACCEPT_ENCODING,
+                     "user-agent": "northstard-kalshi"},
         )
 
     def __repr__(self) -> str:
@@ -150,7 +155,7 @@ class KalshiClient:
         try:
             with trio.fail_after(self.call_timeout_s):
                 response = await self._http.send(request, stream=True)
-                body = await _read(response, where)
+                body = await _read(response, where, self.max_body_bytes)
         except trio.TooSlowError:
             raise KalshiError(f"kalshi: {where}: timed out after {self.call_timeout_s:g} s",
                               reachable=False) from None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from northstard.config import Field
+from northstard.http import MAX_BODY_BYTES, MAX_BODY_FIELD
 
 __all__ = ["FIELDS", "HOSTS", "Settings"]
 
@@ -60,6 +61,7 @@ FIELDS: tuple[Field, ...] = (
     Field("stream", bool, True, help="also stream fills, positions and tickers over WebSocket"),
     Field("agent", str, None, help="agent the trading P&L is attributed to"),
     Field("subaccount", int, None, min=0, help="restrict positions and fills to one subaccount"),
+    MAX_BODY_FIELD,
 )
 
 
@@ -80,6 +82,7 @@ class Settings:
     stream: bool = True
     agent: str | None = None
     subaccount: int | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
 
     def __repr__(self) -> str:
         return (

@@ -72,6 +72,7 @@ class KalshiSource:
         self.client = KalshiClient(
             settings.rest_url, self.signer, rate=settings.read_rate, burst=settings.burst,
             call_timeout_s=settings.call_timeout_s, rng=rng, transport=transport,
+            max_body_bytes=settings.max_body_bytes,
         )
 
     def __repr__(self) -> str:
@@ -169,7 +170,8 @@ class KalshiStreamingSource(KalshiSource):
         limit = self.settings.call_timeout_s
         try:
             with trio.fail_after(limit):
-                ws = await WsClient.connect(url, self.signer.headers("GET", url))
+                ws = await WsClient.connect(url, self.signer.headers("GET", url),
+                                            max_message=self.settings.max_body_bytes)
         except trio.TooSlowError:
             raise KalshiError(f"kalshi: stream: handshake timed out after {limit:g} s",
                               reachable=False) from None

@@ -33,21 +33,24 @@ from wsproto.events import (
     TextMessage,
 )
 
+from northstard.bodylimit import MAX_BODY_BYTES, too_large
 from northstard.errors import SourceError
 
 from .errors import KalshiError
 
 __all__ = ["WsClient"]
 
-MAX_MESSAGE = 1 << 20
 _RECEIVE = 65536
 
 
 class WsClient:
     """One open WebSocket connection, driven by whichever task calls it."""
 
-    def __init__(self, stream: trio.abc.Stream, conn: WSConnection, where: str) -> None:
+    def __init__(self, stream: trio.abc.Stream, conn: WSConnection, where: str,
+                 max_message: int = MAX_BODY_BYTES) -> None:
         self._stream = stream
+        self._max_message = max_message
+        self._partial_size = 0
         self._conn = conn
         self._where = where
         self._messages: deque[str] = deque()
@@ -60,7 +63,8 @@ class WsClient:
         return f"<WsClient {self._where} queued={len(self._messages)} closed={self._closed}>"
 
     @classmethod
-    async def connect(cls, url: str, headers: Mapping[str, str], where: str = "stream") -> WsClient:
+    async def connect(cls, url: str, headers: Mapping[str, str], where: str = "stream",
+                      max_message: int = MAX_BODY_BYTES) -> WsClient:
         """Open ``url`` (ws:// or wss://) and complete the handshake (the caller sets a deadline)."""
         parts = urlsplit(url)
         secure = parts.scheme == "wss"
@@ -77,7 +81,7 @@ class WsClient:
         except OSError as exc:
             raise KalshiError(f"kalshi: {where}: cannot connect: {exc.strerror or exc}",
                               reachable=False) from None
-        client = cls(stream, WSConnection(ConnectionType.CLIENT), where)
+        client = cls(stream, WSConnection(ConnectionType.CLIENT), where, max_message)
         try:
             await client._handshake(parts.netloc, target, headers)
         except BaseException:
@@ -157,12 +161,15 @@ class WsClient:
     async def _on_event(self, event: Event) -> None:
         if isinstance(event, TextMessage | BytesMessage):
             chunk = event.data if isinstance(event.data, str) else event.data.decode("utf-8", "replace")
+            self._partial_size += len(chunk)
+            if self._partial_size > self._max_message:
+                self._partial.clear()
+                raise too_large(f"kalshi: {self._where}: message", self._max_message)
             self._partial.append(chunk)
-            if sum(map(len, self._partial)) > MAX_MESSAGE:
-                raise SourceError(f"kalshi: {self._where}: message larger than {MAX_MESSAGE} bytes")
             if event.message_finished:
                 self._messages.append("".join(self._partial))
                 self._partial.clear()
+                self._partial_size = 0
         elif isinstance(event, Ping):
             await self._send(event.response())
         elif isinstance(event, CloseConnection):

@@ -8,6 +8,7 @@ from typing import Any
 
 from northstard.config import Field
 from northstard.errors import ConfigError
+from northstard.http import HTTP_FIELDS, MAX_BODY_BYTES, RETRY_AFTER_MAX_S
 
 __all__ = ["FIELDS", "Settings", "check_url", "validated"]
 
@@ -39,6 +40,7 @@ FIELDS: tuple[Field, ...] = (
     Field("token", str, secret=True, help="optional bearer token (environment or token_file)"),
     Field("agent", str, "", help="agent the revenue is attributed to; empty: unattributed"),
     Field("request_timeout_s", float, 10.0, min=0.001, help="time limit of one HTTP call"),
+    *HTTP_FIELDS,
 )
 
 
@@ -53,6 +55,8 @@ class Settings:
     token: str | None = None
     agent: str = ""
     request_timeout_s: float = 10.0
+    max_body_bytes: int = MAX_BODY_BYTES
+    retry_after_max_s: float = RETRY_AFTER_MAX_S
 
     def __repr__(self) -> str:
         token = "<redacted>" if self.token else None

@@ -30,7 +30,8 @@ class RevenueHttpSource:
             headers["authorization"] = f"Bearer {settings.token}"
         self.client = JsonClient(
             settings.base_url, headers, timeout_s=settings.request_timeout_s,
-            secrets=[settings.token or ""],
+            secrets=[settings.token or ""], max_body_bytes=settings.max_body_bytes,
+            retry_after_max_s=settings.retry_after_max_s,
         )
         self._last: RevenueTotal | None = None
 

@@ -29,7 +29,9 @@ class StripeClient:
     def __init__(self, settings: Settings, retry: RetryPolicy | None = None) -> None:
         secrets = [settings.api_key] if settings.api_key else []
         self.http = JsonClient(settings.base_url, settings.headers(),
-                               timeout_s=settings.request_timeout_s, secrets=secrets, retry=retry)
+                               timeout_s=settings.request_timeout_s, secrets=secrets, retry=retry,
+                               max_body_bytes=settings.max_body_bytes,
+                               retry_after_max_s=settings.retry_after_max_s)
 
     def __repr__(self) -> str:
         return f"<StripeClient {self.http!r}>"

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from northstard.config import Field
+from northstard.http import HTTP_FIELDS, MAX_BODY_BYTES, RETRY_AFTER_MAX_S
 
 from ..revenue_http.settings import check_url, validated
 
@@ -48,6 +49,7 @@ FIELDS: tuple[Field, ...] = (
           help="balance transaction types counted as refunds"),
     Field("api_version", str, "", help="Stripe-Version header; empty: the account's default"),
     Field("request_timeout_s", float, 20.0, min=0.001, help="time limit of one HTTP call"),
+    *HTTP_FIELDS,
 )
 
 
@@ -63,6 +65,8 @@ class Settings:
     refund_types: tuple[str, ...] = ("refund",)
     api_version: str = ""
     request_timeout_s: float = 20.0
+    max_body_bytes: int = MAX_BODY_BYTES
+    retry_after_max_s: float = RETRY_AFTER_MAX_S
 
     def __repr__(self) -> str:
         key = "<redacted>" if self.api_key else None

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import partial
+from functools import cache, partial
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ __all__ = [
     "Request",
     "closed_port_url",
     "cost_row",
+    "gzip_bomb",
     "invoice",
     "json_reply",
     "rate_limited",
@@ -91,6 +94,25 @@ def rate_limited(retry_after: str | None = None) -> Reply:
 
 def server_error(status: int = 500) -> Reply:
     return json_reply({"error": {"type": "api_error", "message": "Internal server error"}}, status)
+
+
+@cache
+def gzip_bomb(expanded: int = 1 << 30) -> bytes:
+    """A valid gzip body of ``expanded`` zero bytes (a multiple of 1 MiB): about expanded / 1030.
+
+    Built from one compressed 1 MiB block repeated (after a full flush each block
+    compresses the same), so 1 GiB takes milliseconds rather than seconds.
+    """
+    block = bytes(1 << 20)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    first = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    repeated = packer.compress(block) + packer.flush(zlib.Z_FULL_FLUSH)
+    blocks = expanded >> 20
+    crc = 0
+    for _ in range(blocks):
+        crc = zlib.crc32(block, crc)
+    trailer = b"\x03\x00" + struct.pack("<II", crc, expanded & 0xFFFFFFFF)  # empty final block
+    return first + repeated * (blocks - 1) + trailer
 
 
 TIMEOUT = Reply(hang=True)
