@@ -9,19 +9,27 @@ the positions of that market.
 ``Book.document(now)`` renders the snapshot document described in README.md
 ("The snapshot document"). Object-valued keys, once present, stay (they go
 to zero), so merge patches of consecutive documents compose exactly.
+
+Every computation runs in ``money.EXACT`` (90 digits, rounding trapped), so
+no total is ever rounded: under the record bounds every contribution is
+exact (``money``'s docstring counts the digits) and ``screen`` refuses, before
+it touches the totals, a record that would carry a total to ``TOTAL_LIMIT``.
+The gross margin is the one rounding: half-even to 0.01 from the exact quotient.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Literal, TypeAlias
+from decimal import Decimal, DecimalException, localcontext
+from fractions import Fraction
+from typing import Literal, ParamSpec, TypeAlias, TypeVar
 
 from .mergepatch import Doc
-from .money import ZERO, format_money
+from .money import EXACT, ZERO, format_money
 from .records import (
     Balance,
     Cost,
@@ -35,15 +43,39 @@ from .records import (
     Settlement,
 )
 
-__all__ = ["Book", "RevenueBasis", "SourceStatus", "iso", "mark_value"]
+__all__ = [
+    "TOTAL_LIMIT",
+    "Book",
+    "RevenueBasis",
+    "SourceStatus",
+    "contribution",
+    "exact",
+    "iso",
+    "margin_pct",
+    "mark_value",
+    "screen",
+]
 
 RevenueBasis: TypeAlias = Literal["invoiced", "collected"]
 Path: TypeAlias = tuple[str, ...]
 Key: TypeAlias = tuple[str, str, str]  # (source, kind, id)
 
 UNATTRIBUTED = "unattributed"
-_HUNDRED = Decimal(100)
-_PCT = Decimal("0.01")
+TOTAL_LIMIT = Decimal(10) ** 50  # no total reaches it: 50 + 25 places < money.PRECISION
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def exact(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``fn`` in ``money.EXACT``: an operation that would round raises instead."""
+
+    @functools.wraps(fn)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with localcontext(EXACT):
+            return fn(*args, **kwargs)
+
+    return run
 
 
 def iso(moment: datetime) -> str:
@@ -61,12 +93,15 @@ class SourceStatus:
     as_of: datetime | None = None
     last_error: str | None = None
     failing: bool = False
+    refused: str | None = None  # what the last reading refused, if it refused anything
 
     def state(self, now: datetime) -> str:
         if self.failing:
             return "failing"
         if self.last_ok is None or (now - self.last_ok).total_seconds() > self.stale_after:
             return "stale"
+        if self.refused is not None:
+            return "degraded"
         return "ok"
 
     def document(self, now: datetime) -> Doc:
@@ -79,6 +114,7 @@ class SourceStatus:
         return doc
 
 
+@exact
 def mark_value(position: Position, price: Price | None) -> Decimal | None:
     """What an open position is worth under its mark rule, or None if unpriced."""
     if position.count == 0:
@@ -114,6 +150,7 @@ def _position_contribution(position: Position, price: Price | None) -> dict[Path
     }
 
 
+@exact
 def contribution(record: Record, price: Price | None = None) -> dict[Path, Decimal]:
     """What one record adds to the totals (a position also needs its market's price)."""
     agent = _agent(record)
@@ -162,8 +199,60 @@ def _revenue(agent: str, invoiced: Decimal, collected: Decimal) -> dict[Path, De
     }
 
 
+def margin_pct(revenue: Decimal, costs: Decimal) -> Decimal:
+    """(revenue - costs) / revenue in percent: one rounding, half-even, to 0.01, of the exact quotient."""
+    hundredths = round(Fraction(revenue - costs) * 10000 / Fraction(revenue))
+    sign, digits, _ = Decimal(hundredths).as_tuple()
+    return Decimal((sign, digits, -2))
+
+
+def _describe(record: Record) -> str:
+    return f"{record.kind} {record.id[:60]!r}"
+
+
+@exact
+def screen(book: Book, records: Iterable[Record]) -> tuple[list[Record], list[str]]:
+    """The records ``book`` can take exactly, and why each of the others is refused.
+
+    A record is refused when its contribution cannot be computed exactly or
+    when it would carry a total (with the records before it in the same
+    reading) to ``book.limit`` or past it. The check counts the new
+    contribution without subtracting the one it replaces: it errs on the
+    side of refusing, only ever near the limit. A price re-marks positions
+    already held; each moves a total by under 2e28, so the totals stay
+    far inside ``money.PRECISION`` however many there are.
+    """
+    pending: dict[Path, Decimal] = defaultdict(lambda: ZERO)
+    kept: list[Record] = []
+    refused: list[str] = []
+    for record in records:
+        problem = _problem(book, record, pending)
+        if problem is None:
+            kept.append(record)
+        else:
+            refused.append(problem)
+    return kept, refused
+
+
+def _problem(book: Book, record: Record, pending: dict[Path, Decimal]) -> str | None:
+    try:
+        added = contribution(record)
+        reached = {path: book.total(*path) + pending[path] + amount for path, amount in added.items()}
+    except DecimalException as exc:
+        return f"{_describe(record)}: cannot be computed exactly ({type(exc).__name__})"
+    for path, total in reached.items():
+        if abs(total) >= book.limit:
+            return (f"{_describe(record)}: would carry {'.'.join(path)} to {format_money(total)}, "
+                    f"beyond the limit of {format_money(book.limit)}")
+    for path, amount in added.items():
+        pending[path] += amount
+    return None
+
+
 class Book:
     """Current records, their contributions, the totals and the per-source status."""
+
+    limit: Decimal = TOTAL_LIMIT  # what ``screen`` keeps every total under
 
     def __init__(self, basis: RevenueBasis = "invoiced", currency: str = "USD") -> None:
         self.basis: RevenueBasis = basis
@@ -186,6 +275,7 @@ class Book:
 
     # -- records ---------------------------------------------------------
 
+    @exact
     def ingest(
         self, source: str, records: Iterable[Record], complete_kinds: Iterable[str] = ()
     ) -> list[Record]:
@@ -272,9 +362,14 @@ class Book:
         else:
             self.sources[name] = replace(old, plugin=plugin, stale_after=stale_after)
 
-    def source_ok(self, name: str, as_of: datetime, now: datetime) -> None:
-        status = self.sources[name]
-        self.sources[name] = replace(status, last_ok=now, as_of=as_of, failing=False)
+    def source_ok(
+        self, name: str, as_of: datetime, now: datetime, refused: str | None = None
+    ) -> None:
+        """A reading of ``name`` arrived; ``refused`` says what it refused (degraded), if anything."""
+        status = replace(self.sources[name], last_ok=now, as_of=as_of, failing=False, refused=refused)
+        if refused is not None:
+            status = replace(status, last_error=refused)
+        self.sources[name] = status
 
     def source_failed(self, name: str, error: str) -> None:
         self.sources[name] = replace(self.sources[name], last_error=error, failing=True)
@@ -293,6 +388,7 @@ class Book:
     def trading(self) -> Decimal:
         return self.total("trading", "realized") + self.total("trading", "unrealized")
 
+    @exact
     def net(self) -> Decimal:
         return self.trading() + self.revenue() - self.total("costs", "total")
 
@@ -324,6 +420,7 @@ class Book:
             self.day = today
             self.day_open = self.prev_net if self.prev_net is not None else self.net()
 
+    @exact
     def document(self, now: datetime) -> Doc:
         """The snapshot document at ``now`` (see README, "The snapshot document")."""
         self.roll_day(now)
@@ -362,14 +459,14 @@ class Book:
             "sources": {name: s.document(now) for name, s in sorted(self.sources.items())},
         }
         if revenue > 0:
-            margin = ((revenue - costs) / revenue * _HUNDRED).quantize(_PCT, ROUND_HALF_EVEN)
-            doc["gross_margin_pct"] = format_money(margin)
+            doc["gross_margin_pct"] = format_money(margin_pct(revenue, costs))
         return doc
 
     def published(self, doc: Doc) -> None:
         """Record that ``doc`` went out: the next "since previous" counts from it."""
         self.prev_net = Decimal(doc["net_pnl"])
 
+    @exact
     def restore(self, doc: Doc, now: datetime) -> None:
         """Continue from a persisted document: its day mark, its net, its source states."""
         self.prev_net = Decimal(doc["net_pnl"])
@@ -390,4 +487,5 @@ class Book:
                     as_of=datetime.fromisoformat(as_of) if as_of else None,
                     last_error=entry.get("last_error"),
                     failing=entry.get("status") == "failing",
+                    refused=entry.get("last_error") if entry.get("status") == "degraded" else None,
                 )
