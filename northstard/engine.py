@@ -115,7 +115,7 @@ def _apply(
     if message.source not in book.sources:
         log.warning("reading from an unknown source dropped", source=message.source)
         return []
-    records, refused_here = screen(book, message.records)
+    records, refused_here = screen(book, message.source, message.records)
     kinds = message.complete_kinds
     if refused_here:
         kept = {(r.kind, r.id) for r in records}

@@ -211,22 +211,22 @@ def _describe(record: Record) -> str:
 
 
 @exact
-def screen(book: Book, records: Iterable[Record]) -> tuple[list[Record], list[str]]:
-    """The records ``book`` can take exactly, and why each of the others is refused.
+def screen(book: Book, source: str, records: Iterable[Record]) -> tuple[list[Record], list[str]]:
+    """The records of ``source`` that ``book`` can take exactly, and why each other one is refused.
 
     A record is refused when its contribution cannot be computed exactly or
     when it would carry a total (with the records before it in the same
-    reading) to ``book.limit`` or past it. The check counts the new
-    contribution without subtracting the one it replaces: it errs on the
-    side of refusing, only ever near the limit. A price re-marks positions
-    already held; each moves a total by under 2e28, so the totals stay
-    far inside ``money.PRECISION`` however many there are.
+    reading) to ``book.limit`` or past it. Contributions are counted without
+    a price (a price moves a position's value by under 1e28, and each of a
+    re-marked position's totals by under 2e28): the check is off by at most
+    that, far inside the room between ``TOTAL_LIMIT`` and ``money.PRECISION``.
     """
     pending: dict[Path, Decimal] = defaultdict(lambda: ZERO)
     kept: list[Record] = []
     refused: list[str] = []
     for record in records:
-        problem = _problem(book, record, pending)
+        kind = record.target_kind if isinstance(record, Retract) else record.kind
+        problem = _problem(book, book.records.get((source, kind, record.id)), record, pending)
         if problem is None:
             kept.append(record)
         else:
@@ -234,17 +234,23 @@ def screen(book: Book, records: Iterable[Record]) -> tuple[list[Record], list[st
     return kept, refused
 
 
-def _problem(book: Book, record: Record, pending: dict[Path, Decimal]) -> str | None:
+def _problem(
+    book: Book, old: Record | None, record: Record, pending: dict[Path, Decimal]
+) -> str | None:
+    if old == record:
+        return None  # changes nothing
     try:
-        added = contribution(record)
-        reached = {path: book.total(*path) + pending[path] + amount for path, amount in added.items()}
+        change = dict(contribution(record))
+        for path, amount in (contribution(old) if old is not None else {}).items():
+            change[path] = change.get(path, ZERO) - amount
+        reached = {path: book.total(*path) + pending[path] + amount for path, amount in change.items()}
     except DecimalException as exc:
         return f"{_describe(record)}: cannot be computed exactly ({type(exc).__name__})"
     for path, total in reached.items():
         if abs(total) >= book.limit:
             return (f"{_describe(record)}: would carry {'.'.join(path)} to {format_money(total)}, "
                     f"beyond the limit of {format_money(book.limit)}")
-    for path, amount in added.items():
+    for path, amount in change.items():
         pending[path] += amount
     return None
 

@@ -841,7 +841,7 @@ def test_records_within_bounds_compute_exactly(readings: list[list[tuple[str, Re
     for reading in readings:
         for source in SOURCES:
             records = [r for s, r in reading if s == source]
-            kept, refused = screen(book, records)
+            kept, refused = screen(book, source, records)
             assert refused == [] and kept == records
             book.ingest(source, kept)
     doc = book.document(T0)
@@ -911,10 +911,12 @@ def test_a_record_that_would_carry_a_total_past_the_limit_is_refused_before_it_c
     book.ingest("shop", [Cost(id="a", amount=D(600), category="ai", ts=TS)])
     first = Cost(id="b", amount=D(300), category="ai", ts=TS)
     second = Cost(id="c", amount=D(200), category="ai", ts=TS)
-    kept, refused = screen(book, [first, second, Balance(id="x", cash=D(5), ts=TS)])
+    kept, refused = screen(book, "shop", [first, second, Balance(id="x", cash=D(5), ts=TS)])
     assert [r.id for r in kept] == ["b", "x"]
     assert refused == ["cost 'c': would carry costs.total to 1100.00, beyond the limit of 1000.00"]
     assert book.total("costs", "total") == D(600)  # screening touches no total
+    lower = Cost(id="a", amount=D(100), category="ai", ts=TS)  # replaces "a": 100 + 300 + 200
+    assert screen(book, "shop", [lower, first, second]) == ([lower, first, second], [])
 
 
 def test_a_source_with_refused_records_is_degraded_until_a_clean_reading() -> None:
