@@ -50,6 +50,7 @@ __all__ = [
     "format_money",
     "parse_money",
     "places",
+    "within_bounds",
 ]
 
 ZERO = Decimal(0)
@@ -108,6 +109,12 @@ def check_bounds(value: Decimal, field: str, shown: object = None) -> None:
         raise SchemaDriftError(f"{field}: $100 trillion or more: {_show(shown)}")
     if places(value) > MAX_PLACES:
         raise SchemaDriftError(f"{field}: more than {MAX_PLACES} decimal places: {_show(shown)}")
+
+
+def within_bounds(value: Decimal) -> bool:
+    """A quick sufficient test of ``check_bounds``: True means within them (False: look closer)."""
+    exponent = value.as_tuple().exponent
+    return isinstance(exponent, int) and exponent >= -MAX_PLACES and value.adjusted() < 14
 
 
 def places(value: Decimal) -> int:

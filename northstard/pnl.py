@@ -19,18 +19,21 @@ The gross margin is the one rounding: half-even to 0.01 from the exact quotient.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from decimal import Decimal, DecimalException, localcontext
+from decimal import Decimal, DecimalException, getcontext, setcontext
 from fractions import Fraction
 from typing import Literal, ParamSpec, TypeAlias, TypeVar
 
+from .errors import SchemaDriftError
 from .mergepatch import Doc
-from .money import EXACT, ZERO, format_money
+from .money import EXACT, ZERO, check_bounds, format_money, within_bounds
 from .records import (
+    KINDS,
     Balance,
     Cost,
     Invoice,
@@ -62,18 +65,29 @@ Key: TypeAlias = tuple[str, str, str]  # (source, kind, id)
 
 UNATTRIBUTED = "unattributed"
 TOTAL_LIMIT = Decimal(10) ** 50  # no total reaches it: 50 + 25 places < money.PRECISION
+STEP = Decimal(2) * Decimal(10) ** 28  # more than one in-bounds record moves any total
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
 def exact(fn: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Run ``fn`` in ``money.EXACT``: an operation that would round raises instead."""
+    """Run ``fn`` in ``money.EXACT``: an operation that would round raises instead.
+
+    Nested calls cost one identity check: ``EXACT`` itself is installed (never
+    a copy; only its sticky flags change, and nothing reads them).
+    """
 
     @functools.wraps(fn)
     def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with localcontext(EXACT):
+        previous = getcontext()
+        if previous is EXACT:
             return fn(*args, **kwargs)
+        setcontext(EXACT)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            setcontext(previous)
 
     return run
 
@@ -211,27 +225,55 @@ def _describe(record: Record) -> str:
 
 
 @exact
-def screen(book: Book, source: str, records: Iterable[Record]) -> tuple[list[Record], list[str]]:
+def screen(book: Book, source: str, records: Sequence[Record]) -> tuple[list[Record], list[str]]:
     """The records of ``source`` that ``book`` can take exactly, and why each other one is refused.
 
-    A record is refused when its contribution cannot be computed exactly or
-    when it would carry a total (with the records before it in the same
-    reading) to ``book.limit`` or past it. Contributions are counted without
-    a price (a price moves a position's value by under 1e28, and each of a
-    re-marked position's totals by under 2e28): the check is off by at most
-    that, far inside the room between ``TOTAL_LIMIT`` and ``money.PRECISION``.
+    A record is refused when an amount in it is out of bounds (one built
+    around the records' own checks), when its contribution cannot be
+    computed exactly, or when it would carry a total (with the records before
+    it in the same reading) to ``book.limit`` or past it. A record within
+    bounds moves any total by under ``STEP``, and every total is the exact sum
+    of the current records' contributions: while (records held + records
+    coming) × ``STEP`` stays under the limit no total can reach it, and the
+    per-total check is skipped. Otherwise contributions are counted without a
+    price (a price moves a position's value by under 1e28): the check is off
+    by at most that, far inside the room between ``TOTAL_LIMIT`` and
+    ``money.PRECISION``.
     """
+    room = (len(book.records) + len(records)) * STEP < book.limit
     pending: dict[Path, Decimal] = defaultdict(lambda: ZERO)
     kept: list[Record] = []
     refused: list[str] = []
     for record in records:
-        kind = record.target_kind if isinstance(record, Retract) else record.kind
-        problem = _problem(book, book.records.get((source, kind, record.id)), record, pending)
+        problem = _out_of_bounds(record)
+        if problem is None and not room:
+            kind = record.target_kind if isinstance(record, Retract) else record.kind
+            problem = _problem(book, book.records.get((source, kind, record.id)), record, pending)
         if problem is None:
             kept.append(record)
         else:
             refused.append(problem)
     return kept, refused
+
+
+_AMOUNTS = {  # the amount fields of each record kind
+    kind: tuple(f.name for f in dataclasses.fields(cls) if "Decimal" in str(f.type))
+    for kind, cls in KINDS.items()
+}
+
+
+def _out_of_bounds(record: Record) -> str | None:
+    for name in _AMOUNTS[record.kind]:
+        value = getattr(record, name)
+        if not isinstance(value, Decimal) and value is not None:
+            return f"{_describe(record)}: {name}: not a Decimal"
+        if value is None or within_bounds(value):
+            continue
+        try:
+            check_bounds(value, name)
+        except SchemaDriftError as exc:
+            return f"{_describe(record)}: {exc}"
+    return None
 
 
 def _problem(

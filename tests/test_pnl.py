@@ -933,3 +933,17 @@ def test_a_source_with_refused_records_is_degraded_until_a_clean_reading() -> No
     assert restored.document(T0)["sources"]["anthropic"]["status"] == "degraded"
     book.source_ok("anthropic", T0, T0)
     assert book.document(T0)["sources"]["anthropic"]["status"] == "ok"
+
+
+@pytest.mark.parametrize(("amount", "reason"), [
+    (D("NaN"), "not a finite number: 'NaN'"),
+    (D("1e15"), "$100 trillion or more: '1E+15'"),
+    (D("0.1234567890123"), "more than 12 decimal places: '0.1234567890123'"),
+])
+def test_a_record_built_around_its_checks_is_refused_by_the_screen(amount: Decimal, reason: str) -> None:
+    from northstard.pnl import screen
+
+    bad = Cost(id="c", amount=D(1), category="ai", ts=TS)
+    object.__setattr__(bad, "amount", amount)  # what a careless plugin could hand over
+    good = Cost(id="d", amount=D(2), category="ai", ts=TS)
+    assert screen(Book(), "shop", [bad, good]) == ([good], [f"cost 'c': amount: {reason}"])
