@@ -433,6 +433,7 @@ class Book:
     def revenue(self) -> Decimal:
         return self.total("revenue", self.basis)
 
+    @exact
     def trading(self) -> Decimal:
         return self.total("trading", "realized") + self.total("trading", "unrealized")
 

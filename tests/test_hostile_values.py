@@ -33,6 +33,10 @@ KEY = "sk-ant-admin01-test-key-0000"
 HUGE = D("99999999999999.99")
 
 
+def unrealized_moved(doc: dict[str, Any]) -> bool:
+    return doc.get("trading", {}).get("unrealized", "0.00") != "0.00"
+
+
 def status(doc: dict[str, Any], name: str) -> str | None:
     entry = doc.get("sources", {}).get(name, {})
     return entry.get("status") if isinstance(entry, dict) else None
@@ -163,3 +167,34 @@ def test_book_refusals_degrade_the_source_and_keep_the_stored_records_of_that_ki
                     complete_kinds=("cost",))
     _apply_all(state, [third], T0, observe)
     assert book.document(T0)["sources"]["shop"]["status"] == "ok" and seen == [("shop", 2)]
+
+
+async def test_a_restart_publishes_no_change_of_money_for_a_35_digit_product(tmp_path: Path) -> None:
+    """12345678901.123456789012 × 0.123456789012, stored, then recovered from SQLite (item 2)."""
+    from northstard.daemon import run_daemon
+
+    from conftest import build_config, plugins_for_tests
+
+    config = build_config(tmp_path, {"feed": {"plugin": "scripted"}})
+    position = Position(id="p", ticker="T", count=D("12345678901.123456789012"), cost_basis=D(0))
+    price = Price(id="T", yes_bid=D("0.123456789012"))
+    async with trio.open_nursery() as nursery:
+        daemon = await nursery.start(lambda task_status: run_daemon(
+            config, plugins_for_tests(), handle_signals=False, task_status=task_status))
+        await FEEDS["feed"].push([position, price])
+        before = await wait_for_doc(daemon, unrealized_moved)
+        stopped_at = daemon.hub.seq
+        daemon.stop()
+    FEEDS.clear()
+    async with trio.open_nursery() as nursery:
+        again = await nursery.start(lambda task_status: run_daemon(
+            config, plugins_for_tests(), handle_signals=False, task_status=task_status))
+        # the feed's state moves from ok to stale, so the recovered engine publishes a change
+        after = await wait_for_doc(again, lambda d: again.hub.seq > stopped_at)
+        again.stop()
+    product = Fraction(position.count) * Fraction(D("0.123456789012"))
+    assert Fraction(D(before["trading"]["unrealized"])) == product
+    assert after["trading"]["unrealized"] == before["trading"]["unrealized"]
+    assert after["net_pnl"] == before["net_pnl"]
+    assert after["change"]["since_previous"] == "0.00"
+
