@@ -65,8 +65,8 @@ EXACT = Context(
     Emin=-999,
     traps=[InvalidOperation, DivisionByZero, Overflow, Inexact, Rounded],
 )
-# ASCII decimal syntax: optional sign, digits with an optional fraction, optional exponent.
 DIGITS = re.compile(r"[0-9]+", re.ASCII)  # a sequence number or a count: ASCII digits only
+# ASCII decimal syntax: optional sign, digits with an optional fraction, optional exponent.
 AMOUNT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 

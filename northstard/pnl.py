@@ -65,7 +65,7 @@ Key: TypeAlias = tuple[str, str, str]  # (source, kind, id)
 
 UNATTRIBUTED = "unattributed"
 TOTAL_LIMIT = Decimal(10) ** 50  # no total reaches it: 50 + 25 places < money.PRECISION
-STEP = Decimal(2) * Decimal(10) ** 28  # more than one in-bounds record moves any total
+STEP = Decimal(2) * Decimal(10) ** 28  # one in-bounds record moves any one total by less
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")

@@ -207,7 +207,8 @@ class Reading:
     is informational. ``refused`` says, one line per record, which records
     the plugin could not read and why ("cost_report 2026-12-01 row 3:
     amount: more than 12 decimal places: ..."): the engine marks the source
-    degraded with them while the reading's other records count.
+    degraded with them while the reading's other records count. It holds at
+    most one line per row the plugin read, so the upstream body's size bounds it.
     """
 
     source: str
