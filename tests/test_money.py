@@ -106,3 +106,13 @@ def test_format_money_is_exact_and_canonical_in_any_context(value: Decimal) -> N
     assert len(fraction) >= 2 and (len(fraction) == 2 or not fraction.endswith("0"))
     assert whole == "0" or not whole.startswith("0")
     assert format_money(D(text)) == text
+
+
+@pytest.mark.parametrize("text", ["\u0661\u0662\u0663", "-\u0661", "1_000"])
+def test_epoch_milliseconds_take_ascii_digits_only(text: str) -> None:
+    from northstard.errors import RequestError
+    from northstard.web.params import parse_instant
+
+    with pytest.raises(RequestError, match="from: expected ISO 8601 or epoch milliseconds"):
+        parse_instant("from", text)
+    assert parse_instant("from", "123") == 123
