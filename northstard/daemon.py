@@ -29,7 +29,7 @@ from .buckets import BucketSet
 from .cache import Cache, CacheClient, run_cache
 from .change import Change
 from .config import Config, SourceSection
-from .engine import EngineState, recover, run_engine
+from .engine import EngineState, recover, run_engine, wall_clock
 from .errors import ConfigError
 from .grpc_edge.actor import GrpcDeps, run_grpc
 from .grpc_edge.server import GrpcSettings
@@ -196,7 +196,7 @@ async def _run_locked(
         await supervisor.start(core, "cache", run_cache, cache, cache_receive, request_receive)
         await supervisor.start(
             core, "engine", run_engine, engine_state, source_receive, change_send,
-            config.sections["engine"]["max_batch"],
+            config.sections["engine"]["max_batch"], wall_clock, metrics.observe_refused,
         )
         ctx = WebContext(
             hub=hub, cache=CacheClient(request_send), db_path=config.db_path,

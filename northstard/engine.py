@@ -20,7 +20,7 @@ import trio
 from .change import Change
 from .config import SourceSection
 from .mergepatch import Doc, diff
-from .pnl import Book, RevenueBasis
+from .pnl import Book, RevenueBasis, screen
 from .records import Reading, Record
 from .source import SourceFailed
 from .store import Persisted
@@ -30,6 +30,13 @@ __all__ = ["EngineState", "recover", "run_engine"]
 log = structlog.get_logger("northstard.engine")
 
 STALE_CHECK_S = 1.0
+ERROR_CHARS = 300  # a source's last_error is cut to this many characters
+
+ObserveRefused = Callable[[str, int], None]
+
+
+def _ignore_refused(source: str, count: int) -> None:
+    """The default ``observe_refused``: count nothing."""
 
 
 def wall_clock() -> datetime:
@@ -80,8 +87,25 @@ def recover(
     return state
 
 
-def _apply(state: EngineState, message: Any, now: datetime) -> list[tuple[str, Record]]:
-    """Apply one message from a source; returns the records that changed."""
+def refusal_summary(refused: Sequence[str]) -> str | None:
+    """The ``last_error`` of a source whose reading refused records, or None."""
+    if not refused:
+        return None
+    more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+    noun = "record" if len(refused) == 1 else "records"
+    return f"{len(refused)} {noun} refused{more}: {refused[0]}"[:ERROR_CHARS]
+
+
+def _apply(
+    state: EngineState, message: Any, now: datetime, observe_refused: ObserveRefused = _ignore_refused
+) -> list[tuple[str, Record]]:
+    """Apply one message from a source; returns the records that changed.
+
+    Records the plugin refused (``Reading.refused``) or the book cannot take
+    exactly (``pnl.screen``) leave the source ``degraded``, their reasons in
+    its ``last_error``; the reading's other records count. A kind with a
+    refused record is not treated as complete: its stored records stay.
+    """
     book = state.book
     if isinstance(message, SourceFailed):
         if message.source in book.sources:
@@ -91,19 +115,44 @@ def _apply(state: EngineState, message: Any, now: datetime) -> list[tuple[str, R
     if message.source not in book.sources:
         log.warning("reading from an unknown source dropped", source=message.source)
         return []
-    changed = book.ingest(message.source, message.records, message.complete_kinds)
-    book.source_ok(message.source, message.as_of, now)
+    records, refused_here = screen(book, message.source, message.records)
+    kinds = message.complete_kinds
+    if refused_here:
+        kept = {(r.kind, r.id) for r in records}
+        lost = {r.kind for r in message.records if (r.kind, r.id) not in kept}
+        kinds = tuple(kind for kind in kinds if kind not in lost)
+    changed = book.ingest(message.source, records, kinds)
+    refused = [*message.refused, *refused_here]
+    _say_refused(book, message.source, refused)
+    book.source_ok(message.source, message.as_of, now, refusal_summary(refused))
+    if refused:
+        observe_refused(message.source, len(refused))
     return [(message.source, record) for record in changed]
 
 
-def _apply_all(state: EngineState, messages: Iterable[Any], now: datetime) -> tuple[
-    list[tuple[str, Record]], bool
-]:
+def _say_refused(book: Book, source: str, refused: Sequence[str]) -> None:
+    """Log when what a source's readings refuse changes, not at every reading."""
+    before = book.sources[source].refused
+    summary = refusal_summary(refused)
+    if summary == before:
+        return
+    if summary is None:
+        log.info("source no longer refuses records", source=source)
+    else:
+        log.error("records refused", source=source, count=len(refused), reasons=list(refused[:5]))
+
+
+def _apply_all(
+    state: EngineState,
+    messages: Iterable[Any],
+    now: datetime,
+    observe_refused: ObserveRefused = _ignore_refused,
+) -> tuple[list[tuple[str, Record]], bool]:
     changed: list[tuple[str, Record]] = []
     touched = False
     for message in messages:
         try:
-            changed.extend(_apply(state, message, now))
+            changed.extend(_apply(state, message, now, observe_refused))
             touched = True
         except Exception as exc:  # a poison reading must not stop the engine
             state.rejected += 1
@@ -159,16 +208,20 @@ async def run_engine(
     send: trio.MemorySendChannel[Change],
     max_batch: int = 256,
     now: Callable[[], datetime] = wall_clock,
+    observe_refused: ObserveRefused = _ignore_refused,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Turn readings into changes until the input closes; then close the output."""
+    """Turn readings into changes until the input closes; then close the output.
+
+    ``observe_refused(source, count)`` is told of every reading that refused records.
+    """
     task_status.started()
     if state.doc is None:  # a brand-new store: publish the first snapshot at once
         await send.send(next_change(state, [], now()))
     while (messages := await _gather(receive, max_batch, STALE_CHECK_S)) is not None:
         moment = now()
-        records, touched = _apply_all(state, messages, moment)
+        records, touched = _apply_all(state, messages, moment, observe_refused)
         states = state.book.source_states(moment)
         if touched or states != state.states:
             state.states = states

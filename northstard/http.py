@@ -138,6 +138,8 @@ def decode_json(body: bytes, *, what: str) -> Any:
         raise SchemaDriftError(f"{what}: malformed JSON ({exc.msg} at char {exc.pos})") from None
     except RecursionError:
         raise SchemaDriftError(f"{what}: JSON nested too deeply") from None
+    except ValueError:  # an integer literal past Python's digit limit
+        raise SchemaDriftError(f"{what}: a JSON number is too long") from None
 
 
 def retry_after_s(value: str | None, now: datetime | None = None) -> float | None:

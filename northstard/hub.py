@@ -18,6 +18,7 @@ import trio
 
 from .change import Change, delta_message, snapshot_message
 from .mergepatch import Doc, compose
+from .money import DIGITS
 
 __all__ = ["Hub", "HubClosed", "Position", "Subscription", "parse_position", "run_hub"]
 
@@ -38,7 +39,7 @@ class Position:
 def parse_position(text: str) -> Position:
     """``EPOCH:SEQ`` to a Position; ValueError when malformed."""
     epoch, sep, seq = text.strip().strip('"').rpartition(":")
-    if not sep or not epoch or not seq.isdigit() or len(seq) > 18:
+    if not sep or not epoch or DIGITS.fullmatch(seq) is None or len(seq) > 18:
         raise ValueError("expected EPOCH:SEQ")
     return Position(epoch, int(seq))
 

@@ -58,6 +58,15 @@ class Metrics:
             ["reason"], registry=r,
         )
 
+        self.records_refused = Counter(
+            "northstard_records_refused",
+            "Records a source sent that were refused (counted at every reading refusing them)",
+            ["source"], registry=r,
+        )
+
+    def observe_refused(self, source: str, count: int) -> None:
+        self.records_refused.labels(source).inc(count)
+
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)
         self.batch_seconds.observe(seconds)

@@ -9,20 +9,31 @@ the positions of that market.
 ``Book.document(now)`` renders the snapshot document described in README.md
 ("The snapshot document"). Object-valued keys, once present, stay (they go
 to zero), so merge patches of consecutive documents compose exactly.
+
+Every computation runs in ``money.EXACT`` (90 digits, rounding trapped), so
+no total is ever rounded: under the record bounds every contribution is
+exact (``money``'s docstring counts the digits) and ``screen`` refuses, before
+it touches the totals, a record that would carry a total to ``TOTAL_LIMIT``.
+The gross margin is the one rounding: half-even to 0.01 from the exact quotient.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Literal, TypeAlias
+from decimal import Decimal, DecimalException, getcontext, setcontext
+from fractions import Fraction
+from typing import Literal, ParamSpec, TypeAlias, TypeVar
 
+from .errors import SchemaDriftError
 from .mergepatch import Doc
-from .money import ZERO, format_money
+from .money import EXACT, ZERO, check_bounds, format_money, within_bounds
 from .records import (
+    KINDS,
     Balance,
     Cost,
     Invoice,
@@ -35,15 +46,50 @@ from .records import (
     Settlement,
 )
 
-__all__ = ["Book", "RevenueBasis", "SourceStatus", "iso", "mark_value"]
+__all__ = [
+    "TOTAL_LIMIT",
+    "Book",
+    "RevenueBasis",
+    "SourceStatus",
+    "contribution",
+    "exact",
+    "iso",
+    "margin_pct",
+    "mark_value",
+    "screen",
+]
 
 RevenueBasis: TypeAlias = Literal["invoiced", "collected"]
 Path: TypeAlias = tuple[str, ...]
 Key: TypeAlias = tuple[str, str, str]  # (source, kind, id)
 
 UNATTRIBUTED = "unattributed"
-_HUNDRED = Decimal(100)
-_PCT = Decimal("0.01")
+TOTAL_LIMIT = Decimal(10) ** 50  # no total reaches it: 50 + 25 places < money.PRECISION
+STEP = Decimal(2) * Decimal(10) ** 28  # one in-bounds record moves any one total by less
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def exact(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Run ``fn`` in ``money.EXACT``: an operation that would round raises instead.
+
+    Nested calls cost one identity check: ``EXACT`` itself is installed (never
+    a copy; only its sticky flags change, and nothing reads them).
+    """
+
+    @functools.wraps(fn)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        previous = getcontext()
+        if previous is EXACT:
+            return fn(*args, **kwargs)
+        setcontext(EXACT)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            setcontext(previous)
+
+    return run
 
 
 def iso(moment: datetime) -> str:
@@ -61,12 +107,15 @@ class SourceStatus:
     as_of: datetime | None = None
     last_error: str | None = None
     failing: bool = False
+    refused: str | None = None  # what the last reading refused, if it refused anything
 
     def state(self, now: datetime) -> str:
         if self.failing:
             return "failing"
         if self.last_ok is None or (now - self.last_ok).total_seconds() > self.stale_after:
             return "stale"
+        if self.refused is not None:
+            return "degraded"
         return "ok"
 
     def document(self, now: datetime) -> Doc:
@@ -79,6 +128,7 @@ class SourceStatus:
         return doc
 
 
+@exact
 def mark_value(position: Position, price: Price | None) -> Decimal | None:
     """What an open position is worth under its mark rule, or None if unpriced."""
     if position.count == 0:
@@ -114,6 +164,7 @@ def _position_contribution(position: Position, price: Price | None) -> dict[Path
     }
 
 
+@exact
 def contribution(record: Record, price: Price | None = None) -> dict[Path, Decimal]:
     """What one record adds to the totals (a position also needs its market's price)."""
     agent = _agent(record)
@@ -162,8 +213,94 @@ def _revenue(agent: str, invoiced: Decimal, collected: Decimal) -> dict[Path, De
     }
 
 
+def margin_pct(revenue: Decimal, costs: Decimal) -> Decimal:
+    """(revenue - costs) / revenue in percent: one rounding, half-even, to 0.01, of the exact quotient."""
+    hundredths = round(Fraction(revenue - costs) * 10000 / Fraction(revenue))
+    sign, digits, _ = Decimal(hundredths).as_tuple()
+    return Decimal((sign, digits, -2))
+
+
+def _describe(record: Record) -> str:
+    return f"{record.kind} {record.id[:60]!r}"
+
+
+@exact
+def screen(book: Book, source: str, records: Sequence[Record]) -> tuple[list[Record], list[str]]:
+    """The records of ``source`` that ``book`` can take exactly, and why each other one is refused.
+
+    A record is refused when an amount in it is out of bounds (one built
+    around the records' own checks), when its contribution cannot be
+    computed exactly, or when it would carry a total (with the records before
+    it in the same reading) to ``book.limit`` or past it. A record within
+    bounds moves any total by under ``STEP``, and every total is the exact sum
+    of the current records' contributions: while (records held + records
+    coming) × ``STEP`` stays under the limit no total can reach it, and the
+    per-total check is skipped. Otherwise contributions are counted without a
+    price (a price moves a position's value by under 1e28): the check is off
+    by at most that, far inside the room between ``TOTAL_LIMIT`` and
+    ``money.PRECISION``.
+    """
+    room = (len(book.records) + len(records)) * STEP < book.limit
+    pending: dict[Path, Decimal] = defaultdict(lambda: ZERO)
+    kept: list[Record] = []
+    refused: list[str] = []
+    for record in records:
+        problem = _out_of_bounds(record)
+        if problem is None and not room:
+            kind = record.target_kind if isinstance(record, Retract) else record.kind
+            problem = _problem(book, book.records.get((source, kind, record.id)), record, pending)
+        if problem is None:
+            kept.append(record)
+        else:
+            refused.append(problem)
+    return kept, refused
+
+
+_AMOUNTS = {  # the amount fields of each record kind
+    kind: tuple(f.name for f in dataclasses.fields(cls) if "Decimal" in str(f.type))
+    for kind, cls in KINDS.items()
+}
+
+
+def _out_of_bounds(record: Record) -> str | None:
+    for name in _AMOUNTS[record.kind]:
+        value = getattr(record, name)
+        if not isinstance(value, Decimal) and value is not None:
+            return f"{_describe(record)}: {name}: not a Decimal"
+        if value is None or within_bounds(value):
+            continue
+        try:
+            check_bounds(value, name)
+        except SchemaDriftError as exc:
+            return f"{_describe(record)}: {exc}"
+    return None
+
+
+def _problem(
+    book: Book, old: Record | None, record: Record, pending: dict[Path, Decimal]
+) -> str | None:
+    if old == record:
+        return None  # changes nothing
+    try:
+        change = dict(contribution(record))
+        for path, amount in (contribution(old) if old is not None else {}).items():
+            change[path] = change.get(path, ZERO) - amount
+        reached = {path: book.total(*path) + pending[path] + amount for path, amount in change.items()}
+    except DecimalException as exc:
+        return f"{_describe(record)}: cannot be computed exactly ({type(exc).__name__})"
+    for path, total in reached.items():
+        if abs(total) >= book.limit:
+            return (f"{_describe(record)}: would carry {'.'.join(path)} to {format_money(total)}, "
+                    f"beyond the limit of {format_money(book.limit)}")
+    for path, amount in change.items():
+        pending[path] += amount
+    return None
+
+
 class Book:
     """Current records, their contributions, the totals and the per-source status."""
+
+    limit: Decimal = TOTAL_LIMIT  # what ``screen`` keeps every total under
 
     def __init__(self, basis: RevenueBasis = "invoiced", currency: str = "USD") -> None:
         self.basis: RevenueBasis = basis
@@ -186,6 +323,7 @@ class Book:
 
     # -- records ---------------------------------------------------------
 
+    @exact
     def ingest(
         self, source: str, records: Iterable[Record], complete_kinds: Iterable[str] = ()
     ) -> list[Record]:
@@ -272,9 +410,14 @@ class Book:
         else:
             self.sources[name] = replace(old, plugin=plugin, stale_after=stale_after)
 
-    def source_ok(self, name: str, as_of: datetime, now: datetime) -> None:
-        status = self.sources[name]
-        self.sources[name] = replace(status, last_ok=now, as_of=as_of, failing=False)
+    def source_ok(
+        self, name: str, as_of: datetime, now: datetime, refused: str | None = None
+    ) -> None:
+        """A reading of ``name`` arrived; ``refused`` says what it refused (degraded), if anything."""
+        status = replace(self.sources[name], last_ok=now, as_of=as_of, failing=False, refused=refused)
+        if refused is not None:
+            status = replace(status, last_error=refused)
+        self.sources[name] = status
 
     def source_failed(self, name: str, error: str) -> None:
         self.sources[name] = replace(self.sources[name], last_error=error, failing=True)
@@ -290,9 +433,11 @@ class Book:
     def revenue(self) -> Decimal:
         return self.total("revenue", self.basis)
 
+    @exact
     def trading(self) -> Decimal:
         return self.total("trading", "realized") + self.total("trading", "unrealized")
 
+    @exact
     def net(self) -> Decimal:
         return self.trading() + self.revenue() - self.total("costs", "total")
 
@@ -324,6 +469,7 @@ class Book:
             self.day = today
             self.day_open = self.prev_net if self.prev_net is not None else self.net()
 
+    @exact
     def document(self, now: datetime) -> Doc:
         """The snapshot document at ``now`` (see README, "The snapshot document")."""
         self.roll_day(now)
@@ -362,14 +508,14 @@ class Book:
             "sources": {name: s.document(now) for name, s in sorted(self.sources.items())},
         }
         if revenue > 0:
-            margin = ((revenue - costs) / revenue * _HUNDRED).quantize(_PCT, ROUND_HALF_EVEN)
-            doc["gross_margin_pct"] = format_money(margin)
+            doc["gross_margin_pct"] = format_money(margin_pct(revenue, costs))
         return doc
 
     def published(self, doc: Doc) -> None:
         """Record that ``doc`` went out: the next "since previous" counts from it."""
         self.prev_net = Decimal(doc["net_pnl"])
 
+    @exact
     def restore(self, doc: Doc, now: datetime) -> None:
         """Continue from a persisted document: its day mark, its net, its source states."""
         self.prev_net = Decimal(doc["net_pnl"])
@@ -390,4 +536,5 @@ class Book:
                     as_of=datetime.fromisoformat(as_of) if as_of else None,
                     last_error=entry.get("last_error"),
                     failing=entry.get("status") == "failing",
+                    refused=entry.get("last_error") if entry.get("status") == "degraded" else None,
                 )

@@ -9,7 +9,8 @@
 checks what the daemon relies on:
 
 - ``poll()`` returns a ``Reading`` with a source name, a UTC ``as_of``,
-  string notes and ``complete_kinds`` naming record kinds;
+  string notes, ``complete_kinds`` naming record kinds and ``refused`` as
+  one non-empty line per refused record;
 - every record is a northstard record with a non-empty id; every amount is a
   finite ``Decimal`` within ``northstard.money``'s bounds (no float
   anywhere); every time is tz-aware UTC;
@@ -109,6 +110,9 @@ def _check_reading(number: int, reading: Any) -> dict[tuple[str, str], Record]:
         _fail(where, "Reading.as_of must be a datetime")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in reading.notes.items()):
         _fail(where, "Reading.notes must map strings to strings")
+    refused = reading.refused
+    if not isinstance(refused, tuple) or not all(isinstance(r, str) and r for r in refused):
+        _fail(where, f"Reading.refused must be a tuple of non-empty strings, got {refused!r}")
     kinds = reading.complete_kinds
     if not isinstance(kinds, tuple) or set(kinds) - (set(KINDS) - {"retract"}):
         _fail(where, f"Reading.complete_kinds must be a tuple of record kinds, got {kinds!r}")

@@ -26,6 +26,7 @@ class Feed:
         self.name = name
         self.send, self.receive = trio.open_memory_channel[Reading](64)
         self.failure: str | None = None
+        self.refused: tuple[str, ...] = ()  # what each poll's reading says it refused
         self.polls = 0
 
     async def push(self, records: Sequence[Record]) -> None:
@@ -44,7 +45,7 @@ class ScriptedSource:
         await trio.lowlevel.checkpoint()
         if self.feed.failure:
             raise SourceError(self.feed.failure)
-        return Reading(self.feed.name, (), datetime.now(UTC))
+        return Reading(self.feed.name, (), datetime.now(UTC), refused=self.feed.refused)
 
     async def stream(self) -> AsyncIterator[Reading]:
         async for reading in self.feed.receive:

@@ -769,3 +769,181 @@ def test_restore_continues_the_day_and_sources() -> None:
                                "since_previous": "0.00"}
     assert again["sources"]["shop"] == {"plugin": "shop", "status": "failing", "stale": True,
                                         "as_of": iso(T0), "last_error": "HTTP 502"}
+
+
+# -- exactness at the bounds (issue 12, items 1-3) ---------------------------
+
+_EDGE = D("99999999999999.999999999999")  # the widest amount a record may hold
+AT_BOUNDS = st.sampled_from([_EDGE, -_EDGE, D("0.000000000001"), D("12345678901.123456789012"),
+                             D("0.123456789012"), D("99999999999999.99")]) | st.decimals(
+    min_value=-_EDGE, max_value=_EDGE, places=12, allow_nan=False, allow_infinity=False)
+BOUND_RECORDS = record_strategy(
+    ids=st.sampled_from(["a", "b"]),
+    tickers=st.sampled_from(["T1", "T2"]),
+    agents=st.sampled_from([None, "atlas"]),
+    names=st.sampled_from(["ai", "infra"]),
+    money=AT_BOUNDS,
+    quotes=AT_BOUNDS,
+    counts=AT_BOUNDS,
+    times=st.just(TS),
+)
+
+
+def _mark(position: Position, price: Price | None) -> Fraction | None:
+    """The reference mark, in Fractions (what ``mark_value`` must equal exactly)."""
+    if position.count == 0:
+        return Fraction(0)
+    if price is None:
+        return None
+    yes = position.count > 0
+    if position.mark == "last":
+        if price.last is None:
+            return None
+        per = Fraction(price.last) if yes else 1 - Fraction(price.last)
+    else:
+        bid, ask = (price.yes_bid, price.yes_ask) if yes else (price.no_bid, price.no_ask)
+        if bid is None:
+            return None
+        per = Fraction(bid) if position.mark == "bid" or ask is None else (Fraction(bid) + Fraction(ask)) / 2
+    return abs(Fraction(position.count)) * per
+
+
+def _reference(book: Book) -> dict[str, Fraction]:
+    """realized, unrealized, invoiced and costs over the book's current records, in Fractions."""
+    sums = dict.fromkeys(("realized", "unrealized", "invoiced", "costs"), Fraction(0))
+    for (source, _, _), record in book.records.items():
+        match record:
+            case Position():
+                price = book.records.get((source, "price", record.ticker))
+                value = _mark(record, price if isinstance(price, Price) else None)
+                sums["realized"] += Fraction(record.realized_pnl)
+                sums["unrealized"] += 0 if value is None else value - Fraction(record.cost_basis)
+            case Settlement():
+                sums["realized"] += Fraction(record.revenue - record.cost - record.fee)
+            case Invoice():
+                sums["invoiced"] += Fraction(record.total) if record.status in ("open", "paid") else 0
+            case Refund():
+                sums["invoiced"] -= Fraction(record.amount)
+            case RevenueTotal():
+                sums["invoiced"] += Fraction(record.invoiced)
+            case Cost():
+                sums["costs"] += Fraction(record.amount)
+    return sums
+
+
+@settings(deadline=None, max_examples=150)
+@given(st.lists(st.lists(st.tuples(st.sampled_from(SOURCES), BOUND_RECORDS), max_size=6), max_size=6))
+def test_records_within_bounds_compute_exactly(readings: list[list[tuple[str, Record]]]) -> None:
+    """Any records the bounds accept give exact totals, margin and strings, and a restart changes nothing."""
+    from northstard.pnl import screen
+
+    book = Book()
+    for reading in readings:
+        for source in SOURCES:
+            records = [r for s, r in reading if s == source]
+            kept, refused = screen(book, source, records)
+            assert refused == [] and kept == records
+            book.ingest(source, kept)
+    doc = book.document(T0)
+    book.published(doc)
+    ref = _reference(book)
+    assert Fraction(D(doc["trading"]["realized"])) == ref["realized"]
+    assert Fraction(D(doc["trading"]["unrealized"])) == ref["unrealized"]
+    assert Fraction(D(doc["revenue"]["invoiced"])) == ref["invoiced"]
+    assert Fraction(D(doc["costs"]["total"])) == ref["costs"]
+    net = ref["realized"] + ref["unrealized"] + ref["invoiced"] - ref["costs"]
+    assert Fraction(D(doc["net_pnl"])) == net
+    if ref["invoiced"] > 0:
+        margin = (ref["invoiced"] - ref["costs"]) / ref["invoiced"] * 100
+        assert D(doc["gross_margin_pct"]) == _half_even(margin)
+    again = Book()
+    for (source, _, _), record in sorted(book.records.items(), key=lambda item: item[0], reverse=True):
+        again.ingest(source, [record])
+    again.restore(doc, T0)
+    assert again.document(T0 + timedelta(seconds=1))["change"]["since_previous"] == "0.00"
+
+
+def test_an_absurd_kalshi_position_is_marked_exactly() -> None:
+    """99999999999999.99 contracts at a bid of 99999999999999.99: 32 digits, shown whole."""
+    huge = D("99999999999999.99")
+    position = Position(id="p", ticker="T", count=huge, cost_basis=D(0))
+    doc = doc_of(position, Price(id="T", yes_bid=huge))
+    assert doc["trading"]["unrealized"] == "9999999999999998000000000000.0001"
+    assert doc["net_pnl"] == "9999999999999998000000000000.0001"
+
+
+def test_a_tiny_revenue_against_huge_costs_gives_an_exact_margin() -> None:
+    doc = doc_of(RevenueTotal(id="r", invoiced=D("1e-12"), collected=D(0), ts=TS),
+                 Cost(id="c", amount=D("1.5e12"), category="ai", ts=TS))
+    assert doc["gross_margin_pct"] == "-149999999999999999999999900.00"
+    assert doc["net_pnl"] == "-1499999999999.999999999999"
+
+
+def test_a_product_past_28_digits_is_not_rounded_and_a_restart_publishes_no_change() -> None:
+    """12345678901.123456789012 × 0.123456789012 needs 34 digits: all of them are kept."""
+    position = Position(id="p", ticker="T", count=D("12345678901.123456789012"), cost_basis=D(0))
+    price = Price(id="T", yes_bid=D("0.123456789012"))
+    book = Book()
+    book.ingest("kalshi", [position, price])
+    doc = book.document(T0)
+    book.published(doc)
+    digits = str(12345678901123456789012 * 123456789012)  # the product in integers, 24 places
+    assert doc["trading"]["unrealized"] == f"{digits[:-24]}.{digits[-24:]}"
+    assert len(digits) == 34
+    again = Book()
+    again.ingest("kalshi", [price, position])
+    again.restore(doc, T0)
+    assert again.document(T0)["change"]["since_previous"] == "0.00"
+
+
+def test_gross_margin_is_rounded_once_from_the_exact_quotient() -> None:
+    """Exactly 12.345000...0000125 %: 12.35 (a 28-digit quotient first made it 12.345, then 12.34)."""
+    doc = doc_of(RevenueTotal(id="r", invoiced=D("2000000000000.000000016371"), collected=D(0), ts=TS),
+                 Cost(id="c", amount=D("1753100000000.000000014350"), category="ai", ts=TS))
+    assert doc["gross_margin_pct"] == "12.35"
+
+
+def test_a_record_that_would_carry_a_total_past_the_limit_is_refused_before_it_counts() -> None:
+    from northstard.pnl import screen
+
+    book = Book()
+    book.limit = D(1000)
+    book.ingest("shop", [Cost(id="a", amount=D(600), category="ai", ts=TS)])
+    first = Cost(id="b", amount=D(300), category="ai", ts=TS)
+    second = Cost(id="c", amount=D(200), category="ai", ts=TS)
+    kept, refused = screen(book, "shop", [first, second, Balance(id="x", cash=D(5), ts=TS)])
+    assert [r.id for r in kept] == ["b", "x"]
+    assert refused == ["cost 'c': would carry costs.total to 1100.00, beyond the limit of 1000.00"]
+    assert book.total("costs", "total") == D(600)  # screening touches no total
+    lower = Cost(id="a", amount=D(100), category="ai", ts=TS)  # replaces "a": 100 + 300 + 200
+    assert screen(book, "shop", [lower, first, second]) == ([lower, first, second], [])
+
+
+def test_a_source_with_refused_records_is_degraded_until_a_clean_reading() -> None:
+    book = Book()
+    book.add_source("anthropic", "anthropic_costs", 60.0)
+    book.source_ok("anthropic", T0, T0, refused="1 record refused: row 0: amount: bad")
+    entry = book.document(T0)["sources"]["anthropic"]
+    assert entry == {"plugin": "anthropic_costs", "status": "degraded", "stale": True,
+                     "as_of": iso(T0), "last_error": "1 record refused: row 0: amount: bad"}
+    restored = Book()
+    restored.add_source("anthropic", "anthropic_costs", 60.0)
+    restored.restore(book.document(T0), T0)
+    restored.source_ok("anthropic", T0, T0, refused=restored.sources["anthropic"].refused)
+    assert restored.document(T0)["sources"]["anthropic"]["status"] == "degraded"
+    book.source_ok("anthropic", T0, T0)
+    assert book.document(T0)["sources"]["anthropic"]["status"] == "ok"
+
+
+@pytest.mark.parametrize(("amount", "reason"), [
+    (D("NaN"), "not a finite number: 'NaN'"),
+    (D("1e15"), "$100 trillion or more: '1E+15'"),
+    (D("0.1234567890123"), "more than 12 decimal places: '0.1234567890123'"),
+])
+def test_a_record_built_around_its_checks_is_refused_by_the_screen(amount: Decimal, reason: str) -> None:
+    from northstard.pnl import screen
+
+    bad = Cost(id="c", amount=D(1), category="ai", ts=TS)
+    object.__setattr__(bad, "amount", amount)  # what a careless plugin could hand over
+    good = Cost(id="d", amount=D(2), category="ai", ts=TS)
+    assert screen(Book(), "shop", [bad, good]) == ([good], [f"cost 'c': amount: {reason}"])

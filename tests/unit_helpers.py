@@ -48,6 +48,7 @@ def record_strategies(
     models: st.SearchStrategy[str | None] | None = None,
     money: st.SearchStrategy[Decimal] = MONEY,
     quotes: st.SearchStrategy[Decimal] = QUOTE,
+    counts: st.SearchStrategy[Decimal] = COUNT,
     times: st.SearchStrategy[datetime] = WIDE_TIMES,
     target_kinds: tuple[str, ...] = (
         "position", "price", "fill", "settlement", "balance", "invoice", "refund",
@@ -63,7 +64,7 @@ def record_strategies(
     models = st.none() | names if models is None else models
 
     def position(ticker: str, id: st.SearchStrategy[str]) -> st.SearchStrategy[Position]:
-        return st.builds(Position, id=id, agent=agents, ticker=st.just(ticker), count=COUNT,
+        return st.builds(Position, id=id, agent=agents, ticker=st.just(ticker), count=counts,
                          cost_basis=money, realized_pnl=money, fees=money,
                          mark=st.sampled_from(["bid", "mid", "last"]))
 
@@ -74,7 +75,7 @@ def record_strategies(
         st.builds(Price, id=tickers, agent=agents, yes_bid=opt_quote, yes_ask=opt_quote,
                   no_bid=opt_quote, no_ask=opt_quote, last=opt_quote),
         st.builds(Fill, id=ids, agent=agents, ticker=tickers, side=st.sampled_from(["yes", "no"]),
-                  action=st.sampled_from(["buy", "sell"]), count=COUNT, price=quotes, fee=money,
+                  action=st.sampled_from(["buy", "sell"]), count=counts, price=quotes, fee=money,
                   ts=times),
         st.builds(Settlement, id=ids, agent=agents, ticker=tickers, revenue=money, cost=money,
                   fee=money, result=st.sampled_from(["yes", "no"]), ts=times),

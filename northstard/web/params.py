@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from ..errors import RequestError
 from ..hub import Position, parse_position
+from ..money import DIGITS
 
 __all__ = ["parse_instant", "parse_since", "parse_wait"]
 
@@ -16,7 +17,7 @@ MAX_MS = 253_402_300_799_000  # 9999-12-31
 def parse_instant(name: str, value: str) -> int:
     """ISO 8601 (with a zone, or UTC assumed) or integer epoch milliseconds -> ms."""
     text = value.strip()
-    if text.lstrip("-").isdigit():
+    if DIGITS.fullmatch(text.removeprefix("-")):
         if len(text) > 16:
             raise RequestError("bad_parameter", f"{name}: out of range")
         ms = int(text)

@@ -41,7 +41,6 @@ __all__ = [
     "read_costs",
 ]
 
-CENTS = Decimal(100)
 CATEGORY = "ai"
 
 
@@ -154,7 +153,7 @@ def _cost_row(row: Any, day: date) -> tuple[str, Decimal, str | None, str | None
     description = _text(row, "description", required=True)
     workspace = _text(row, "workspace_id", required=False) or "default"
     model, cost_type = _text(row, "model", required=False), _text(row, "cost_type", required=False)
-    dollars = parse_money(cents / CENTS, field="amount")  # within the bounds every record keeps
+    dollars = parse_money(cents.scaleb(-2), field=f"amount ({amount} cents, in dollars)")
     return f"report/{day.isoformat()}/{workspace}/{description}", dollars, model, cost_type
 
 

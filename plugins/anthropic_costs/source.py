@@ -96,7 +96,9 @@ class AnthropicCostSource:
         self._pending = (self._pending - report.covered) | {c.ts.date() for c in estimate.costs}
         self._report_problems([*report.refused, *estimate.refused], estimate.unpriced)
         records: list[Record] = [*self._retractions(report.covered), *report.costs, *estimate.costs]
-        return Reading(self.name, tuple(records), now, notes=self._notes(report, estimate, days))
+        refused = tuple(f"{r.where}: {r.reason}" for r in (*report.refused, *estimate.refused))
+        return Reading(self.name, tuple(records), now, notes=self._notes(report, estimate, days),
+                       refused=refused)
 
     def _first_day(self, today: date) -> date:
         if self.polls == 0:

@@ -243,6 +243,25 @@ def test_a_failing_source_marks_its_figures_stale(start_daemon: Any, new_page: A
     page.screenshot(path=output / "desktop-light-stale.png", full_page=True)
 
 
+def test_a_source_refusing_records_shows_degraded_with_the_reason(start_daemon: Any, new_page: Any) -> None:
+    from scripted import FEEDS, Feed
+
+    FEEDS["ledger"] = Feed("ledger")
+    FEEDS["ledger"].refused = ("row 3: amount: not an ASCII decimal number: '2_5'",)
+    daemon = start_daemon({"demo": {"interval_s": 0.25, "seed": 7},
+                           "ledger": {"plugin": "scripted", "interval_s": 0.2}})
+    page = new_page()
+    page.goto(daemon.url)
+    row = page.get_by_test_id("source-ledger")
+    row.wait_for()
+    page.wait_for_function("() => document.querySelector('[data-testid=source-ledger]').dataset.status"
+                           " === 'degraded'")
+    assert "1 record refused: row 3: amount: not an ASCII decimal number" in row.text_content()
+    assert row.locator(".pill-degraded").text_content() == "degraded"
+    assert "1 degraded" in page.get_by_test_id("sources-summary").text_content()
+    assert "ledger" in page.get_by_test_id("stale-net").text_content()
+
+
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_screenshots(start_daemon: Any, new_page: Any, output: Path, scheme: str) -> None:
     daemon = start_daemon()

@@ -459,6 +459,8 @@ async def test_a_drifted_cost_row_is_refused_alone_and_logged_once(
     for reading in readings:
         assert [c.amount for c in costs(reading).values()] == [Decimal("1")]
         assert reading.notes["refused_rows"] == "1"
+        assert len(reading.refused) == 1
+        assert reading.refused[0].startswith("cost_report 2026-08-15 row 1: ")
     refused = [e for e in logs if e["event"] == "schema drift: row refused"]
     assert len(refused) == 1 and refused[0]["log_level"] == "error"
     assert refused[0]["where"] == "cost_report 2026-08-15 row 1"

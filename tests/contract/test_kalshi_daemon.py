@@ -94,3 +94,27 @@ async def test_a_pushed_ticker_moves_unrealized_pnl_without_a_poll(
     assert moved["trading"]["unrealized"] == "1.8891"  # T-A 9.13 x 0.60 - 4.8389 + T-B 1.25
     assert moved["trading"]["total"] == "3.287"
     assert len(fake.seen) == requests  # no REST call: the stream did it
+
+
+async def test_an_absurd_position_is_marked_exactly_and_the_engine_keeps_running(
+    start_daemon: Callable[..., Any], fake: KalshiFake, tmp_path: Path
+) -> None:
+    """99999999999999.99 contracts at a bid of 99999999999999.99 (issue 12, item 1)."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    huge = Fraction(Decimal("99999999999999.99"))
+    fake.positions[0]["position_fp"] = "99999999999999.99"
+    fake.markets["T-A"]["yes_bid_dollars"] = "99999999999999.99"
+    section = kalshi_section(fake, tmp_path, interval_s=0.05, stream=False)
+    daemon: Daemon = await start_daemon({"kalshi": section})
+    t_b = 5 * Fraction(Decimal("0.67")) - Fraction(Decimal("2.10"))  # 5 NO at the NO bid
+    exposure = Fraction(Decimal("4.8389"))
+    with trio.fail_after(15):
+        doc = await doc_where(daemon, lambda d: status(d, "kalshi") == "ok")
+        assert Fraction(Decimal(unrealized(doc) or "")) == huge * huge - exposure + t_b
+        fake.markets["T-A"]["yes_bid_dollars"] = "0.6000"  # the next poll re-marks it
+        moved = await doc_where(daemon, lambda d: unrealized(d) != unrealized(doc))
+    assert Fraction(Decimal(unrealized(moved) or "")) == huge * Fraction(6, 10) - exposure + t_b
+    assert status(moved, "kalshi") == "ok"
+    assert daemon.supervisor.actors["engine"].restarts == 0

@@ -116,7 +116,7 @@ def test_json_numbers_never_become_floats() -> None:
          "market_exposure_dollars: expected a decimal string, got a number"),
         ({"market_exposure_dollars": "4.8389", "position_fp": 9}, "position_fp: expected a decimal string"),
         ({"market_exposure": "4.8389"}, "missing field 'market_exposure_dollars'"),
-        ({"market_exposure_dollars": "abc"}, "not a decimal number"),
+        ({"market_exposure_dollars": "abc"}, "not an ASCII decimal number"),
     ],
 )
 def test_a_drifted_position_row_names_the_field(row: dict[str, Any], message: str) -> None:

@@ -100,14 +100,14 @@ function renderAgents(agents) {
 }
 
 function sourceStatus(s) {
-  const status = ['ok', 'stale', 'failing'].includes(s.status) ? s.status : 'failing';
+  const status = ['ok', 'stale', 'degraded', 'failing'].includes(s.status) ? s.status : 'failing';
   return status === 'ok' && s.stale === true ? 'stale' : status;
 }
 
 function renderSources(sources) {
   const body = byId('sources-body');
   const names = Object.keys(sources || {}).sort();
-  const counts = { ok: 0, stale: 0, failing: 0 };
+  const counts = { ok: 0, stale: 0, degraded: 0, failing: 0 };
   const rows = names.map((name) => {
     const s = sources[name] || {};
     const status = sourceStatus(s);
@@ -131,7 +131,7 @@ function renderSources(sources) {
   });
   if (rows.length) body.replaceChildren(...rows);
   else emptyRow(body, 5, 'No sources reported');
-  const summary = names.length ? `${counts.ok} of ${names.length} ok` + (counts.stale ? ` · ${counts.stale} stale` : '') + (counts.failing ? ` · ${counts.failing} failing` : '') : '';
+  const summary = names.length ? `${counts.ok} of ${names.length} ok` + (counts.stale ? ` · ${counts.stale} stale` : '') + (counts.degraded ? ` · ${counts.degraded} degraded` : '') + (counts.failing ? ` · ${counts.failing} failing` : '') : '';
   setText(byId('sources-summary'), summary);
 }
 
