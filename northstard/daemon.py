@@ -33,7 +33,7 @@ from .config import Config, SourceSection
 from .engine import EngineState, recover, run_engine
 from .grpc_edge.actor import GrpcDeps, GrpcHandle, run_grpc
 from .grpc_edge.server import GrpcSettings
-from .hub import Hub, run_hub
+from .hub import Hub, ResumeBudget, run_hub
 from .metrics import Metrics
 from .notify import Notifier, run_notifier
 from .plugins import Plugins
@@ -162,10 +162,13 @@ async def _run_locked(
 ) -> None:
     started_at = time.monotonic()
     grpc = config.sections["grpc"]
-    grpc_settings = GrpcSettings.from_config(grpc, config.sections["hub"]["ring_size"])
+    hub_section = config.sections["hub"]
+    budget = ResumeBudget(hub_section["resume_rate_per_s"], hub_section["resume_burst"])
+    grpc_settings = GrpcSettings.from_config(grpc, hub_section["ring_size"],
+                                             hub_section["ring_max_bytes"], budget)
     metrics = Metrics()
     supervisor = Supervisor(_policy(config))
-    hub = Hub(config.sections["hub"]["ring_size"])
+    hub = Hub(hub_section["ring_size"], hub_section["ring_max_bytes"], budget)
     cache = Cache()
     backup_state = BackupState()
     engine_state, writer_state = await _prepare(config)
