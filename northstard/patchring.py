@@ -36,7 +36,7 @@ from typing import Generic, TypeVar
 
 from .mergepatch import Doc, compose
 
-__all__ = ["ENTRY_OVERHEAD", "MergedCache", "PatchRing"]
+__all__ = ["BLOCK_OVERHEAD", "ENTRY_OVERHEAD", "MergedCache", "PatchRing"]
 
 T = TypeVar("T", bound=Sized)
 
