@@ -129,7 +129,7 @@ class Hub:
         self.epoch, self.seq, self.doc, self.ts_ms = (
             change.epoch, change.seq, change.doc, change.ts_ms
         )
-        self.ring.append(change.prev, change.seq, change.patch_json)
+        self.ring.append(change.prev, change.seq, change.patch_json, change.patch)
         self._latest = change
         self._snapshot = None
         self._merged.clear()

@@ -13,7 +13,10 @@ composition of the aligned blocks that tile ``s .. n-1``: at most two per level,
 so O(log n) compositions whatever ``s`` is, instead of ``n - s``.
 
 Everything is held as compact JSON text (an entry's patch, each block), not
-as dicts: a parsed patch costs several times its text. The accounted bytes
+as dicts: a parsed patch costs several times its text. The exception, outside
+the accounted bytes: the newest block of each level while it waits for its
+right half stays parsed (at most one per level, each no larger than a held
+block), so that building a block composes without parsing. The accounted bytes
 (``nbytes``) are each text's ``sys.getsizeof`` plus a fixed overhead per entry
 and per block; the ring keeps ``nbytes <= max_bytes`` and ``len <= max_entries``
 by dropping the oldest entries first (with every block that starts before the
@@ -84,6 +87,7 @@ class PatchRing:
         self._prevs: deque[int] = deque()
         self._seqs: deque[int] = deque()
         self._levels: list[_Level] = [_Level()]
+        self._halves: list[Doc | None] = []  # per level: the newest block parsed, if a left half
 
     def __repr__(self) -> str:
         held = f"{self._prevs[0]}..{self._seqs[-1]}" if self._seqs else "nothing"
@@ -102,6 +106,7 @@ class PatchRing:
         self._prevs.clear()
         self._seqs.clear()
         self._levels = [_Level()]
+        self._halves = []
         self._first = self._next = 0
         self.nbytes = 0
 
@@ -109,8 +114,11 @@ class PatchRing:
         """Whether every change after ``after`` up to the newest entry is held."""
         return bool(self._seqs) and self._prevs[0] <= after < self._seqs[-1]
 
-    def append(self, prev: int, seq: int, patch_text: str) -> None:
-        """Hold the patch from ``prev`` to ``seq`` (its compact JSON); ``prev`` is the newest seq."""
+    def append(self, prev: int, seq: int, patch_text: str, patch: Doc | None = None) -> None:
+        """Hold the patch from ``prev`` to ``seq`` (its compact JSON); ``prev`` is the newest seq.
+
+        ``patch`` is the same patch parsed, when the caller has it (saves parsing it again).
+        """
         if self._seqs and prev != self._seqs[-1]:
             raise ValueError(f"entry {prev}..{seq} does not follow {self._seqs[-1]}")
         index = self._next
@@ -119,27 +127,37 @@ class PatchRing:
         self._seqs.append(seq)
         self._levels[0].texts.append(patch_text)
         self.nbytes += _text_bytes(patch_text) + ENTRY_OVERHEAD
-        self._build_blocks(index)
+        self._build_blocks(index, json.loads(patch_text) if patch is None else patch)
         self._evict()
 
-    def _build_blocks(self, index: int) -> None:
-        """Blocks whose last entry is ``index``: each from its two halves one level down."""
-        level = 1
-        while level <= MAX_LEVEL and (index + 1) % (1 << level) == 0:
-            number = (index + 1 >> level) - 1
-            left = self._levels[level - 1].get(2 * number)
-            right = self._levels[level - 1].get(2 * number + 1)
-            if left is None or right is None:
-                return  # a half was dropped: the block would start before the oldest entry
-            if level == len(self._levels):
-                self._levels.append(_Level())
-            blocks = self._levels[level]
-            if not blocks.texts:
-                blocks.first = number
-            text = _dumps(compose(json.loads(left), json.loads(right)))
-            blocks.texts.append(text)
-            self.nbytes += _text_bytes(text) + BLOCK_OVERHEAD
-            level += 1
+    def _build_blocks(self, index: int, patch: Doc) -> None:
+        """Blocks whose last entry is ``index``: each from its two halves one level down.
+
+        A block that is a left half stays parsed in ``_halves`` until its right
+        half arrives (at most one per level, none larger than a held block), so
+        building never parses: one composition and one encoding per block.
+        """
+        level, number, block = 0, index, patch
+        while level < MAX_LEVEL:
+            if level == len(self._halves):
+                self._halves.append(None)
+            if number % 2 == 0:
+                self._halves[level] = block  # a left half: its parent waits for the right one
+                return
+            left, self._halves[level] = self._halves[level], None
+            if left is None or self._levels[level].get(number - 1) is None:
+                return  # the left half was dropped: the parent would start before the oldest entry
+            level, number, block = level + 1, number // 2, compose(left, block)
+            self._store(level, number, _dumps(block))
+
+    def _store(self, level: int, number: int, text: str) -> None:
+        if level == len(self._levels):
+            self._levels.append(_Level())
+        blocks = self._levels[level]
+        if not blocks.texts:
+            blocks.first = number
+        blocks.texts.append(text)
+        self.nbytes += _text_bytes(text) + BLOCK_OVERHEAD
 
     def _evict(self) -> None:
         while self._seqs and (len(self._seqs) > self.max_entries or self.nbytes > self.max_bytes):

@@ -122,3 +122,26 @@ async def test_grpc_resumes_past_the_budget_are_refused_on_that_connection(
     assert outcomes[5:] == ["RESOURCE_EXHAUSTED"] * 3
     fresh = await with_client(daemon, resumes)  # a new connection has its own budget
     assert set(fresh[:5]) <= {"delta", "snapshot"}
+
+
+async def test_resumes_within_the_budget_are_all_answered_and_the_connection_stays(
+    daemon: Daemon,
+) -> None:
+    await held_changes(daemon, 30)
+    client = await RawClient.connect(daemon.url)
+    await client.upgrade()
+    epoch = (await client.message())["epoch"]
+    burst = daemon.hub.budget.burst
+    frames = b"".join(
+        encode_frame(Opcode.TEXT, json.dumps({"type": "resume", "epoch": epoch, "seq": seq}).encode(),
+                     mask_key=os.urandom(4))
+        for seq in range(1, burst + 1)
+    )
+    await client.stream.send_all(frames + encode_frame(
+        Opcode.TEXT, b'{"type":"ping","id":"after"}', mask_key=os.urandom(4)))
+    prevs = []
+    while (message := await client.message())["type"] != "pong":
+        assert message["type"] in ("delta", "snapshot"), message
+        prevs.append(message.get("prev"))
+    assert message["id"] == "after"
+    assert set(range(1, burst + 1)) <= set(prevs)  # each resume got its merged delta

@@ -86,7 +86,7 @@ class EventRing:
             self.ring.clear()  # a snapshot or a jump: nothing before it can be merged across
         self._last = self._last_data = None
         if item.kind == "delta":
-            self.ring.append(item.prev, item.seq, dumps(item.patch))
+            self.ring.append(item.prev, item.seq, dumps(item.patch), item.patch)
             self._last = item
         self.epoch, self.seq, self.ts_ms, self.doc = item.epoch, item.seq, item.ts_ms, item.doc
         self._snapshot = None
