@@ -15,9 +15,12 @@ import httpx
 from test_fastws import RawClient
 from trio_websocket import open_websocket_url
 
+from northstard.change import Change
 from northstard.daemon import Daemon
 from northstard.grpc_edge.client import PnlClient
-from northstard.hub import Position
+from northstard.hub import MERGED_MAX_ENTRIES, Hub, Position
+from northstard.metrics import Metrics
+from northstard.web.broadcast import FRAMES_KEPT, Broadcaster
 from northstard.wsframes import Opcode, encode_frame
 
 from clients import Follower, ws_url
@@ -145,3 +148,17 @@ async def test_resumes_within_the_budget_are_all_answered_and_the_connection_sta
         prevs.append(message.get("prev"))
     assert message["id"] == "after"
     assert set(range(1, burst + 1)) <= set(prevs)  # each resume got its merged delta
+
+
+def test_the_frames_kept_for_catch_ups_are_bounded() -> None:
+    hub = Hub()
+    hub.reset("e1", 0, {}, 0)
+    for seq in range(1, 200):
+        hub.publish(Change("e1", seq, seq, {"n": str(seq)}, {"n": str(seq)}))
+    broadcaster = Broadcaster(hub, "ws", lambda message: message.text.encode(), Metrics())
+    for seq in range(1, 198):  # a merged delta from each of many positions, at one hub position
+        message = hub.catch_up(Position("e1", seq))
+        assert message is not None
+        assert broadcaster.frame(message) == message.text.encode()
+    assert len(broadcaster._frames) == FRAMES_KEPT
+    assert len(hub._merged) <= MERGED_MAX_ENTRIES
