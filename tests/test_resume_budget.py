@@ -162,3 +162,24 @@ def test_the_frames_kept_for_catch_ups_are_bounded() -> None:
         assert broadcaster.frame(message) == message.text.encode()
     assert len(broadcaster._frames) == FRAMES_KEPT
     assert len(hub._merged) <= MERGED_MAX_ENTRIES
+
+
+async def test_the_daemon_bounds_both_rings_in_bytes_and_an_old_position_gets_a_snapshot(
+    start_daemon: Any,
+) -> None:
+    daemon = await start_daemon(DEMO_FAST, grpc=GRPC, hub={"ring_max_bytes": 8192})
+    await held_changes(daemon, 60)
+    ring = daemon.hub.ring
+    assert ring.max_bytes == 8192 and ring.nbytes <= 8192
+    first = ring.first_prev
+    assert first is not None and first > 1  # the oldest went first
+    assert daemon.grpc.server is not None and daemon.grpc.server.feed is not None
+    assert daemon.grpc.server.feed.ring.ring.max_bytes == 8192
+    async with open_websocket_url(ws_url(daemon.url, f"/ws?since={daemon.hub.epoch}:1")) as ws:
+        assert json.loads(await ws.get_message())["type"] == "snapshot"  # never a silent gap
+    oldest = daemon.hub.ring.first_prev
+    assert oldest is not None
+    held = (oldest + daemon.hub.seq) // 2  # a dozen changes from falling out: room to connect
+    async with open_websocket_url(ws_url(daemon.url, f"/ws?since={daemon.hub.epoch}:{held}")) as ws:
+        message = json.loads(await ws.get_message())
+        assert message["type"] == "delta" and message["prev"] == held
