@@ -35,6 +35,7 @@ __all__ = [
 RING_MAX_BYTES = 8 * 1024 * 1024  # the default of [hub] ring_max_bytes (one copy)
 MERGED_MAX_ENTRIES = 256  # encoded merged deltas kept between two publishes
 MERGED_MAX_BYTES = 4 * 1024 * 1024  # ... and their bytes at most
+RECENT_CHANGES = 64  # a poll from within this many changes of now is a poller's step, not a resume
 
 
 class HubClosed(Exception):
@@ -158,9 +159,11 @@ class Hub:
             return False
         return position.seq == self.seq or self.ring.holds(position.seq)
 
-    def merges(self, position: Position | None) -> bool:
-        """Whether catching up from ``position`` composes patches (the costly case to budget)."""
-        return position is not None and self.holds(position) and position.seq < self.seq - 1
+    def is_resume(self, position: Position | None) -> bool:
+        """Whether a poll from ``position`` is a resume to budget: a merge from further back
+        than ``RECENT_CHANGES`` (a poller's usual step, or a snapshot, is not)."""
+        return (position is not None and self.holds(position)
+                and self.seq - position.seq > RECENT_CHANGES)
 
     def catch_up(self, position: Position | None) -> Message | None:
         """The message that brings a client at ``position`` to now; None if it is current."""

@@ -18,7 +18,7 @@ from trio_websocket import open_websocket_url
 from northstard.change import Change
 from northstard.daemon import Daemon
 from northstard.grpc_edge.client import PnlClient
-from northstard.hub import MERGED_MAX_ENTRIES, Hub, Position
+from northstard.hub import MERGED_MAX_ENTRIES, RECENT_CHANGES, Hub, Position
 from northstard.metrics import Metrics
 from northstard.web.broadcast import FRAMES_KEPT, Broadcaster
 from northstard.wsframes import Opcode, encode_frame
@@ -81,7 +81,7 @@ async def test_long_poll_resumes_past_the_budget_get_429_and_polls_at_now_are_fr
     start_daemon: Any,
 ) -> None:
     daemon = await start_daemon(DEMO_FAST, hub=TIGHT)
-    await held_changes(daemon, 10)
+    await held_changes(daemon, RECENT_CHANGES + 10)  # positions 1..8 are resumes, not polls
     epoch = daemon.hub.epoch
     async with httpx.AsyncClient(base_url=daemon.url) as http:  # one keep-alive connection
         statuses = []
@@ -91,7 +91,7 @@ async def test_long_poll_resumes_past_the_budget_get_429_and_polls_at_now_are_fr
         assert statuses[:5] == [200] * 5 and set(statuses[5:]) == {429}
         assert response.json()["error"] == "too_many_resumes"
         assert int(response.headers["retry-after"]) >= 1
-        for _ in range(10):  # at the current position nothing is merged: not budgeted
+        for _ in range(10):  # polls from (about) now are not resumes: not budgeted
             now = daemon.hub.position
             current = await http.get("/api/pnl/changes", params={"since": str(now)})
             assert current.status_code == 200

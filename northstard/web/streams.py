@@ -1,10 +1,10 @@
 """The long-poll edge ``/api/pnl/changes``: the merged change since ``EPOCH:SEQ``, or a wait for it.
 
 It reads from the hub through a ``Subscription`` (a position, no queue). A
-``since`` the hub must merge from (older than the newest delta) spends the
-connection's resume budget (``hub.ResumeBudget``; connections keyed by client
-address and port in an LRU of ``[limits] max_tracked_clients``): past it, a 429
-``too_many_resumes`` with ``Retry-After``. Polling at the current position is free. The
+``since`` more than ``hub.RECENT_CHANGES`` behind (a resume, not a poller's
+step) spends the connection's resume budget (``hub.ResumeBudget``; connections
+keyed by client address and port in an LRU of ``[limits] max_tracked_clients``):
+past it, a 429 ``too_many_resumes`` with ``Retry-After``. The
 streaming edges, WebSocket ``/ws`` and SSE ``/api/pnl/stream``, are served on
 raw sockets beside this app (``fastws.py``, ``fastsse.py``, ``front.py``).
 """
@@ -46,7 +46,7 @@ def add_stream_routes(app: Quart, ctx: WebContext) -> None:
         if since is None:
             raise RequestError("bad_parameter", "since: required (EPOCH:SEQ)")
         wait = parse_wait(request.args, float(ctx.server["longpoll_max_s"]))
-        if ctx.hub.merges(since):
+        if ctx.hub.is_resume(since):
             host, port = request.scope.get("client") or ("", 0)
             refused = resumes.take(f"{host}:{port}", trio.current_time())
             if refused:
