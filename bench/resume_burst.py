@@ -11,7 +11,9 @@
    distinct old position (``seq`` = now-2, now-3, ...), in one write (~65 KB),
    then reads until the server closes it (or ``--window`` s).
 4. Prints JSON: the watcher's longest gap between messages from 1 s before the
-   burst to ``--window`` s after it (and, for comparison, its longest and median gap in
+   burst to ``--window`` s after it, and from 0.5 s before the burst to 0.5 s
+   after the attacker's last message (the burst's own effect, without the
+   rest of the window's noise) (and, for comparison, its longest and median gap in
    the 3.5 s before the burst, with no burst), what the attacker got (deltas,
    snapshots, errors, close code), the time from the burst to the attacker's
    last message, the long-poll latency of merged catch-ups from old positions,
@@ -216,6 +218,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 now_seq = (await http.get("/api/pnl/current")).json()["seq"]
                 polls = await long_poll_merges(http, epoch, now_seq, 15)
             during = gaps_ms(arrivals, burst_at - 1.0, burst_at + args.window)
+            answered = burst_at + outcome["last_message_after_s"]
+            near = gaps_ms(arrivals, burst_at - 0.5, answered + 0.5)
             before = gaps_ms(arrivals, burst_at - 3.5, burst_at - 0.05)
             return {
                 "changes_before_burst": now_seq,
@@ -223,6 +227,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "watcher": {
                     "messages_in_window": len(during) + 1,
                     "longest_gap_ms": round(max(during), 1) if during else None,
+                    "longest_gap_near_burst_ms": round(max(near), 1) if near else None,
                     "longest_gap_before_ms": round(max(before), 1) if before else None,
                     "median_gap_before_ms": round(statistics.median(before), 2) if before else None,
                 },
