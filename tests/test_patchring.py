@@ -37,18 +37,22 @@ def filled(docs: list[Doc], max_entries: int = 1000, max_bytes: int = 1 << 30) -
     return ring
 
 
-@settings(deadline=None, max_examples=60)
-@given(stable_docs(min_docs=2, max_docs=40), st.integers(1, 40))
+@settings(deadline=None, max_examples=80)
+@given(stable_docs(min_docs=2, max_docs=40), st.integers(1, 40),
+       st.one_of(st.just(1 << 30), st.integers(200, 20000)))
 def test_merged_patch_from_every_held_position_lands_on_the_current_document(
-    docs: list[dict[str, Any]], max_entries: int
+    docs: list[dict[str, Any]], max_entries: int, max_bytes: int
 ) -> None:
-    ring = filled(docs, max_entries=max_entries)
+    ring = filled(docs, max_entries=max_entries, max_bytes=max_bytes)
     patches = [diff(a, b) for a, b in pairwise(docs)]
     last = len(docs) - 1
-    assert len(ring) == min(max_entries, last)
+    assert len(ring) <= min(max_entries, last) and ring.nbytes <= max_bytes
+    if max_bytes == 1 << 30:
+        assert len(ring) == min(max_entries, last)
+    oldest = ring.first_prev
     for after in range(last):
         if not ring.holds(after):
-            assert after < last - max_entries  # only what fell out of the ring is refused
+            assert oldest is None or after < oldest  # only what fell out of the ring is refused
             continue
         prev, patch = ring.merged(after)
         assert prev == after
