@@ -150,6 +150,11 @@ CORE: dict[str, tuple[Field, ...]] = {
     ),
     "hub": (
         Field("ring_size", int, 10000, min=1, help="recent deltas kept for resume"),
+        Field("ring_max_bytes", int, 8 * 1024 * 1024, min=4096,
+              help="bytes the ring of recent deltas may hold (each copy: hub, gRPC); oldest go first"),
+        Field("resume_rate_per_s", float, 5.0, min=0.01,
+              help="resumes from an old position per connection per second (WS, long-poll, gRPC)"),
+        Field("resume_burst", int, 20, min=1, help="resumes a connection may make at once"),
         Field("max_rate_hz", float, 0.0, min=0, help="per-client message cap; 0 is off"),
     ),
     "grpc": (

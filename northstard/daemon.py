@@ -34,7 +34,7 @@ from .errors import ConfigError
 from .grpc_edge.actor import GrpcDeps, run_grpc
 from .grpc_edge.server import GrpcSettings
 from .grpc_edge.state import GrpcHandle
-from .hub import Hub, run_hub
+from .hub import Hub, ResumeBudget, run_hub
 from .metrics import Metrics
 from .notify import Notifier, run_notifier
 from .plugins import Plugins
@@ -161,10 +161,13 @@ async def _run_locked(
 ) -> None:
     started_at = time.monotonic()
     grpc = config.sections["grpc"]
-    grpc_settings = GrpcSettings.from_config(grpc, config.sections["hub"]["ring_size"])
+    hub_section = config.sections["hub"]
+    budget = ResumeBudget(hub_section["resume_rate_per_s"], hub_section["resume_burst"])
+    grpc_settings = GrpcSettings.from_config(grpc, hub_section["ring_size"],
+                                             hub_section["ring_max_bytes"], budget)
     metrics = Metrics()
     supervisor = Supervisor(_policy(config))
-    hub = Hub(config.sections["hub"]["ring_size"])
+    hub = Hub(hub_section["ring_size"], hub_section["ring_max_bytes"], budget)
     cache = Cache(config.sections["cache"]["history_bytes"],
                   keep_ms=int(config.sections["storage"]["keep_buckets_days"] * 86_400_000))
     backup_state = BackupState()

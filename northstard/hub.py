@@ -7,20 +7,36 @@ several changes (merge patches compose; the merge is encoded once per
 starting point), or a fresh snapshot when its position is no longer in the
 ring or belongs to another epoch. A slow client therefore holds O(1) memory,
 never slows the others, and still ends on the exact current state.
+
+The ring (``patchring.PatchRing``) is bounded in entries (``[hub] ring_size``)
+and in bytes (``[hub] ring_max_bytes``), oldest first, and merges from any
+held position in O(log n) compositions. The merged deltas already encoded are
+kept per starting position until the next publish, at most
+``MERGED_MAX_ENTRIES`` of them and ``MERGED_MAX_BYTES`` in all (oldest first).
 """
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass
 
 import trio
 
 from .change import Change, delta_message, snapshot_message
-from .mergepatch import Doc, compose
+from .mergepatch import Doc
 from .money import DIGITS
+from .patchring import MergedCache, PatchRing
+from .tokenbucket import TokenBucket
 
-__all__ = ["Hub", "HubClosed", "Position", "Subscription", "parse_position", "run_hub"]
+__all__ = [
+    "RESUME_BUDGET", "RING_MAX_BYTES", "Hub", "HubClosed", "Position", "ResumeBudget",
+    "Subscription", "parse_position", "run_hub",
+]
+
+RING_MAX_BYTES = 8 * 1024 * 1024  # the default of [hub] ring_max_bytes (one copy)
+MERGED_MAX_ENTRIES = 256  # encoded merged deltas kept between two publishes
+MERGED_MAX_BYTES = 4 * 1024 * 1024  # ... and their bytes at most
+RECENT_CHANGES = 64  # a poll from within this many changes of now is a poller's step, not a resume
 
 
 class HubClosed(Exception):
@@ -45,12 +61,22 @@ def parse_position(text: str) -> Position:
 
 
 @dataclass(frozen=True)
-class _Held:
-    """What the ring keeps of a change: its patch and its encoded delta, not the document."""
+class ResumeBudget:
+    """What one connection may ask to be caught up from an old position: a token bucket.
 
-    seq: int
-    patch: Doc
-    text: str
+    ``[hub] resume_rate_per_s`` tokens a second, at most ``resume_burst``; each
+    resume costs one. Over it, the edge refuses (WebSocket: error then close
+    1008; REST: 429 with Retry-After; gRPC: RESOURCE_EXHAUSTED).
+    """
+
+    rate_per_s: float = 5.0
+    burst: int = 20
+
+    def bucket(self) -> TokenBucket:
+        return TokenBucket.full(self.rate_per_s, self.burst)
+
+
+RESUME_BUDGET = ResumeBudget()  # the defaults of [hub] resume_rate_per_s and resume_burst
 
 
 @dataclass(frozen=True)
@@ -63,16 +89,19 @@ class Message:
 
 
 class Hub:
-    def __init__(self, ring_size: int = 10000) -> None:
+    def __init__(self, ring_size: int = 10000, ring_max_bytes: int = RING_MAX_BYTES,
+                 budget: ResumeBudget = RESUME_BUDGET) -> None:
         self.ring_size = ring_size
+        self.ring_max_bytes = ring_max_bytes
+        self.budget = budget
         self.epoch = ""
         self.seq = 0
         self.ts_ms = 0
         self.doc: Doc = {}
         self._latest: Change | None = None
         self._snapshot: str | None = None
-        self._ring: deque[_Held] = deque(maxlen=ring_size)
-        self._merged: dict[int, str] = {}
+        self.ring = PatchRing(ring_size, ring_max_bytes)
+        self._merged: MergedCache[str] = MergedCache(MERGED_MAX_ENTRIES, MERGED_MAX_BYTES)
         self._waiting: set[Subscription] = set()
         self.closed = False
         self.clients: Counter[str] = Counter()
@@ -80,7 +109,7 @@ class Hub:
 
     def __repr__(self) -> str:
         return (
-            f"<Hub {self.epoch}:{self.seq} ring={len(self._ring)} "
+            f"<Hub {self.epoch}:{self.seq} ring={len(self.ring)} bytes={self.ring.nbytes} "
             f"clients={dict(self.clients)} closed={self.closed}>"
         )
 
@@ -91,18 +120,18 @@ class Hub:
     def reset(self, epoch: str, seq: int, doc: Doc, ts_ms: int) -> None:
         """Start from a recovered document (no deltas held yet)."""
         self.epoch, self.seq, self.doc, self.ts_ms = epoch, seq, doc, ts_ms
-        self._ring.clear()
+        self.ring.clear()
         self._merged.clear()
         self._latest = None
         self._snapshot = None
 
     def publish(self, change: Change) -> None:
         if change.epoch != self.epoch or change.seq != self.seq + 1:
-            self._ring.clear()  # a jump: nothing before it can be merged across
+            self.ring.clear()  # a jump: nothing before it can be merged across
         self.epoch, self.seq, self.doc, self.ts_ms = (
             change.epoch, change.seq, change.doc, change.ts_ms
         )
-        self._ring.append(_Held(change.seq, change.patch, change.delta_message))
+        self.ring.append(change.prev, change.seq, change.patch_json, change.patch)
         self._latest = change
         self._snapshot = None
         self._merged.clear()
@@ -129,9 +158,13 @@ class Hub:
         """Whether the changes after ``position`` are all in the ring."""
         if position.epoch != self.epoch or position.seq > self.seq:
             return False
-        if position.seq == self.seq:
-            return True
-        return bool(self._ring) and self._ring[0].seq <= position.seq + 1
+        return position.seq == self.seq or self.ring.holds(position.seq)
+
+    def is_resume(self, position: Position | None) -> bool:
+        """Whether a poll from ``position`` is a resume to budget: a merge from further back
+        than ``RECENT_CHANGES`` (a poller's usual step, or a snapshot, is not)."""
+        return (position is not None and self.holds(position)
+                and self.seq - position.seq > RECENT_CHANGES)
 
     def catch_up(self, position: Position | None) -> Message | None:
         """The message that brings a client at ``position`` to now; None if it is current."""
@@ -139,22 +172,14 @@ class Hub:
             return self.snapshot()
         if position.seq == self.seq:
             return None
-        if position.seq == self.seq - 1:
-            return Message(self._ring[-1].text, "delta", self.position)
+        if position.seq == self.seq - 1 and self._latest is not None:
+            return Message(self._latest.delta_message, "delta", self.position)
         text = self._merged.get(position.seq)
         if text is None:
-            text = delta_message(
-                self.epoch, self.seq, position.seq, self.ts_ms, self._merge(position.seq)
-            )
-            self._merged[position.seq] = text
+            prev, patch = self.ring.merged(position.seq)
+            text = delta_message(self.epoch, self.seq, prev, self.ts_ms, patch)
+            self._merged.put(position.seq, text)
         return Message(text, "delta", self.position)
-
-    def _merge(self, after: int) -> Doc:
-        patch: Doc = {}
-        start = after + 1 - self._ring[0].seq
-        for index in range(start, len(self._ring)):
-            patch = compose(patch, self._ring[index].patch)
-        return patch
 
     def subscribe(
         self, transport: str, since: Position | None = None, max_rate_hz: float = 0.0

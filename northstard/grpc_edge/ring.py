@@ -14,12 +14,12 @@ Events are encoded lazily: with no stream, nothing is serialized.
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from collections import deque
 from dataclasses import dataclass
 
-from ..hub import Position
-from ..mergepatch import Doc, compose
+from ..change import dumps
+from ..hub import MERGED_MAX_BYTES, MERGED_MAX_ENTRIES, RING_MAX_BYTES, Position
+from ..mergepatch import Doc
+from ..patchring import MergedCache, PatchRing
 from .convert import delta_event, snapshot_event
 
 __all__ = ["Event", "EventRing", "Published"]
@@ -47,39 +47,30 @@ class Event:
     position: Position
 
 
-class _Held:
-    """A held delta: its patch, and its encoded event once a stream asked for it."""
-
-    __slots__ = ("data", "item")
-
-    def __init__(self, item: Published) -> None:
-        self.item = item
-        self.data: bytes | None = None
-
-    @property
-    def prev(self) -> int:
-        return self.item.prev
-
-    @property
-    def seq(self) -> int:
-        return self.item.seq
-
-
 class EventRing:
-    def __init__(self, size: int) -> None:
+    """The stream's position, its newest delta and a ``PatchRing`` of the patches before it.
+
+    Only the newest message keeps its document and parsed patch; older ones are
+    held as patch text in the ring (bounded by ``size`` entries and ``max_bytes``).
+    """
+
+    def __init__(self, size: int, max_bytes: int = RING_MAX_BYTES) -> None:
         self.size = size
         self.epoch = ""
         self.seq = 0
         self.ts_ms = 0
         self.doc: Doc = {}
         self.encoded = 0
-        self._ring: deque[_Held] = deque(maxlen=size)
+        self.ring = PatchRing(size, max_bytes)
+        self._last: Published | None = None  # the newest delta, while the ring holds it
+        self._last_data: bytes | None = None
         self._snapshot: bytes | None = None
-        self._merged: dict[int, bytes] = {}
+        self._merged: MergedCache[bytes] = MergedCache(MERGED_MAX_ENTRIES, MERGED_MAX_BYTES)
 
     def __repr__(self) -> str:
-        first = self._ring[0].prev if self._ring else self.seq
-        return f"<EventRing {self.epoch}:{self.seq} holds {first}..{self.seq} ready={self.ready}>"
+        first = self.ring.first_prev
+        held = f"{first}..{self.seq}" if first is not None else "nothing"
+        return f"<EventRing {self.epoch}:{self.seq} holds {held} ready={self.ready}>"
 
     @property
     def ready(self) -> bool:
@@ -92,9 +83,11 @@ class EventRing:
 
     def publish(self, item: Published) -> None:
         if item.kind != "delta" or item.epoch != self.epoch or item.prev != self.seq:
-            self._ring.clear()  # a snapshot or a jump: nothing before it can be merged across
+            self.ring.clear()  # a snapshot or a jump: nothing before it can be merged across
+        self._last = self._last_data = None
         if item.kind == "delta":
-            self._ring.append(_Held(item))
+            self.ring.append(item.prev, item.seq, dumps(item.patch), item.patch)
+            self._last = item
         self.epoch, self.seq, self.ts_ms, self.doc = item.epoch, item.seq, item.ts_ms, item.doc
         self._snapshot = None
         self._merged.clear()
@@ -109,7 +102,7 @@ class EventRing:
         """Whether every change after ``position`` is held."""
         if position.epoch != self.epoch or position.seq > self.seq:
             return False
-        return position.seq == self.seq or (bool(self._ring) and self._ring[0].prev <= position.seq)
+        return position.seq == self.seq or self.ring.holds(position.seq)
 
     def catch_up(self, position: Position | None) -> Event | None:
         """The event that brings a stream at ``position`` to now; None if current or not ready."""
@@ -119,27 +112,20 @@ class EventRing:
             return self.snapshot()
         if position.seq == self.seq:
             return None
-        last = self._ring[-1]
-        if last.prev <= position.seq:
-            return Event(self._encoded(last), "delta", self.position)
-        start = bisect_right(self._ring, position.seq, key=lambda held: held.seq)
-        first = self._ring[start]
-        data = self._merged.get(first.seq)
+        last = self._last
+        if last is not None and last.prev <= position.seq:
+            return Event(self._encoded_last(last), "delta", self.position)
+        prev = self.ring.start_of(position.seq)
+        data = self._merged.get(prev)
         if data is None:
-            data = delta_event(self.epoch, self.seq, first.prev, self.ts_ms, self._merge(start))
-            self._merged[first.seq] = data
+            prev, patch = self.ring.merged(position.seq)
+            data = delta_event(self.epoch, self.seq, prev, self.ts_ms, patch)
+            self._merged.put(prev, data)
             self.encoded += 1
         return Event(data, "delta", self.position)
 
-    def _encoded(self, held: _Held) -> bytes:
-        if held.data is None:
-            item = held.item
-            held.data = delta_event(item.epoch, item.seq, item.prev, item.ts_ms, item.patch)
+    def _encoded_last(self, item: Published) -> bytes:
+        if self._last_data is None:
+            self._last_data = delta_event(item.epoch, item.seq, item.prev, item.ts_ms, item.patch)
             self.encoded += 1
-        return held.data
-
-    def _merge(self, start: int) -> Doc:
-        patch: Doc = {}
-        for index in range(start, len(self._ring)):
-            patch = compose(patch, self._ring[index].item.patch)
-        return patch
+        return self._last_data

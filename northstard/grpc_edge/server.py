@@ -25,6 +25,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from ..errors import ConfigError, ListenError, NorthstardError
+from ..hub import RESUME_BUDGET, RING_MAX_BYTES, ResumeBudget
 from .auth import BearerAuth
 from .ring import Published
 from .service import SERVICE, Backend, Feed, PnlStream, method_handlers
@@ -49,13 +50,20 @@ class GrpcSettings:
     max_rate_hz: float = 0.0
     shutdown_grace_s: float = 3.0
     ring_size: int = 10000
+    ring_max_bytes: int = RING_MAX_BYTES
+    resume: ResumeBudget = RESUME_BUDGET
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any], ring_size: int) -> GrpcSettings:
+    def from_config(cls, section: Mapping[str, Any], ring_size: int,
+                    ring_max_bytes: int = RING_MAX_BYTES,
+                    resume: ResumeBudget = RESUME_BUDGET) -> GrpcSettings:
+        """The ``[grpc]`` section, with the ring's bounds and resume budget from ``[hub]``."""
         if (section["tls_cert"] is None) != (section["tls_key"] is None):
             raise ConfigError("grpc.tls_key", "tls_cert and tls_key go together")
-        keys = [k for k in cls.__dataclass_fields__ if k not in ("tokens", "ring_size")]
+        own = ("tokens", "ring_size", "ring_max_bytes", "resume")
+        keys = [k for k in cls.__dataclass_fields__ if k not in own]
         return cls(tokens=tuple(section["tokens"]), ring_size=ring_size,
+                   ring_max_bytes=ring_max_bytes, resume=resume,
                    **{k: section[k] for k in keys})
 
     @property
@@ -123,10 +131,11 @@ class GrpcServer:
     async def start(self) -> str:
         """Listen; returns the bound ``host:port``."""
         settings = self.settings
-        self.feed = Feed(settings.ring_size)
+        self.feed = Feed(settings.ring_size, settings.ring_max_bytes)
         interceptors = [BearerAuth(settings.tokens)] if settings.tokens else []
         server = grpc.aio.server(interceptors=interceptors, options=settings.options())
-        server.add_generic_rpc_handlers([method_handlers(PnlStream(self.feed, self.backend))])
+        server.add_generic_rpc_handlers(
+            [method_handlers(PnlStream(self.feed, self.backend, settings.resume))])
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(

@@ -23,8 +23,8 @@ import grpc.aio
 
 from .._proto.northstar.v1 import pnl_pb2 as pb
 from ..auth import bearer, digest
-from ..hub import Position
-from ..web.limits import Limits, LimitSettings
+from ..hub import RESUME_BUDGET, RING_MAX_BYTES, Position, ResumeBudget
+from ..web.limits import Limits, LimitSettings, RateLimiter
 from .queries import history_range, history_response, read_history, sources_response
 from .ring import EventRing, Published
 
@@ -37,8 +37,8 @@ Context = grpc.aio.ServicerContext[Any, Any]
 class Feed:
     """The ring, and the wake-up of every waiting stream when something is published."""
 
-    def __init__(self, ring_size: int) -> None:
-        self.ring = EventRing(ring_size)
+    def __init__(self, ring_size: int, ring_max_bytes: int = RING_MAX_BYTES) -> None:
+        self.ring = EventRing(ring_size, ring_max_bytes)
         self.closing = False
         self.streams = 0
         self._changed = asyncio.Event()
@@ -128,10 +128,13 @@ def _token_id(context: Context) -> str | None:
 
 
 class PnlStream:
-    def __init__(self, feed: Feed, backend: Backend) -> None:
+    def __init__(self, feed: Feed, backend: Backend, resume: ResumeBudget = RESUME_BUDGET) -> None:
         self.feed = feed
         self.backend = backend
         self.limits = Limits(backend.limits)
+        # resumes per connection (the peer string names one: address and port), bounded LRU
+        self.resumes = RateLimiter(resume.rate_per_s, resume.burst,
+                                   backend.limits.max_tracked_clients)
 
     async def subscribe(self, request: pb.SubscribeRequest, context: Context) -> None:
         rate = request.max_rate_hz
@@ -140,6 +143,7 @@ class PnlStream:
         position = None
         if request.HasField("resume"):
             position = Position(request.resume.epoch, request.resume.seq)
+            await self._spend_resume(context)
         backend, feed = self.backend, self.feed
         key = await self._take_slot(context)
         feed.streams += 1
@@ -151,6 +155,14 @@ class PnlStream:
             self.limits.streams.release(key)
             feed.streams -= 1
             backend.streams_changed(-1)
+
+    async def _spend_resume(self, context: Context) -> None:
+        """One resume from this connection's budget; RESOURCE_EXHAUSTED when it is spent."""
+        wait = self.resumes.take(context.peer(), asyncio.get_running_loop().time())
+        if wait:
+            self.backend.refused("grpc_resumes")
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"too many resumes on this connection; retry in {wait:.1f} s")
 
     async def _take_slot(self, context: Context) -> str | None:
         """A stream slot (total, and per token or address); RESOURCE_EXHAUSTED over a cap."""

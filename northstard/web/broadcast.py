@@ -40,6 +40,7 @@ log = structlog.get_logger("northstard.web")
 RECEIVE_BYTES = 65536
 SEND_ALL_S = 10.0
 REPLY_LIMIT = 65536  # bytes of replies a client may have queued while it does not read
+FRAMES_KEPT = 64  # encoded frames kept per hub position; past it (resumes from many places) not kept
 
 
 async def send_all(sock: socket.socket, data: bytes) -> bool:
@@ -259,13 +260,19 @@ class Broadcaster:
             self.behind.discard(peer)
 
     def frame(self, message: Message) -> bytes:
-        """``message`` encoded for the wire, once per distinct text at each hub position."""
+        """``message`` encoded for the wire, once per distinct text at each hub position.
+
+        At most ``FRAMES_KEPT`` frames are kept until the hub moves: past that
+        (clients resuming from many positions) a frame is encoded and not kept.
+        """
         if self._frames_at != self.hub.position:
             self._frames.clear()
             self._frames_at = self.hub.position
         frame = self._frames.get(message.text)
         if frame is None:
-            frame = self._frames[message.text] = self.encode(message)
+            frame = self.encode(message)
+            if len(self._frames) < FRAMES_KEPT:
+                self._frames[message.text] = frame
         return frame
 
     def count(self, kind: str, sent: int) -> None:

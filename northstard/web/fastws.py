@@ -10,9 +10,13 @@ once, text frame header included, and written to every socket that has room.
 Protocol (unchanged from the Quart route it replaces): a snapshot on connect
 or, with ``?since=E:N``, what was missed; client JSON ``ping`` -> ``pong``,
 ``resume`` -> reposition, anything else -> ``{"type":"error",...}`` and the
-connection stays up. Close codes: 1000/1001 (with a reason) for a normal or
-shutdown close, 1002 protocol errors, 1007 invalid UTF-8, 1008 a bad
-``since``, 1009 an oversized message, 4008 a client that stopped reading.
+connection stays up. Resumes spend a per-connection budget (``[hub]
+resume_rate_per_s`` / ``resume_burst``, ``hub.ResumeBudget``): past it the
+client gets ``{"type":"error","error":"too_many_resumes",...}`` and close
+1008, and the rest of its burst is not answered. Close codes: 1000/1001 (with
+a reason) for a normal or shutdown close, 1002 protocol errors, 1007 invalid
+UTF-8, 1008 a bad ``since`` or too many resumes, 1009 an oversized message,
+4008 a client that stopped reading.
 """
 
 from __future__ import annotations
@@ -163,6 +167,7 @@ class WsPeer(Peer):
         self.frames = FrameReader(max_message_bytes)
         self.ignoring = False  # after a protocol error or the client's close
         self.failed = False  # after a protocol error: no close reply is awaited
+        self.resumes = broadcaster.hub.budget.bucket()  # this connection's resume budget
 
     def goodbye(self, code: int, reason: str) -> bytes:
         return close_frame(code, reason)
@@ -228,10 +233,29 @@ class WsPeer(Peer):
                 return _pong(message)
             if kind != "resume":
                 raise RequestError("unknown_type", f"unknown message type {kind[:40]!r}")
-            self.resume(_resume_position(message))
+            position = _resume_position(message)
+            if not self.spend_resume():
+                return b""
+            self.resume(position)
             return b""
         except RequestError as exc:
             return _error(exc.error, exc.detail)
+
+    def spend_resume(self) -> bool:
+        """One resume from the budget; when it is spent: an error, then close 1008 (False).
+
+        The frames still unread (the rest of a burst) are then not answered.
+        """
+        now = trio.current_time()
+        wait = self.resumes.wait(1.0, now)
+        if not wait:
+            self.resumes = self.resumes.take(1.0, now)
+            return True
+        self.broadcaster.metrics.refused.labels("resumes").inc()
+        detail = f"more than {self.resumes.capacity:g} resumes at once; reconnect to resume"
+        self.write(_error("too_many_resumes", detail))
+        self.close_soon(CloseCode.POLICY, "too many resumes")
+        return False
 
     def resume(self, position: Position | None) -> None:
         self.position = position
