@@ -30,7 +30,7 @@ from .buckets import BucketSet
 from .cache import Cache, CacheClient, run_cache
 from .change import Change
 from .config import Config, SourceSection
-from .engine import EngineState, recover, run_engine
+from .engine import EngineState, recover, run_engine, wall_clock
 from .grpc_edge.actor import GrpcDeps, GrpcHandle, run_grpc
 from .grpc_edge.server import GrpcSettings
 from .hub import Hub, run_hub
@@ -38,7 +38,7 @@ from .metrics import Metrics
 from .notify import Notifier, run_notifier
 from .plugins import Plugins
 from .source import Source, SourceStats, run_source
-from .store import load_persisted, open_writer
+from .store import SqliteRecords, load_persisted, open_writer
 from .supervisor import Policy, Supervisor
 from .web.app import run_web
 from .web.context import WebContext
@@ -103,15 +103,18 @@ def _backups(config: Config, state: BackupState, metrics: Metrics) -> Callable[.
     return partial(run_backups, BackupJob(config.db_path, settings), settings.every_s, state, metrics)
 
 
-async def _prepare(config: Config) -> tuple[EngineState, WriterState]:
-    """Migrate the store, then rebuild the engine's and the writer's state from it."""
-    conn = await trio.to_thread.run_sync(open_writer, config.db_path, "normal")
-    conn.close()
+async def _prepare(config: Config, store: SqliteRecords) -> tuple[EngineState, WriterState]:
+    """Rebuild the engine's and the writer's state from the (migrated) store.
+
+    Reads only what does not grow with history: the cold aggregates, the hot
+    records and the open buckets (the migration of an old database scans once).
+    """
     persisted = await trio.to_thread.run_sync(load_persisted, config.db_path)
     engine = config.sections["engine"]
-    state = recover(persisted, config.sources, engine["revenue_basis"], engine["currency"])
+    state = recover(persisted, config.sources, engine["revenue_basis"], engine["currency"],
+                    store=store)
     log.info("state recovered", epoch=state.epoch, seq=state.seq,
-             records=len(persisted.records), path=str(config.db_path))
+             hot_records=len(persisted.records), path=str(config.db_path))
     return state, WriterState(buckets=BucketSet(persisted.open_buckets), committed_seq=state.seq)
 
 
@@ -161,6 +164,23 @@ async def _run_locked(
     task_status: trio.TaskStatus[Daemon],
 ) -> None:
     started_at = time.monotonic()
+    conn = await trio.to_thread.run_sync(open_writer, config.db_path, "normal")
+    conn.close()  # migrated first: the read-only connection below needs the schema
+    store = SqliteRecords(config.db_path)
+    try:
+        await _run_core(config, plugins, handle_signals, task_status, store, started_at)
+    finally:
+        store.close()
+
+
+async def _run_core(
+    config: Config,
+    plugins: Plugins,
+    handle_signals: bool,
+    task_status: trio.TaskStatus[Daemon],
+    store: SqliteRecords,
+    started_at: float,
+) -> None:
     grpc = config.sections["grpc"]
     grpc_settings = GrpcSettings.from_config(grpc, config.sections["hub"]["ring_size"])
     metrics = Metrics()
@@ -168,7 +188,7 @@ async def _run_locked(
     hub = Hub(config.sections["hub"]["ring_size"])
     cache = Cache()
     backup_state = BackupState()
-    engine_state, writer_state = await _prepare(config)
+    engine_state, writer_state = await _prepare(config, store)
     auth = await trio.to_thread.run_sync(_authenticator, config)
     grpc_settings = replace(grpc_settings, tokens=(*grpc_settings.tokens, *auth.digests))
     hub.reset(engine_state.epoch, engine_state.seq, engine_state.doc or {}, 0)
@@ -198,7 +218,7 @@ async def _run_locked(
         await supervisor.start(core, "cache", run_cache, cache, cache_receive, request_receive)
         await supervisor.start(
             core, "engine", run_engine, engine_state, source_receive, change_send,
-            config.sections["engine"]["max_batch"],
+            config.sections["engine"]["max_batch"], wall_clock, lambda: writer_state.committed_seq,
         )
         ctx = WebContext(
             hub=hub, cache=CacheClient(request_send), db_path=config.db_path,

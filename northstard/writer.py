@@ -22,8 +22,8 @@ import trio
 
 from .buckets import BucketSet, components
 from .change import Change
-from .records import Retract, record_to_json
-from .store import open_writer
+from .records import Position, Retract, record_to_json
+from .store import open_writer, path_text
 
 __all__ = ["WriterSettings", "WriterState", "run_writer"]
 
@@ -63,9 +63,13 @@ class WriterState:
     degraded: str | None = None
 
 
+Row = tuple[str, str, str, int] | tuple[str, str, str, int, int]
+
+
 def _write_records(conn: sqlite3.Connection, change: Change, now_ms: int) -> None:
-    """Upserts grouped per kind (one executemany each); a retract deletes its row in order."""
-    rows: dict[str, list[tuple[str, str, str, int]]] = {}
+    """Upserts grouped per kind (one executemany each); a retract deletes its row in order.
+    The cold aggregates the change carries are written with them (absolute values)."""
+    rows: dict[str, list[Row]] = {}
     for source, record in change.records:
         if isinstance(record, Retract):
             _flush_rows(conn, rows)
@@ -74,20 +78,29 @@ def _write_records(conn: sqlite3.Connection, change: Change, now_ms: int) -> Non
                 (source, record.id),
             )
             continue
-        rows.setdefault(record.kind, []).append(
-            (source, record.id, record_to_json(record), now_ms)
-        )
+        row: Row = (source, record.id, record_to_json(record), now_ms)
+        if isinstance(record, Position):
+            row = (*row, int(record.count != 0))
+        rows.setdefault(record.kind, []).append(row)
     _flush_rows(conn, rows)
-
-
-def _flush_rows(conn: sqlite3.Connection, rows: dict[str, list[tuple[str, str, str, int]]]) -> None:
-    for kind, values in rows.items():
+    if change.totals:
         conn.executemany(
-            f"INSERT INTO rec_{kind} (source, id, body, updated_ms) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (source, id) DO UPDATE SET body = excluded.body,"
-            " updated_ms = excluded.updated_ms",
-            values,
+            "INSERT OR REPLACE INTO totals (path, amount) VALUES (?, ?)",
+            [(path_text(path), str(amount)) for path, amount in change.totals],
         )
+
+
+def _flush_rows(conn: sqlite3.Connection, rows: dict[str, list[Row]]) -> None:
+    for kind, values in rows.items():
+        if kind == "position":
+            sql = ("INSERT INTO rec_position (source, id, body, updated_ms, hot)"
+                   " VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, id) DO UPDATE SET"
+                   " body = excluded.body, updated_ms = excluded.updated_ms, hot = excluded.hot")
+        else:
+            sql = (f"INSERT INTO rec_{kind} (source, id, body, updated_ms) VALUES (?, ?, ?, ?)"
+                   " ON CONFLICT (source, id) DO UPDATE SET body = excluded.body,"
+                   " updated_ms = excluded.updated_ms")
+        conn.executemany(sql, values)
     rows.clear()
 
 
