@@ -436,7 +436,8 @@ class Book:
             if stamp > seq:
                 return
             del self._pins[key]
-            self._settle(key)
+            if key not in self._fresh:  # changed again since: the next stamp pins it
+                self._settle(key)
 
     def _settle(self, key: Key) -> None:
         self._gone.discard(key)

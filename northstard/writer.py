@@ -25,7 +25,7 @@ from .change import Change
 from .records import Position, Retract, record_to_json
 from .store import open_writer, path_text
 
-__all__ = ["WriterSettings", "WriterState", "run_writer"]
+__all__ = ["WriterSettings", "WriterState", "run_writer", "write_batch"]
 
 log = structlog.get_logger("northstard.writer")
 
@@ -104,7 +104,7 @@ def _flush_rows(conn: sqlite3.Connection, rows: dict[str, list[Row]]) -> None:
     rows.clear()
 
 
-def _write_batch(
+def write_batch(
     conn: sqlite3.Connection, batch: Sequence[Change], state: WriterState, settings: WriterSettings
 ) -> None:
     now_ms = int(time.time() * 1000)
@@ -209,7 +209,7 @@ async def _commit(
     batch = state.pending
     started = time.perf_counter()
     try:
-        await trio.to_thread.run_sync(_write_batch, conn, batch, state, settings)
+        await trio.to_thread.run_sync(write_batch, conn, batch, state, settings)
     except sqlite3.Error as exc:
         await _degraded(state, outputs, f"{type(exc).__name__}: {exc}")
         return False
