@@ -223,11 +223,21 @@ def _encode(value: Any) -> Any:
     return value
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_NAMES: dict[type, tuple[str, ...]] = {}  # per record class: its fields and "kind", sorted
+
+
+def _sorted_names(cls: type) -> tuple[str, ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(sorted([*(f.name for f in dataclasses.fields(cls)), "kind"]))
+    return names
+
+
 def record_to_json(record: Record) -> str:
     """Stable JSON text of a record (sorted keys, amounts as strings)."""
-    body = {f.name: _encode(getattr(record, f.name)) for f in dataclasses.fields(record)}
-    body["kind"] = record.kind
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+    body = {name: _encode(getattr(record, name)) for name in _sorted_names(type(record))}
+    return _ENCODER.encode(body)  # keys already in order: the text of sort_keys=True
 
 
 def _decode(hint: Any, value: Any, name: str) -> Any:
