@@ -52,7 +52,7 @@ Path: TypeAlias = tuple[str, ...]
 Key: TypeAlias = tuple[str, str, str]  # (source, kind, id)
 
 UNATTRIBUTED = "unattributed"
-COLD_CACHE_RECORDS = 20_000
+COLD_CACHE_RECORDS = 10_000  # ~600 bytes each with its key: about 6 MB at most
 _HUNDRED = Decimal(100)
 _PCT = Decimal("0.01")
 
