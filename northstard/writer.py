@@ -144,6 +144,15 @@ def _snapshot_now(conn: sqlite3.Connection, change: Change) -> None:
         _write_snapshot(conn, change)
 
 
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    """At shutdown: everything into the main file, the WAL emptied, so the file alone is
+    the whole database (other connections, such as the engine's reader, may still be open)."""
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.Error as exc:
+        log.warning("checkpoint at shutdown failed", error=f"{type(exc).__name__}: {exc}")
+
+
 def _retention(conn: sqlite3.Connection, settings: WriterSettings) -> int:
     """Delete one bounded chunk of expired rows; returns how many went."""
     now_ms = int(time.time() * 1000)
@@ -272,6 +281,8 @@ async def run_writer(
                          first_seq=state.pending[0].seq, error=state.degraded)
         if state.last_change is not None and state.degraded is None:
             await trio.to_thread.run_sync(_snapshot_now, conn, state.last_change)
+        if state.degraded is None:
+            await trio.to_thread.run_sync(_checkpoint, conn)
         log.info("writer flushed", seq=state.committed_seq)
     finally:
         with trio.CancelScope(shield=True):

@@ -409,3 +409,16 @@ async def test_retention_zero_keeps_everything(db: Path, clock: trio.testing.Moc
     await write_all(settings, WriterState(buckets=BucketSet()), changes)
     assert rows(db, "SELECT count(*) FROM deltas") == [(3,)]
     assert rows(db, "SELECT count(DISTINCT resolution) FROM buckets") == [(4,)]
+
+
+async def test_a_clean_stop_leaves_the_whole_database_in_its_file(
+    db: Path, clock: trio.testing.MockClock
+) -> None:
+    engine = Engine(epoch_of(db))
+    with closing(open_reader(db)) as reader:  # the engine's reader outlives the writer
+        reader.execute("SELECT count(*) FROM meta").fetchall()
+        await write_all(settings_for(db), WriterState(buckets=BucketSet()),
+                        [engine.change("shop", cost(i)) for i in range(20)])
+        wal = db.with_name(db.name + "-wal")
+        assert not wal.exists() or wal.stat().st_size == 0
+    assert rows(db, "SELECT count(*) FROM rec_cost") == [(20,)]
