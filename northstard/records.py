@@ -240,22 +240,31 @@ def record_to_json(record: Record) -> str:
     return _ENCODER.encode(body)  # keys already in order: the text of sort_keys=True
 
 
-def _decode(hint: Any, value: Any, name: str) -> Any:
+def _decode(hint: str, value: Any, name: str) -> Any:
     if value is None:
         return None
-    text = str(hint)
-    if "Decimal" in text:
+    if "Decimal" in hint:
         return parse_money(value, field=name)
-    if "datetime" in text:
+    if "datetime" in hint:
         return utc(datetime.fromisoformat(value))
     return value
+
+
+_HINTS: dict[type, dict[str, str]] = {}  # per record class (get_type_hints is slow)
+
+
+def _hints(cls: type) -> dict[str, str]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = {k: str(v) for k, v in get_type_hints(cls).items()}
+    return hints
 
 
 def record_from_json(text: str) -> Record:
     """Rebuild a record from ``record_to_json`` output."""
     body = json.loads(text)
     cls = KINDS[body.pop("kind")]
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     kwargs = {k: _decode(hints[k], v, k) for k, v in body.items()}
     record: Record = cls(**kwargs)  # type: ignore[assignment]
     return record
