@@ -224,19 +224,27 @@ def _encode(value: Any) -> Any:
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
-_NAMES: dict[type, tuple[str, ...]] = {}  # per record class: its fields and "kind", sorted
+# per record class: its fields and "kind", sorted, each with whether it may need encoding
+_NAMES: dict[type, tuple[tuple[str, bool], ...]] = {}
 
 
-def _sorted_names(cls: type) -> tuple[str, ...]:
+def _sorted_names(cls: type) -> tuple[tuple[str, bool], ...]:
     names = _NAMES.get(cls)
     if names is None:
-        names = _NAMES[cls] = tuple(sorted([*(f.name for f in dataclasses.fields(cls)), "kind"]))
+        hints = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        names = _NAMES[cls] = tuple(
+            (name, "Decimal" in hints.get(name, "") or "datetime" in hints.get(name, ""))
+            for name in sorted([*hints, "kind"])
+        )
     return names
 
 
 def record_to_json(record: Record) -> str:
     """Stable JSON text of a record (sorted keys, amounts as strings)."""
-    body = {name: _encode(getattr(record, name)) for name in _sorted_names(type(record))}
+    body = {
+        name: _encode(getattr(record, name)) if typed else getattr(record, name)
+        for name, typed in _sorted_names(type(record))
+    }
     return _ENCODER.encode(body)  # keys already in order: the text of sort_keys=True
 
 
