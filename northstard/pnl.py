@@ -245,20 +245,19 @@ class Book:
         that asks it for every stored id of the kind (one query per kind).
         """
         records = list(records)
-        self._prefetch(source, records)
+        present = {(source, record.kind, record.id) for record in records}
+        # every store read happens first: a failing read leaves the Book as it was
+        gone = [key for kind in sorted(set(complete_kinds))
+                for key in self._missing(source, kind, present)]
         try:
+            self._prefetch(source, records, gone)
             changed: list[Record] = []
-            present: set[Key] = set()
             for record in records:
-                present.add((source, record.kind, record.id))
                 if self._upsert(source, record):
                     changed.append(record)
-            for kind in sorted(set(complete_kinds)):
-                gone = self._missing(source, kind, present)
-                self._fetch(source, kind, [key[2] for key in gone])
-                for key in gone:
-                    if self._remove(key):
-                        changed.append(Retract(id=key[2], target_kind=key[1]))
+            for key in gone:  # a key this reading retracted already is not removed twice
+                if self._remove(key):
+                    changed.append(Retract(id=key[2], target_kind=key[1]))
             return changed
         finally:
             self._end_fetch()
@@ -269,9 +268,11 @@ class Book:
             held.update((source, kind, i) for i in self.store.ids(source, kind))
         return sorted(key for key in held if key not in present and key not in self._gone)
 
-    def _prefetch(self, source: str, records: Sequence[Record]) -> None:
+    def _prefetch(self, source: str, records: Sequence[Record], gone: Sequence[Key]) -> None:
         """One store query per kind for the keys this reading needs and memory lacks."""
         wanted: dict[str, list[str]] = defaultdict(list)
+        for key in gone:
+            wanted[key[1]].append(key[2])
         for record in records:
             kind = record.target_kind if isinstance(record, Retract) else record.kind
             wanted[kind].append(record.id)

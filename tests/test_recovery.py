@@ -18,6 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -25,6 +26,7 @@ from northstard.buckets import BucketSet
 from northstard.change import Change
 from northstard.config import SourceSection
 from northstard.engine import EngineState, next_change, recover
+from northstard.errors import StoreError
 from northstard.mergepatch import Doc
 from northstard.pnl import Book
 from northstard.records import Cost, Invoice, Position, Price, Record, record_to_json
@@ -331,3 +333,20 @@ def test_an_old_database_is_migrated_at_open_and_recovers_the_same_document(tmp_
         assert state.book.document(T0) == full_replay(db, T0)
         assert without(state.book.document(T0), ("sources",)) == without(doc, ("sources",))
     open_writer(db, "normal").close()  # a second open migrates nothing
+
+
+def test_a_failing_store_read_leaves_the_book_as_it_was(tmp_path: Path) -> None:
+    desk = Desk(tmp_path / "n.db")
+    try:
+        desk.reading("stripe", [cost(1), cost(2)])
+        desk.restart()
+        desk.reading("stripe", [cost(1), cost(2)])  # now in the cache: no lookup needed
+        book = desk.state.book
+        before = book.document(desk.now)
+        desk.stores[-1].conn.close()  # every read of the store now fails
+        with pytest.raises(StoreError):  # the stored ids of "cost" cannot be read
+            book.ingest("stripe", [cost(1, "5")], complete_kinds=("cost",))
+        assert book.document(desk.now) == before
+        assert book.records == {} and book.take_cold_totals() == {}
+    finally:
+        desk.close()
