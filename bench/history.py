@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -151,8 +152,9 @@ async def build(db: Path, total: int) -> dict[str, Any]:
             nursery.start_soon(drain)
             await nursery.start(run_writer, settings, writer_state, change_receive, [out_send])
             # one round per change: a change every ~5 h over the year, like a quiet desk's history
-            await nursery.start(run_engine, state, source_receive, change_send, len(ROUND),
-                                lambda: clock[0], lambda: writer_state.committed_seq)
+            engine = partial(run_engine, committed=lambda: writer_state.committed_seq)
+            await nursery.start(engine, state, source_receive, change_send, len(ROUND),
+                                lambda: clock[0])
             async with source_send:
                 await source_send.send(trading_book(clock[0]))
                 for ts, readings in rounds(total, clock[0]):

@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ import trio
 from northstard.buckets import BucketSet
 from northstard.change import Change
 from northstard.config import CORE, SourceSection
-from northstard.engine import recover, run_engine, wall_clock
+from northstard.engine import recover, run_engine
 from northstard.records import Cost, Fill, Invoice, Position, Price, Reading, Record
 from northstard.store import SqliteRecords, load_persisted, open_writer
 from northstard.writer import WriterSettings, WriterState, run_writer
@@ -154,9 +155,9 @@ async def run_once(db: Path, readings: list[Reading], synchronous: str, seconds:
             nursery.start_soon(_drain, cache_receive, counts, "cache")
             await nursery.start(run_writer, settings, writer_state, change_receive,
                                 [hub_send, cache_send])
-            await nursery.start(run_engine, state, source_receive, change_send,
-                                _default("engine", "max_batch"), wall_clock,
-                                lambda: writer_state.committed_seq)
+            engine = partial(run_engine, committed=lambda: writer_state.committed_seq)
+            await nursery.start(engine, state, source_receive, change_send,
+                                _default("engine", "max_batch"))
             started = time.perf_counter()
             deadline = started + seconds
             async with source_send:

@@ -30,7 +30,7 @@ from .buckets import BucketSet
 from .cache import Cache, CacheClient, run_cache
 from .change import Change
 from .config import Config, SourceSection
-from .engine import EngineState, recover, run_engine, wall_clock
+from .engine import EngineState, recover, run_engine
 from .grpc_edge.actor import GrpcDeps, GrpcHandle, run_grpc
 from .grpc_edge.server import GrpcSettings
 from .hub import Hub, run_hub
@@ -217,8 +217,8 @@ async def _run_core(
         await supervisor.start(core, "hub", run_hub, hub, hub_receive)
         await supervisor.start(core, "cache", run_cache, cache, cache_receive, request_receive)
         await supervisor.start(
-            core, "engine", run_engine, engine_state, source_receive, change_send,
-            config.sections["engine"]["max_batch"], wall_clock, lambda: writer_state.committed_seq,
+            core, "engine", partial(run_engine, committed=lambda: writer_state.committed_seq),
+            engine_state, source_receive, change_send, config.sections["engine"]["max_batch"],
         )
         ctx = WebContext(
             hub=hub, cache=CacheClient(request_send), db_path=config.db_path,

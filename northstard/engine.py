@@ -159,8 +159,8 @@ async def run_engine(
     send: trio.MemorySendChannel[Change],
     max_batch: int = 256,
     now: Callable[[], datetime] = wall_clock,
-    committed: Callable[[], int] = lambda: 0,
     *,
+    committed: Callable[[], int] = lambda: 0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Turn readings into changes until the input closes; then close the output.

@@ -350,3 +350,37 @@ def test_a_failing_store_read_leaves_the_book_as_it_was(tmp_path: Path) -> None:
         assert book.records == {} and book.take_cold_totals() == {}
     finally:
         desk.close()
+
+
+async def test_the_daemon_lets_saved_cold_records_go_and_still_ingests_them_exactly(
+    start_daemon: Any,
+) -> None:
+    from trio_websocket import open_websocket_url
+
+    from clients import Follower, ws_url
+    from scripted import FEEDS
+
+    daemon = await start_daemon({"stripe": {"plugin": "scripted"}})
+    follower = Follower()
+    batches = [[cost(i * 20 + j, agent="a") for j in range(20)] for i in range(5)]
+
+    async with open_websocket_url(ws_url(daemon.url)) as ws:
+
+        async def until_costs(total: str) -> None:
+            while follower.doc.get("costs", {}).get("total") != total:
+                follower.apply(json.loads(await ws.get_message()))
+
+        follower.apply(json.loads(await ws.get_message()))
+        for batch in batches:
+            await FEEDS["stripe"].push(batch)
+        await until_costs("125.00")  # seen by a client: committed
+        await FEEDS["stripe"].push([cost(1000, "0.01")])
+        await until_costs("125.01")
+        book = daemon.engine.book
+        assert set(book.records) <= {("stripe", "cost", "c-1000")}  # the saved 100 are gone
+        # re-sent old rows are looked up in SQLite: nothing changes; a revised one counts exactly
+        await FEEDS["stripe"].push([*batches[0], cost(1001, "0.01")])
+        await until_costs("125.02")
+        await FEEDS["stripe"].push([cost(5, "2.25", agent="a")])
+        await until_costs("126.02")
+    assert follower.doc["agents"]["a"]["costs"] == "126.00"
