@@ -4,7 +4,8 @@
                            [--synchronous normal|full|both] [--json-out FILE]
 
 In one process (no web edge, no hub): the real engine actor (``run_engine``,
-state from ``recover(load_persisted(db))``) and the real writer actor
+state from ``recover(load_persisted(db))`` with the store's records looked up
+by key, as in the daemon) and the real writer actor
 (``run_writer``) run on a fresh SQLite file in a temp dir. A feeder pushes M
 ``Reading``s of K records each (a realistic mix: costs, invoices, positions
 with their prices, fills) into the engine's input channel as fast as the
@@ -29,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,7 @@ from northstard.change import Change
 from northstard.config import CORE, SourceSection
 from northstard.engine import recover, run_engine
 from northstard.records import Cost, Fill, Invoice, Position, Price, Reading, Record
-from northstard.store import load_persisted, open_writer
+from northstard.store import SqliteRecords, load_persisted, open_writer
 from northstard.writer import WriterSettings, WriterState, run_writer
 
 SOURCE = "bench"
@@ -129,7 +131,8 @@ def _file_size(path: Path) -> int:
 async def run_once(db: Path, readings: list[Reading], synchronous: str, seconds: float) -> dict[str, Any]:
     open_writer(db, synchronous).close()
     persisted = load_persisted(db)
-    state = recover(persisted, sources=[source_section()])
+    store = SqliteRecords(db)
+    state = recover(persisted, sources=[source_section()], store=store)
     writer_state = WriterState(buckets=BucketSet(persisted.open_buckets), committed_seq=state.seq)
     settings = WriterSettings(
         path=db, synchronous=synchronous,
@@ -152,7 +155,8 @@ async def run_once(db: Path, readings: list[Reading], synchronous: str, seconds:
             nursery.start_soon(_drain, cache_receive, counts, "cache")
             await nursery.start(run_writer, settings, writer_state, change_receive,
                                 [hub_send, cache_send])
-            await nursery.start(run_engine, state, source_receive, change_send,
+            engine = partial(run_engine, committed=lambda: writer_state.committed_seq)
+            await nursery.start(engine, state, source_receive, change_send,
                                 _default("engine", "max_batch"))
             started = time.perf_counter()
             deadline = started + seconds
@@ -165,6 +169,7 @@ async def run_once(db: Path, readings: list[Reading], synchronous: str, seconds:
                         break
             feeding_done = time.perf_counter()
         finished = time.perf_counter()
+    store.close()
     cpu = time.process_time() - cpu0
     elapsed = finished - started
     changes = counts["hub"]
@@ -178,6 +183,7 @@ async def run_once(db: Path, readings: list[Reading], synchronous: str, seconds:
         "elapsed_s": round(elapsed, 3),
         "feeding_s": round(feeding_done - started, 3),
         "records_per_s": round(fed_records / elapsed, 1),
+        "records_per_cpu_s": round(fed_records / cpu, 1),
         "readings_per_s": round(fed_readings / elapsed, 1),
         "changes": changes,
         "changes_per_s": round(changes / elapsed, 1),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cached_property
 
 from .mergepatch import Doc
@@ -38,7 +39,8 @@ def delta_message(epoch: str, seq: int, prev: int, ts_ms: int, patch: Doc) -> st
 
 @dataclass(frozen=True, eq=False)
 class Change:
-    """One accepted change: the new document, its patch, and the records behind it."""
+    """One accepted change: the new document, its patch, the records behind it and the
+    cold aggregates they changed (absolute values per path, persisted with the records)."""
 
     epoch: str
     seq: int
@@ -46,6 +48,7 @@ class Change:
     doc: Doc
     patch: Doc
     records: tuple[tuple[str, Record], ...] = ()
+    totals: tuple[tuple[tuple[str, ...], Decimal], ...] = ()
 
     @property
     def prev(self) -> int:

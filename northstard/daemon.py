@@ -42,7 +42,7 @@ from .preflight import Instances, preflight
 from .revoked import FILE_NAME as REVOKED_FILE
 from .revoked import load_revoked
 from .source import Source, SourceStats, run_source
-from .store import load_persisted, open_writer
+from .store import SqliteRecords, load_persisted, open_writer
 from .supervisor import Policy, Supervisor
 from .web.app import run_web
 from .web.context import WebContext
@@ -106,15 +106,18 @@ def _backups(config: Config, state: BackupState, metrics: Metrics) -> Callable[.
     return partial(run_backups, BackupJob(config.db_path, settings), settings.every_s, state, metrics)
 
 
-async def _prepare(config: Config) -> tuple[EngineState, WriterState]:
-    """Migrate the store, then rebuild the engine's and the writer's state from it."""
-    conn = await trio.to_thread.run_sync(open_writer, config.db_path, "normal")
-    conn.close()
+async def _prepare(config: Config, store: SqliteRecords) -> tuple[EngineState, WriterState]:
+    """Rebuild the engine's and the writer's state from the (migrated) store.
+
+    Reads only what does not grow with history: the cold aggregates, the hot
+    records and the open buckets (the migration of an old database scans once).
+    """
     persisted = await trio.to_thread.run_sync(load_persisted, config.db_path)
     engine = config.sections["engine"]
-    state = recover(persisted, config.sources, engine["revenue_basis"], engine["currency"])
+    state = recover(persisted, config.sources, engine["revenue_basis"], engine["currency"],
+                    store=store)
     log.info("state recovered", epoch=state.epoch, seq=state.seq,
-             records=len(persisted.records), path=str(config.db_path))
+             hot_records=len(persisted.records), path=str(config.db_path))
     return state, WriterState(buckets=BucketSet(persisted.open_buckets), committed_seq=state.seq)
 
 
@@ -160,6 +163,23 @@ async def _run_locked(
     task_status: trio.TaskStatus[Daemon],
 ) -> None:
     started_at = time.monotonic()
+    conn = await trio.to_thread.run_sync(open_writer, config.db_path, "normal")
+    conn.close()  # migrated first: the read-only connection below needs the schema
+    store = SqliteRecords(config.db_path)
+    try:
+        await _run_core(config, instances, handle_signals, task_status, store, started_at)
+    finally:
+        store.close()
+
+
+async def _run_core(
+    config: Config,
+    instances: Instances,
+    handle_signals: bool,
+    task_status: trio.TaskStatus[Daemon],
+    store: SqliteRecords,
+    started_at: float,
+) -> None:
     grpc = config.sections["grpc"]
     hub_section = config.sections["hub"]
     budget = ResumeBudget(hub_section["resume_rate_per_s"], hub_section["resume_burst"])
@@ -171,7 +191,7 @@ async def _run_locked(
     cache = Cache(config.sections["cache"]["history_bytes"],
                   keep_ms=int(config.sections["storage"]["keep_buckets_days"] * 86_400_000))
     backup_state = BackupState()
-    engine_state, writer_state = await _prepare(config)
+    engine_state, writer_state = await _prepare(config, store)
     auth = await trio.to_thread.run_sync(_authenticator, config)
     grpc_settings = replace(grpc_settings, tokens=(*grpc_settings.tokens, *auth.digests))
     hub.reset(engine_state.epoch, engine_state.seq, engine_state.doc or {}, 0)
@@ -198,8 +218,9 @@ async def _run_locked(
         await supervisor.start(core, "hub", run_hub, hub, hub_receive)
         await supervisor.start(core, "cache", run_cache, cache, cache_receive, request_receive)
         await supervisor.start(
-            core, "engine", run_engine, engine_state, source_receive, change_send,
-            config.sections["engine"]["max_batch"], wall_clock, metrics.observe_refused,
+            core, "engine", partial(run_engine, committed=lambda: writer_state.committed_seq),
+            engine_state, source_receive, change_send, config.sections["engine"]["max_batch"],
+            wall_clock, metrics.observe_refused,
         )
         ctx = WebContext(
             hub=hub, cache=CacheClient(request_send), db_path=config.db_path,

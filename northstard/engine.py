@@ -20,7 +20,7 @@ import trio
 from .change import Change
 from .config import SourceSection
 from .mergepatch import Doc, diff
-from .pnl import Book, RevenueBasis, screen
+from .pnl import Book, RevenueBasis, StoredRecords, screen
 from .records import Reading, Record
 from .source import SourceFailed
 from .store import Persisted
@@ -64,20 +64,18 @@ def recover(
     basis: RevenueBasis = "invoiced",
     currency: str = "USD",
     now: datetime | None = None,
+    store: StoredRecords | None = None,
 ) -> EngineState:
-    """Rebuild the engine state from what SQLite holds."""
+    """Rebuild the engine state from what SQLite holds (``store``: its records, by key)."""
     now = now or wall_clock()
-    book = Book(basis=basis, currency=currency)
+    book = Book(basis=basis, currency=currency, store=store)
     for section in sources:
         if section.enabled:
             book.add_source(section.name, section.plugin, section.stale_after_s)
-    by_source: dict[str, list[Record]] = {}
-    for source, record in persisted.records:
-        by_source.setdefault(source, []).append(record)
-    for source, records in by_source.items():
-        if source not in book.sources:
-            book.add_source(source, "not configured", 0.0)
-        book.ingest(source, records)
+    stored = persisted.sources | {source for source, _ in persisted.records}
+    for source in sorted(stored - set(book.sources)):
+        book.add_source(source, "not configured", 0.0)
+    book.resume(persisted.totals, persisted.records)
     if persisted.doc is not None:
         book.restore(persisted.doc, now)
     state = EngineState(book=book, epoch=persisted.epoch, seq=persisted.seq, doc=persisted.doc)
@@ -177,7 +175,9 @@ def next_change(
         doc=doc,
         patch=patch,
         records=tuple(records),
+        totals=tuple(state.book.take_cold_totals().items()),
     )
+    state.book.stamp(change.seq)
     state.seq = change.seq
     state.doc = doc
     state.book.published(doc)
@@ -210,11 +210,15 @@ async def run_engine(
     now: Callable[[], datetime] = wall_clock,
     observe_refused: ObserveRefused = _ignore_refused,
     *,
+    committed: Callable[[], int] = lambda: 0,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Turn readings into changes until the input closes; then close the output.
 
     ``observe_refused(source, count)`` is told of every reading that refused records.
+
+    ``committed`` says up to which seq the writer has committed: records the
+    Book keeps only until they are saved are let go after each batch.
     """
     task_status.started()
     if state.doc is None:  # a brand-new store: publish the first snapshot at once
@@ -226,6 +230,7 @@ async def run_engine(
         if touched or states != state.states:
             state.states = states
             await send.send(next_change(state, records, moment))
+        state.book.saved(committed())
     log.info("engine drained", seq=state.seq)
     await send.aclose()
 

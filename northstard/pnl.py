@@ -1,10 +1,20 @@
 """The P&L core: records in, snapshot document out. Pure: no I/O, no clock.
 
-A ``Book`` holds the current record of every ``(source, kind, id)`` and the
-contribution each record makes to the totals. Upserting a record subtracts
-its old contribution and adds its new one, so every total is exact (Decimal)
-and the same record ingested twice changes nothing. A price change re-marks
-the positions of that market.
+A ``Book`` holds the totals and the records whose contribution can still
+change. Upserting a record subtracts its old contribution and adds its new
+one, so every total is exact (Decimal) and the same record ingested twice
+changes nothing. A price change re-marks the positions of that market.
+
+Hot and cold. Only an open position (count != 0) changes its contribution
+without being ingested again (its market's price re-marks it): open
+positions and the prices of their markets are *hot* and stay in memory.
+Every other record is *cold*: its contribution is a function of the record
+alone, so the Book keeps only their sum per path (``cold_totals``, persisted
+by the writer with the records, in the same transaction). With a ``store``
+(the records SQLite holds, read-only), a cold record leaves memory once the
+change that carried it is committed (``saved``); re-ingesting it later looks
+its stored version up by key, so idempotence and exactness hold without
+keeping history in memory. Without a store every record stays in memory.
 
 ``Book.document(now)`` renders the snapshot document described in README.md
 ("The snapshot document"). Object-valued keys, once present, stay (they go
@@ -21,13 +31,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, DecimalException, getcontext, setcontext
 from fractions import Fraction
-from typing import Literal, ParamSpec, TypeAlias, TypeVar
+from typing import Literal, ParamSpec, Protocol, TypeAlias, TypeVar
 
 from .errors import SchemaDriftError
 from .mergepatch import Doc
@@ -51,8 +61,10 @@ __all__ = [
     "Book",
     "RevenueBasis",
     "SourceStatus",
+    "StoredRecords",
     "contribution",
     "exact",
+    "is_hot",
     "iso",
     "margin_pct",
     "mark_value",
@@ -66,6 +78,8 @@ Key: TypeAlias = tuple[str, str, str]  # (source, kind, id)
 UNATTRIBUTED = "unattributed"
 TOTAL_LIMIT = Decimal(10) ** 50  # no total reaches it: 50 + 25 places < money.PRECISION
 STEP = Decimal(2) * Decimal(10) ** 28  # one in-bounds record moves any one total by less
+
+COLD_CACHE_RECORDS = 10_000  # ~600 bytes each with its key: about 6 MB at most
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -146,6 +160,21 @@ def mark_value(position: Position, price: Price | None) -> Decimal | None:
             return None
         per = bid if position.mark == "bid" or ask is None else (bid + ask) / 2
     return abs(position.count) * per
+
+
+class StoredRecords(Protocol):
+    """Read access to the records the store holds (the Book's view of SQLite)."""
+
+    def get(self, source: str, kind: str, ids: Sequence[str]) -> dict[str, Record]:
+        """The stored records of ``source`` and ``kind`` among ``ids``, by id."""
+
+    def ids(self, source: str, kind: str) -> set[str]:
+        """The ids of every stored record of ``source`` and ``kind``."""
+
+
+def is_hot(record: Record) -> bool:
+    """Whether the record's contribution can change without it being ingested again."""
+    return isinstance(record, Position) and record.count != 0
 
 
 def _agent(record: Record) -> str:
@@ -232,15 +261,16 @@ def screen(book: Book, source: str, records: Sequence[Record]) -> tuple[list[Rec
     around the records' own checks), when its contribution cannot be
     computed exactly, or when it would carry a total (with the records before
     it in the same reading) to ``book.limit`` or past it. A record within
-    bounds moves any total by under ``STEP``, and every total is the exact sum
-    of the current records' contributions: while (records held + records
-    coming) × ``STEP`` stays under the limit no total can reach it, and the
-    per-total check is skipped. Otherwise contributions are counted without a
+    bounds moves any total by under ``STEP`` (by under 2 × ``STEP`` when it
+    replaces another): while the largest total plus (records coming) × 2 ×
+    ``STEP`` stays under the limit no total can reach it, and the per-total
+    check is skipped. That holds whatever the number of stored records, most
+    of which are not in memory. Otherwise contributions are counted without a
     price (a price moves a position's value by under 1e28): the check is off
     by at most that, far inside the room between ``TOTAL_LIMIT`` and
     ``money.PRECISION``.
     """
-    room = (len(book.records) + len(records)) * STEP < book.limit
+    room = book.largest_total() + len(records) * 2 * STEP < book.limit
     pending: dict[Path, Decimal] = defaultdict(lambda: ZERO)
     kept: list[Record] = []
     refused: list[str] = []
@@ -248,7 +278,7 @@ def screen(book: Book, source: str, records: Sequence[Record]) -> tuple[list[Rec
         problem = _out_of_bounds(record)
         if problem is None and not room:
             kind = record.target_kind if isinstance(record, Retract) else record.kind
-            problem = _problem(book, book.records.get((source, kind, record.id)), record, pending)
+            problem = _problem(book, book.current((source, kind, record.id)), record, pending)
         if problem is None:
             kept.append(record)
         else:
@@ -298,18 +328,40 @@ def _problem(
 
 
 class Book:
-    """Current records, their contributions, the totals and the per-source status."""
+    """Hot records, the totals (hot contributions + cold aggregates) and the per-source status.
+
+    ``records`` holds the open positions, the prices of their markets and the
+    records changed but not yet saved (all records when there is no store).
+    ``cache_size`` bounds the cold records kept after use (least recently used
+    go first), so a source that re-sends the same rows each poll is answered
+    from memory; past the bound they are looked up in the store again.
+    """
 
     limit: Decimal = TOTAL_LIMIT  # what ``screen`` keeps every total under
 
-    def __init__(self, basis: RevenueBasis = "invoiced", currency: str = "USD") -> None:
+    def __init__(
+        self,
+        basis: RevenueBasis = "invoiced",
+        currency: str = "USD",
+        store: StoredRecords | None = None,
+        cache_size: int = COLD_CACHE_RECORDS,
+    ) -> None:
         self.basis: RevenueBasis = basis
         self.currency = currency
+        self.store = store
+        self.cache_size = cache_size
         self.records: dict[Key, Record] = {}
-        self._contrib: dict[Key, dict[Path, Decimal]] = {}
+        self._contrib: dict[Key, dict[Path, Decimal]] = {}  # open positions only
         self._totals: dict[Path, Decimal] = defaultdict(lambda: ZERO)
-        self._by_market: dict[tuple[str, str], set[Key]] = defaultdict(set)
-        self._by_kind: dict[tuple[str, str], set[Key]] = defaultdict(set)
+        self._cold: dict[Path, Decimal] = {}
+        self._dirty: set[Path] = set()  # cold paths changed since ``take_cold_totals``
+        self._by_market: dict[tuple[str, str], set[Key]] = defaultdict(set)  # open positions
+        self._by_kind: dict[tuple[str, str], set[Key]] = defaultdict(set)  # keys in ``records``
+        self._gone: set[Key] = set()  # removed, not yet saved (the store still has them)
+        self._fresh: set[Key] = set()  # changed since the last ``stamp``
+        self._pins: dict[Key, int] = {}  # key -> seq of the change that carries it
+        self._cache: OrderedDict[Key, Record] = OrderedDict()
+        self._fetched: dict[Key, Record | None] = {}  # store answers for one ingest
         self.sources: dict[str, SourceStatus] = {}
         self.prev_net: Decimal | None = None
         self.day: date | None = None
@@ -317,8 +369,8 @@ class Book:
 
     def __repr__(self) -> str:
         return (
-            f"<Book records={len(self.records)} net={format_money(self.net())} "
-            f"sources={sorted(self.sources)}>"
+            f"<Book records={len(self.records)} cached={len(self._cache)} "
+            f"net={format_money(self.net())} sources={sorted(self.sources)}>"
         )
 
     # -- records ---------------------------------------------------------
@@ -331,54 +383,171 @@ class Book:
 
         For each kind in ``complete_kinds`` the records given are the whole
         set: stored ones of that kind that are missing are withdrawn (and a
-        ``Retract`` for each is among the returned changes).
+        ``Retract`` for each is among the returned changes). With a store,
+        that asks it for every stored id of the kind (one query per kind).
         """
-        changed: list[Record] = []
-        present: set[Key] = set()
+        records = list(records)
+        present = {(source, record.kind, record.id) for record in records}
+        # every store read happens first: a failing read leaves the Book as it was
+        gone = [key for kind in sorted(set(complete_kinds))
+                for key in self._missing(source, kind, present)]
+        try:
+            self._prefetch(source, records, gone)
+            changed: list[Record] = []
+            for record in records:
+                if self._upsert(source, record):
+                    changed.append(record)
+            for key in gone:  # a key this reading retracted already is not removed twice
+                if self._remove(key):
+                    changed.append(Retract(id=key[2], target_kind=key[1]))
+            return changed
+        finally:
+            self._end_fetch()
+
+    def _missing(self, source: str, kind: str, present: set[Key]) -> list[Key]:
+        held = set(self._by_kind.get((source, kind), ()))
+        if self.store is not None:
+            held.update((source, kind, i) for i in self.store.ids(source, kind))
+        return sorted(key for key in held if key not in present and key not in self._gone)
+
+    def _prefetch(self, source: str, records: Sequence[Record], gone: Sequence[Key]) -> None:
+        """One store query per kind for the keys this reading needs and memory lacks."""
+        wanted: dict[str, list[str]] = defaultdict(list)
+        for key in gone:
+            wanted[key[1]].append(key[2])
         for record in records:
-            present.add((source, record.kind, record.id))
-            if self._upsert(source, record):
-                changed.append(record)
-        kinds = set(complete_kinds)
-        if kinds:
-            held = (self._by_kind.get((source, kind), set()) for kind in kinds)
-            gone = sorted(key for keys in held for key in keys if key not in present)
-            for key in gone:
-                retract = Retract(id=key[2], target_kind=key[1])
-                self._remove(key)
-                changed.append(retract)
-        return changed
+            kind = record.target_kind if isinstance(record, Retract) else record.kind
+            wanted[kind].append(record.id)
+            if isinstance(record, Position):
+                wanted["price"].append(record.ticker)
+        for kind, ids in wanted.items():
+            self._fetch(source, kind, ids)
+
+    def _fetch(self, source: str, kind: str, ids: Iterable[str]) -> None:
+        if self.store is None:
+            return
+        missing = sorted({i for i in ids if not self._known((source, kind, i))})
+        if missing:
+            found = self.store.get(source, kind, missing)
+            for record_id in missing:
+                self._fetched[source, kind, record_id] = found.get(record_id)
+
+    def _known(self, key: Key) -> bool:
+        return key in self.records or key in self._gone or key in self._cache or key in self._fetched
+
+    def _end_fetch(self) -> None:
+        for key, record in self._fetched.items():
+            if record is not None and key not in self.records and key not in self._gone:
+                self._remember(key, record)
+        self._fetched.clear()
+
+    def _remember(self, key: Key, record: Record) -> None:
+        self._cache[key] = record
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+
+    def _get(self, key: Key) -> Record | None:
+        """The current record of ``key``: memory, then what the store answered."""
+        found = self.records.get(key)
+        if found is not None or key in self._gone:
+            return found
+        if key in self._fetched:
+            return self._fetched[key]
+        cached = self._cache.get(key)
+        if cached is not None:
+            self._cache.move_to_end(key)
+        return cached
+
+    def current(self, key: Key) -> Record | None:
+        """The current record of ``key``, from memory or (one query) the store."""
+        found = self._get(key)
+        if found is not None or key in self._gone or self.store is None:
+            return found
+        if key in self.records or key in self._fetched:
+            return None
+        return self.store.get(key[0], key[1], [key[2]]).get(key[2])
+
+    def largest_total(self) -> Decimal:
+        """The largest absolute value of any total (O(paths): the working set)."""
+        return max((abs(amount) for amount in self._totals.values()), default=ZERO)
 
     def _upsert(self, source: str, record: Record) -> bool:
         if isinstance(record, Retract):
             return self._remove((source, record.target_kind, record.id))
         key = (source, record.kind, record.id)
-        old = self.records.get(key)
+        old = self._get(key)
         if old == record:
             return False
-        self.records[key] = record
-        self._by_kind[source, record.kind].add(key)
+        self._unset(key, old)
+        self._hold(key, record)
         if isinstance(record, Price):
             self._remark(source, record.id)
-            return True
-        if isinstance(old, Position):
-            self._by_market[source, old.ticker].discard(key)
-        if isinstance(record, Position):
+        elif isinstance(record, Position) and is_hot(record):
             self._by_market[source, record.ticker].add(key)
-        self._recontribute(key)
+            self._warm((source, "price", record.ticker))
+            self._recontribute(key)
+        else:
+            self._add_cold({}, contribution(record))
         return True
 
     def _remove(self, key: Key) -> bool:
-        record = self.records.pop(key, None)
+        record = self._get(key)
         if record is None:
             return False
-        self._set_contribution(key, {})
+        self._unset(key, record)
+        self.records.pop(key, None)
+        self._cache.pop(key, None)
         self._by_kind[key[0], key[1]].discard(key)
-        if isinstance(record, Position):
-            self._by_market[key[0], record.ticker].discard(key)
+        if self.store is not None:
+            self._gone.add(key)
+            self._fresh.add(key)
         if isinstance(record, Price):
             self._remark(key[0], record.id)
         return True
+
+    def _unset(self, key: Key, old: Record | None) -> None:
+        """Take out the contribution of the record ``key`` held so far."""
+        if old is None:
+            return
+        if key in self._contrib:
+            self._set_contribution(key, {})
+        elif not isinstance(old, Price):
+            self._add_cold(contribution(old), {})
+        if isinstance(old, Position):
+            market = self._by_market.get((key[0], old.ticker))
+            if market is not None:
+                market.discard(key)
+                if not market and self.store is not None:  # its price may go cold once saved
+                    self._fresh.add((key[0], "price", old.ticker))
+
+    def _hold(self, key: Key, record: Record) -> None:
+        self.records[key] = record
+        self._by_kind[key[0], key[1]].add(key)
+        self._gone.discard(key)
+        self._cache.pop(key, None)
+        if self.store is not None:
+            self._fresh.add(key)
+
+    def _warm(self, price_key: Key) -> None:
+        """Bring the price of a market with an open position into memory."""
+        if price_key not in self.records:
+            price = self._get(price_key)
+            if price is not None:
+                self.records[price_key] = price
+                self._by_kind[price_key[0], price_key[1]].add(price_key)
+                self._cache.pop(price_key, None)
+
+    def _add_cold(self, old: Mapping[Path, Decimal], new: Mapping[Path, Decimal]) -> None:
+        """Replace a cold record's contribution ``old`` with ``new`` in the totals."""
+        for path, amount in old.items():
+            self._totals[path] -= amount
+            self._cold[path] = self._cold.get(path, ZERO) - amount
+            self._dirty.add(path)
+        for path, amount in new.items():
+            self._totals[path] += amount
+            self._cold[path] = self._cold.get(path, ZERO) + amount
+            self._dirty.add(path)
 
     def _remark(self, source: str, ticker: str) -> None:
         for position_key in self._by_market.get((source, ticker), ()):
@@ -388,7 +557,7 @@ class Book:
         record = self.records[key]
         price = None
         if isinstance(record, Position):
-            found = self.records.get((key[0], "price", record.ticker))
+            found = self._get((key[0], "price", record.ticker))
             price = found if isinstance(found, Price) else None
         self._set_contribution(key, contribution(record, price))
 
@@ -400,6 +569,60 @@ class Book:
             self._totals[path] += amount
         if new:
             self._contrib[key] = dict(new)
+
+    # -- persistence -----------------------------------------------------
+
+    def take_cold_totals(self) -> dict[Path, Decimal]:
+        """The cold aggregates changed since the last call (absolute values, to persist)."""
+        changed = {path: self._cold[path] for path in self._dirty}
+        self._dirty.clear()
+        return changed
+
+    def stamp(self, seq: int) -> None:
+        """The records changed since the last stamp travel in the change ``seq``."""
+        for key in self._fresh:
+            self._pins.pop(key, None)
+            self._pins[key] = seq  # re-inserted at the end: stamps stay in order
+        self._fresh.clear()
+
+    def saved(self, seq: int) -> None:
+        """Changes up to ``seq`` are committed: their cold records may leave memory."""
+        while self._pins:
+            key, stamp = next(iter(self._pins.items()))
+            if stamp > seq:
+                return
+            del self._pins[key]
+            if key not in self._fresh:  # changed again since: the next stamp pins it
+                self._settle(key)
+
+    def _settle(self, key: Key) -> None:
+        self._gone.discard(key)
+        record = self.records.get(key)
+        if record is None or self._needed(key, record):
+            return
+        del self.records[key]
+        self._by_kind[key[0], key[1]].discard(key)
+        self._remember(key, record)
+
+    def _needed(self, key: Key, record: Record) -> bool:
+        if isinstance(record, Price):
+            return bool(self._by_market.get((key[0], record.id)))
+        return is_hot(record)
+
+    @exact
+    def resume(self, cold_totals: Mapping[Path, Decimal], hot: Iterable[tuple[str, Record]]) -> None:
+        """Continue from the store: the cold aggregates and the hot records (prices first)."""
+        for path, amount in cold_totals.items():
+            self._cold[path] = amount
+            self._totals[path] += amount
+        ordered = sorted(hot, key=lambda item: not isinstance(item[1], Price))
+        for source, record in ordered:
+            key = (source, record.kind, record.id)
+            self.records[key] = record
+            self._by_kind[source, record.kind].add(key)
+            if isinstance(record, Position) and is_hot(record):
+                self._by_market[source, record.ticker].add(key)
+                self._recontribute(key)
 
     # -- sources ---------------------------------------------------------
 

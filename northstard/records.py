@@ -228,29 +228,56 @@ def _encode(value: Any) -> Any:
     return value
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+# per record class: its fields and "kind", sorted, each with whether it may need encoding
+_NAMES: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _sorted_names(cls: type) -> tuple[tuple[str, bool], ...]:
+    names = _NAMES.get(cls)
+    if names is None:
+        hints = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        names = _NAMES[cls] = tuple(
+            (name, "Decimal" in hints.get(name, "") or "datetime" in hints.get(name, ""))
+            for name in sorted([*hints, "kind"])
+        )
+    return names
+
+
 def record_to_json(record: Record) -> str:
     """Stable JSON text of a record (sorted keys, amounts as strings)."""
-    body = {f.name: _encode(getattr(record, f.name)) for f in dataclasses.fields(record)}
-    body["kind"] = record.kind
-    return json.dumps(body, sort_keys=True, separators=(",", ":"))
+    body = {
+        name: _encode(getattr(record, name)) if typed else getattr(record, name)
+        for name, typed in _sorted_names(type(record))
+    }
+    return _ENCODER.encode(body)  # keys already in order: the text of sort_keys=True
 
 
-def _decode(hint: Any, value: Any, name: str) -> Any:
+def _decode(hint: str, value: Any, name: str) -> Any:
     if value is None:
         return None
-    text = str(hint)
-    if "Decimal" in text:
+    if "Decimal" in hint:
         return parse_money(value, field=name)
-    if "datetime" in text:
+    if "datetime" in hint:
         return utc(datetime.fromisoformat(value))
     return value
+
+
+_HINTS: dict[type, dict[str, str]] = {}  # per record class (get_type_hints is slow)
+
+
+def _hints(cls: type) -> dict[str, str]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = {k: str(v) for k, v in get_type_hints(cls).items()}
+    return hints
 
 
 def record_from_json(text: str) -> Record:
     """Rebuild a record from ``record_to_json`` output."""
     body = json.loads(text)
     cls = KINDS[body.pop("kind")]
-    hints = get_type_hints(cls)
+    hints = _hints(cls)
     kwargs = {k: _decode(hints[k], v, k) for k, v in body.items()}
     record: Record = cls(**kwargs)  # type: ignore[assignment]
     return record

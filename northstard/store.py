@@ -6,6 +6,9 @@ built by numbered migrations tracked in ``PRAGMA user_version``.
 
     meta        key/value: the stream's epoch
     rec_<kind>  one table per record kind, keyed by (source, id): the record's JSON
+                (rec_position also flags open positions: ``hot``, indexed)
+    totals      the cold aggregates: path -> decimal string (see pnl, "Hot and cold"),
+                written in the same transaction as the records that changed them
     deltas      every published change: (epoch, seq) -> merge patch
     snapshots   a full document every N changes and at shutdown
     current     the last published document (one row)
@@ -18,23 +21,30 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from .buckets import RESOLUTIONS, Bucket
 from .errors import StoreError
 from .mergepatch import Doc
-from .records import KINDS, Record, record_from_json
+from .money import ZERO
+from .pnl import contribution, exact, is_hot
+from .records import KINDS, Position, Price, Record, record_from_json
 
 __all__ = [
     "RECORD_KINDS",
     "Persisted",
+    "SqliteRecords",
+    "iter_records",
     "load_persisted",
     "open_reader",
     "open_writer",
+    "path_from_text",
+    "path_text",
     "read_buckets",
     "read_deltas",
 ]
@@ -64,17 +74,54 @@ def _migration_1() -> list[str]:
     return statements
 
 
-MIGRATIONS: list[list[str]] = [_migration_1()]
+def _run_migration_1(conn: sqlite3.Connection) -> None:
+    for statement in _migration_1():
+        conn.execute(statement)
+
+
+def path_text(path: Sequence[str]) -> str:
+    """How a totals path is keyed in the ``totals`` table (a JSON array)."""
+    return json.dumps(list(path), separators=(",", ":"), ensure_ascii=False)
+
+
+def path_from_text(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
+
+
+@exact  # sums past 28 digits stay exact, as in the engine
+def _migration_2(conn: sqlite3.Connection) -> None:
+    """Hot flags and the cold aggregates: one full scan of an existing database, once."""
+    conn.execute("ALTER TABLE rec_position ADD COLUMN hot INTEGER NOT NULL DEFAULT 0")
+    conn.execute("CREATE INDEX rec_position_hot ON rec_position (hot) WHERE hot = 1")
+    conn.execute(
+        "CREATE TABLE totals (path TEXT PRIMARY KEY, amount TEXT NOT NULL) WITHOUT ROWID"
+    )
+    sums: dict[tuple[str, ...], Decimal] = {}
+    hot: list[tuple[str, str]] = []
+    for source, record in iter_records(conn):
+        if is_hot(record):
+            hot.append((source, record.id))
+        elif not isinstance(record, Price):
+            for path, amount in contribution(record).items():
+                sums[path] = sums.get(path, ZERO) + amount
+    conn.executemany("UPDATE rec_position SET hot = 1 WHERE source = ? AND id = ?", hot)
+    conn.executemany(
+        "INSERT INTO totals (path, amount) VALUES (?, ?)",
+        [(path_text(path), str(amount)) for path, amount in sums.items()],
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_run_migration_1, _migration_2]
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
         raise StoreError(f"database schema {version} is newer than this northstard ({len(MIGRATIONS)})")
-    for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+    for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
         with conn:
-            for statement in statements:
-                conn.execute(statement)
+            conn.execute("BEGIN IMMEDIATE")  # the whole migration or nothing
+            migration(conn)
             conn.execute(f"PRAGMA user_version = {number}")
     with conn:
         conn.execute(
@@ -113,23 +160,64 @@ def open_reader(path: Path) -> sqlite3.Connection:
 
 @dataclass(frozen=True)
 class Persisted:
-    """What a restart continues from."""
+    """What a restart continues from: nothing in it grows with the stored history.
+
+    ``records`` are the hot ones (open positions and their markets' prices),
+    ``totals`` the cold aggregates, ``sources`` every source with stored records.
+    """
 
     epoch: str
     seq: int
     doc: Doc | None
     records: list[tuple[str, Record]]
     open_buckets: dict[str, Bucket]
+    totals: dict[tuple[str, ...], Decimal] = field(default_factory=dict)
+    sources: frozenset[str] = frozenset()
 
 
-def _records(conn: sqlite3.Connection) -> Iterator[tuple[str, Record]]:
+def iter_records(conn: sqlite3.Connection) -> Iterator[tuple[str, Record]]:
+    """Every stored record (a full scan: the migration and the tests, never the start-up)."""
     for kind in RECORD_KINDS:
         for source, body in conn.execute(f"SELECT source, body FROM rec_{kind}"):
             yield source, record_from_json(body)
 
 
+def _hot_records(conn: sqlite3.Connection) -> list[tuple[str, Record]]:
+    """Open positions (through the partial index) and the prices of their markets."""
+    positions = [
+        (source, record_from_json(body))
+        for source, body in conn.execute("SELECT source, body FROM rec_position WHERE hot = 1")
+    ]
+    markets = sorted({(s, p.ticker) for s, p in positions if isinstance(p, Position)})
+    prices = []
+    for source, ticker in markets:
+        row = conn.execute(
+            "SELECT body FROM rec_price WHERE source = ? AND id = ?", (source, ticker)
+        ).fetchone()
+        if row is not None:
+            prices.append((source, record_from_json(row[0])))
+    return prices + positions
+
+
+def _stored_sources(conn: sqlite3.Connection) -> frozenset[str]:
+    """Sources with stored records: one index step per source and kind, not a scan."""
+    found: set[str] = set()
+    for kind in RECORD_KINDS:
+        row = conn.execute(f"SELECT min(source) FROM rec_{kind}").fetchone()
+        while row is not None and row[0] is not None:
+            found.add(row[0])
+            row = conn.execute(
+                f"SELECT min(source) FROM rec_{kind} WHERE source > ?", (row[0],)
+            ).fetchone()
+    return frozenset(found)
+
+
+def _totals(conn: sqlite3.Connection) -> dict[tuple[str, ...], Decimal]:
+    return {path_from_text(p): Decimal(a) for p, a in conn.execute("SELECT path, amount FROM totals")}
+
+
 def load_persisted(path: Path) -> Persisted:
-    """Read the epoch, the last document, every record and the open buckets."""
+    """Read the epoch, the last document, the hot records, the cold totals and the open buckets."""
     try:
         with closing(open_reader(path)) as conn:
             epoch = conn.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0]
@@ -146,7 +234,8 @@ def load_persisted(path: Path) -> Persisted:
                 ).fetchone()
                 if found:
                     buckets[resolution] = Bucket.from_body(resolution, found[0], found[1])
-            return Persisted(epoch, seq, doc, list(_records(conn)), buckets)
+            return Persisted(epoch, seq, doc, _hot_records(conn), buckets, _totals(conn),
+                             _stored_sources(conn))
     except sqlite3.Error as exc:
         raise StoreError(f"cannot read {path}: {exc}") from exc
 
@@ -170,3 +259,55 @@ def read_deltas(conn: sqlite3.Connection, epoch: str, after: int) -> list[tuple[
         (epoch, after),
     )
     return [(seq, prev, json.loads(patch)) for seq, prev, patch in rows]
+
+
+class SqliteRecords:
+    """The records SQLite holds, read through its own read-only connection (``pnl.StoredRecords``).
+
+    Lookups by primary key, ``CHUNK`` ids per query; ``ids`` reads the index of
+    one (source, kind). Reads see committed data only: the Book keeps what is
+    not committed yet in memory.
+    """
+
+    CHUNK = 500
+
+    def __init__(self, path: Path) -> None:
+        self.conn = open_reader(path)
+        self.queries = 0
+
+    def __repr__(self) -> str:
+        return f"<SqliteRecords queries={self.queries}>"
+
+    def get(self, source: str, kind: str, ids: Sequence[str]) -> dict[str, Record]:
+        if kind not in RECORD_KINDS:
+            return {}
+        found: dict[str, Record] = {}
+        for chunk in _chunks(ids, self.CHUNK):
+            marks = ",".join("?" * len(chunk))
+            self.queries += 1
+            rows = self._read(
+                f"SELECT id, body FROM rec_{kind} WHERE source = ? AND id IN ({marks})",
+                (source, *chunk),
+            )
+            found.update((i, record_from_json(body)) for i, body in rows)
+        return found
+
+    def ids(self, source: str, kind: str) -> set[str]:
+        if kind not in RECORD_KINDS:
+            return set()
+        self.queries += 1
+        return {i for (i,) in self._read(f"SELECT id FROM rec_{kind} WHERE source = ?", (source,))}
+
+    def _read(self, sql: str, params: Sequence[object]) -> list[Any]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read stored records: {exc}") from exc
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -22,10 +22,10 @@ import trio
 
 from .buckets import BucketSet, components
 from .change import Change
-from .records import Retract, record_to_json
-from .store import open_writer
+from .records import Position, Retract, record_to_json
+from .store import open_writer, path_text
 
-__all__ = ["WriterSettings", "WriterState", "run_writer"]
+__all__ = ["WriterSettings", "WriterState", "run_writer", "write_batch"]
 
 log = structlog.get_logger("northstard.writer")
 
@@ -63,9 +63,13 @@ class WriterState:
     degraded: str | None = None
 
 
+Row = tuple[str, str, str, int] | tuple[str, str, str, int, int]
+
+
 def _write_records(conn: sqlite3.Connection, change: Change, now_ms: int) -> None:
-    """Upserts grouped per kind (one executemany each); a retract deletes its row in order."""
-    rows: dict[str, list[tuple[str, str, str, int]]] = {}
+    """Upserts grouped per kind (one executemany each); a retract deletes its row in order.
+    The cold aggregates the change carries are written with them (absolute values)."""
+    rows: dict[str, list[Row]] = {}
     for source, record in change.records:
         if isinstance(record, Retract):
             _flush_rows(conn, rows)
@@ -74,24 +78,33 @@ def _write_records(conn: sqlite3.Connection, change: Change, now_ms: int) -> Non
                 (source, record.id),
             )
             continue
-        rows.setdefault(record.kind, []).append(
-            (source, record.id, record_to_json(record), now_ms)
-        )
+        row: Row = (source, record.id, record_to_json(record), now_ms)
+        if isinstance(record, Position):
+            row = (*row, int(record.count != 0))
+        rows.setdefault(record.kind, []).append(row)
     _flush_rows(conn, rows)
-
-
-def _flush_rows(conn: sqlite3.Connection, rows: dict[str, list[tuple[str, str, str, int]]]) -> None:
-    for kind, values in rows.items():
+    if change.totals:
         conn.executemany(
-            f"INSERT INTO rec_{kind} (source, id, body, updated_ms) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (source, id) DO UPDATE SET body = excluded.body,"
-            " updated_ms = excluded.updated_ms",
-            values,
+            "INSERT OR REPLACE INTO totals (path, amount) VALUES (?, ?)",
+            [(path_text(path), str(amount)) for path, amount in change.totals],
         )
+
+
+def _flush_rows(conn: sqlite3.Connection, rows: dict[str, list[Row]]) -> None:
+    for kind, values in rows.items():
+        if kind == "position":
+            sql = ("INSERT INTO rec_position (source, id, body, updated_ms, hot)"
+                   " VALUES (?, ?, ?, ?, ?) ON CONFLICT (source, id) DO UPDATE SET"
+                   " body = excluded.body, updated_ms = excluded.updated_ms, hot = excluded.hot")
+        else:
+            sql = (f"INSERT INTO rec_{kind} (source, id, body, updated_ms) VALUES (?, ?, ?, ?)"
+                   " ON CONFLICT (source, id) DO UPDATE SET body = excluded.body,"
+                   " updated_ms = excluded.updated_ms")
+        conn.executemany(sql, values)
     rows.clear()
 
 
-def _write_batch(
+def write_batch(
     conn: sqlite3.Connection, batch: Sequence[Change], state: WriterState, settings: WriterSettings
 ) -> None:
     now_ms = int(time.time() * 1000)
@@ -129,6 +142,15 @@ def _write_snapshot(conn: sqlite3.Connection, change: Change) -> None:
 def _snapshot_now(conn: sqlite3.Connection, change: Change) -> None:
     with conn:
         _write_snapshot(conn, change)
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    """At shutdown: everything into the main file, the WAL emptied, so the file alone is
+    the whole database (other connections, such as the engine's reader, may still be open)."""
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    except sqlite3.Error as exc:
+        log.warning("checkpoint at shutdown failed", error=f"{type(exc).__name__}: {exc}")
 
 
 def _retention(conn: sqlite3.Connection, settings: WriterSettings) -> int:
@@ -196,7 +218,7 @@ async def _commit(
     batch = state.pending
     started = time.perf_counter()
     try:
-        await trio.to_thread.run_sync(_write_batch, conn, batch, state, settings)
+        await trio.to_thread.run_sync(write_batch, conn, batch, state, settings)
     except sqlite3.Error as exc:
         await _degraded(state, outputs, f"{type(exc).__name__}: {exc}")
         return False
@@ -259,6 +281,8 @@ async def run_writer(
                          first_seq=state.pending[0].seq, error=state.degraded)
         if state.last_change is not None and state.degraded is None:
             await trio.to_thread.run_sync(_snapshot_now, conn, state.last_change)
+        if state.degraded is None:
+            await trio.to_thread.run_sync(_checkpoint, conn)
         log.info("writer flushed", seq=state.committed_seq)
     finally:
         with trio.CancelScope(shield=True):

@@ -32,11 +32,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 def fill(mount: Path) -> Path:
     filler = mount / "filler"
-    with filler.open("wb") as handle:
+    # unbuffered: a partial last write leaves nothing for close() to flush (and fail on)
+    with filler.open("wb", buffering=0) as handle:
         try:
             while True:
                 handle.write(b"\0" * 65536)
-                handle.flush()
         except OSError:
             pass
     return filler

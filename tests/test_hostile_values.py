@@ -9,6 +9,7 @@ position in non-ASCII digits is a 400.
 from __future__ import annotations
 
 import re
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -23,7 +24,8 @@ from contract.fakes import FakeAnthropic, cost_row, secret_file, wait_for_doc
 from northstard.engine import EngineState, _apply_all
 from northstard.mergepatch import apply_patch
 from northstard.pnl import Book
-from northstard.records import Cost, Position, Price, Reading, RevenueTotal
+from northstard.records import Cost, Position, Price, Reading, RevenueTotal, record_from_json
+from northstard.store import open_reader
 
 from scripted import FEEDS
 
@@ -42,9 +44,11 @@ def status(doc: dict[str, Any], name: str) -> str | None:
     return entry.get("status") if isinstance(entry, dict) else None
 
 
-def anthropic_costs(daemon: Any) -> Decimal:
-    held = daemon.engine.book.records.items()
-    return sum((r.amount for (source, _, _), r in held if source == "anthropic"), D(0))
+def anthropic_costs(db: Path) -> Decimal:
+    """The stored costs of the source (saved records leave the Book's memory: the store has them all)."""
+    with closing(open_reader(db)) as conn:
+        rows = conn.execute("SELECT body FROM rec_cost WHERE source = 'anthropic'").fetchall()
+    return sum((record_from_json(body).amount for (body,) in rows), D(0))
 
 
 async def test_absurd_in_bounds_values_are_published_exactly_and_the_engine_goes_on(
@@ -104,7 +108,7 @@ async def test_a_refused_cost_row_degrades_the_source_visibly_while_the_rest_str
               "cents, in dollars): more than 12 decimal places: '0.0100000000001'")
     entry = doc["sources"]["anthropic"]
     assert entry["last_error"] == reason and entry["stale"] is True
-    assert anthropic_costs(daemon) == D("1.00")  # the good row still counts
+    assert anthropic_costs(tmp_path / "northstard.db") == D("1.00")  # the good row still counts
     seq = daemon.hub.seq
     doc = await wait_for_doc(daemon, lambda d: daemon.hub.seq >= seq + 3)
     assert status(doc, "demo") == "ok" and status(doc, "anthropic") == "degraded"
@@ -125,7 +129,7 @@ async def test_a_refused_cost_row_degrades_the_source_visibly_while_the_rest_str
     assert status(doc, "anthropic") == "degraded"
     fake.costs[yesterday] = [cost_row("100"), cost_row("250", workspace_id="wrkspc_02")]
     doc = await wait_for_doc(daemon, lambda d: status(d, "anthropic") == "ok")
-    assert anthropic_costs(daemon) == D("3.50")
+    assert anthropic_costs(tmp_path / "northstard.db") == D("3.50")
 
 
 async def test_a_resume_position_in_other_digits_is_a_400(start_daemon: Any) -> None:

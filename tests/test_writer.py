@@ -110,7 +110,9 @@ def test_open_writer_builds_the_schema(db: Path) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    expected = {"meta", "deltas", "snapshots", "current", "buckets"} | {f"rec_{k}" for k in RECORD_KINDS}
+    expected = {"meta", "deltas", "snapshots", "current", "buckets", "totals"} | {
+        f"rec_{k}" for k in RECORD_KINDS
+    }
     assert tables == expected
     assert "rec_retract" not in tables
     with closing(open_reader(db)) as reader:
@@ -333,16 +335,19 @@ async def test_load_persisted_continues_where_the_writer_stopped(
     assert persisted.epoch == engine.state.epoch
     assert persisted.seq == 4
     assert persisted.doc == changes[-1].doc == engine.state.doc
-    book_records = {(key[0], record) for key, record in engine.state.book.records.items()}
-    assert len(persisted.records) == len(book_records) == 4
-    assert set(persisted.records) == book_records
+    # start-up reads the hot records only: the open position and its market's price
+    hot = {(key[0], record) for key, record in engine.state.book.records.items()
+           if key[1] in ("position", "price")}
+    assert len(persisted.records) == len(hot) == 2
+    assert set(persisted.records) == hot
+    assert persisted.sources == {"shop", "kalshi"}
     assert set(persisted.open_buckets) == set(RESOLUTIONS)
     assert persisted.open_buckets == state.buckets.open
-    # a Book rebuilt from the stored records renders the same amounts
+    # the cold aggregates plus the hot records render the same amounts
     fresh = Book()
-    for source, record in persisted.records:
-        fresh.ingest(source, [record])
+    fresh.resume(persisted.totals, persisted.records)
     assert fresh.net() == engine.state.book.net()
+    assert fresh.total("costs", "total") == D("7.77")
 
 
 async def test_load_persisted_ignores_a_document_of_another_epoch(
@@ -353,7 +358,7 @@ async def test_load_persisted_ignores_a_document_of_another_epoch(
     persisted = load_persisted(db)
     assert persisted.epoch != "some-other-epoch"
     assert (persisted.seq, persisted.doc) == (0, None)
-    assert len(persisted.records) == 1  # records are not tied to an epoch
+    assert persisted.totals[("costs", "total")] == D("1.25")  # records are not tied to an epoch
 
 
 async def test_the_writer_closes_its_outputs_and_the_connection(
@@ -404,3 +409,16 @@ async def test_retention_zero_keeps_everything(db: Path, clock: trio.testing.Moc
     await write_all(settings, WriterState(buckets=BucketSet()), changes)
     assert rows(db, "SELECT count(*) FROM deltas") == [(3,)]
     assert rows(db, "SELECT count(DISTINCT resolution) FROM buckets") == [(4,)]
+
+
+async def test_a_clean_stop_leaves_the_whole_database_in_its_file(
+    db: Path, clock: trio.testing.MockClock
+) -> None:
+    engine = Engine(epoch_of(db))
+    with closing(open_reader(db)) as reader:  # the engine's reader outlives the writer
+        reader.execute("SELECT count(*) FROM meta").fetchall()
+        await write_all(settings_for(db), WriterState(buckets=BucketSet()),
+                        [engine.change("shop", cost(i)) for i in range(20)])
+        wal = db.with_name(db.name + "-wal")
+        assert not wal.exists() or wal.stat().st_size == 0
+    assert rows(db, "SELECT count(*) FROM rec_cost") == [(20,)]
