@@ -1,0 +1,162 @@
+"""Every response the fakes serve is one the real API could send (issue 17, item 1).
+
+The fakes are driven by the real plugins (a real poll, signed where the
+provider signs, over loopback), and what they served (bodies, errors,
+WebSocket messages) is checked against the providers' published schemas
+vendored in ``specs/`` (see specs/README.md), strictly: a field the schema
+does not name fails as surely as a missing or mistyped one. The schemas'
+own documented examples are checked too, so a wrong transcription fails.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, date, datetime
+
+import pytest
+import trio
+from spec_check import example, problems, response_problems
+
+from northstard.errors import SourceError
+from northstard_plugins.anthropic_costs import AnthropicCostSource
+from northstard_plugins.anthropic_costs import Settings as AnthropicSettings
+from northstard_plugins.kalshi import KalshiStreamingSource
+from northstard_plugins.kalshi import Settings as KalshiSettings
+from northstard_plugins.stripe import Settings as StripeSettings
+from northstard_plugins.stripe import StripeSource
+
+from fakes import FakeAnthropic, FakeStripe, cost_row, invoice, transaction, usage_row
+from kalshi_fake import KalshiFake, options_for, signing_key, ws_fill, ws_position, ws_ticker
+
+KALSHI = "kalshi-openapi.json"
+KALSHI_WS = "kalshi-asyncapi.json"
+STRIPE = "stripe-openapi.json"
+ANTHROPIC = "anthropic-admin.json"
+
+
+def served_problems(spec: str, served: list[tuple[str, int, bytes]], prefix: str = "") -> list[str]:
+    out = []
+    for path, status, body in served:
+        out += [f"{path} HTTP {status}: {p}" for p in response_problems(spec, prefix + path, status, body)]
+    return out
+
+
+# -- the vendored examples fit their own schemas ---------------------------------
+
+
+@pytest.mark.parametrize("name", ["fill", "market_position", "ticker"])
+def test_kalshi_ws_documented_examples_fit_the_vendored_schema(name: str) -> None:
+    assert problems(KALSHI_WS, name, example(KALSHI_WS, name)) == []
+
+
+@pytest.mark.parametrize("name, schema", [
+    ("MessagesUsageReport", "MessagesUsageReport"),
+    ("RateLimitError", "ErrorResponse"),
+    ("AuthenticationError", "ErrorResponse"),
+])
+def test_anthropic_documented_examples_fit_the_vendored_schema(name: str, schema: str) -> None:
+    assert problems(ANTHROPIC, schema, example(ANTHROPIC, name)) == []
+
+
+def test_the_check_is_strict_and_can_fail() -> None:
+    good = example(KALSHI_WS, "market_position")
+    renamed = json.loads(json.dumps(good).replace("position_cost_dollars", "market_exposure_dollars"))
+    assert problems(KALSHI_WS, "market_position", renamed) == [
+        "msg: 'position_cost_dollars' is a required property",
+        "msg: Additional properties are not allowed ('market_exposure_dollars' was unexpected)",
+    ]
+    as_number = {**good, "msg": {**good["msg"], "position_fp": 100}}
+    assert problems(KALSHI_WS, "market_position", as_number) == [
+        "msg/position_fp: 100 is not of type 'string'"]
+
+
+# -- Kalshi ------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def kalshi(nursery: trio.Nursery) -> KalshiFake:
+    return await KalshiFake(signing_key()[1]).start(nursery)
+
+
+async def test_kalshi_fake_serves_only_what_the_openapi_documents(kalshi: KalshiFake) -> None:
+    settings = KalshiSettings.from_options(options_for(kalshi, stream=False))
+    source = KalshiStreamingSource("kalshi", settings, rng=random.Random(7))
+    try:
+        await source.poll()
+        kalshi.fail("500", times=1)
+        with pytest.raises(SourceError):
+            await source.poll()
+        bad = KalshiStreamingSource("kalshi", KalshiSettings.from_options(
+            options_for(kalshi, stream=False, key_id="00000000-0000-0000-0000-000000000000")))
+        with pytest.raises(SourceError):
+            await bad.poll()
+        await bad.aclose()
+    finally:
+        await source.aclose()
+    endpoints = {path for path, _, _ in kalshi.served}
+    assert endpoints == {"/exchange/user_data_timestamp", "/portfolio/balance", "/portfolio/positions",
+                         "/portfolio/fills", "/portfolio/settlements", "/markets"}
+    assert {status for _, status, _ in kalshi.served} == {200, 401, 500}
+    assert served_problems(KALSHI, kalshi.served) == []
+
+
+def test_kalshi_fake_ws_messages_fit_the_asyncapi() -> None:
+    messages = {"fill": ws_fill(), "market_position": ws_position(), "ticker": ws_ticker()}
+    for kind, message in messages.items():
+        assert problems(KALSHI_WS, kind, message) == [], kind
+    assert ws_position() == example(KALSHI_WS, "market_position")  # the documented example, verbatim
+
+
+# -- Stripe ------------------------------------------------------------------------
+
+
+async def test_stripe_fake_serves_only_what_the_openapi_documents(nursery: trio.Nursery) -> None:
+    fake = FakeStripe()
+    await fake.start(nursery)
+    fake.add("invoices", invoice("in_1", "paid", 1000), invoice("in_2", "open", 250, currency="jpy"),
+             invoice("in_3", "draft", 99))
+    fake.add("balance_transactions", transaction("txn_1", "charge", 1000, fee=59),
+             transaction("txn_2", "refund", -250))
+    source = StripeSource("stripe", StripeSettings(api_key=fake.api_key, base_url=fake.url + "/v1"))
+    try:
+        await source.poll()
+    finally:
+        await source.aclose()
+    wrong = StripeSource("stripe", StripeSettings(api_key="sk_test_wrong", base_url=fake.url + "/v1"))
+    with pytest.raises(SourceError):
+        await wrong.poll()
+    await wrong.aclose()
+    assert {status for _, status, _ in fake.served} == {200, 401}
+    assert served_problems(STRIPE, fake.served) == []
+
+
+# -- Anthropic -----------------------------------------------------------------------
+
+
+async def test_anthropic_fake_serves_only_what_the_reference_documents(nursery: trio.Nursery) -> None:
+    day = date(2026, 8, 16)
+    now = datetime(2026, 8, 16, 10, 30, tzinfo=UTC)
+    fake = FakeAnthropic(clock=lambda: now, page_size=1)
+    await fake.start(nursery)
+    fake.costs[date(2026, 8, 14)] = [cost_row("123.78912"), cost_row("50", workspace_id=None)]
+    fake.usage[datetime(2026, 8, 16, 9, tzinfo=UTC)] = [usage_row("claude-sonnet-4", uncached=1000)]
+    settings = AnthropicSettings(admin_key=fake.admin_key, base_url=fake.url, start_date=date(2026, 8, 13))
+    source = AnthropicCostSource("anthropic", settings, clock=lambda: now)
+    try:
+        await source.poll()
+    finally:
+        await source.aclose()
+    wrong = AnthropicCostSource("anthropic", AnthropicSettings(
+        admin_key="sk-ant-admin01-wrong", base_url=fake.url, start_date=day), clock=lambda: now)
+    with pytest.raises(SourceError):
+        await wrong.poll()
+    await wrong.aclose()
+    assert {status for _, status, _ in fake.served} == {200, 401}
+    assert served_problems(ANTHROPIC, fake.served) == []
+
+
+def test_documented_example_rows_are_served_verbatim() -> None:
+    usage = example(ANTHROPIC, "MessagesUsageReport")["data"][0]["results"][0]
+    assert problems(ANTHROPIC, "MessagesUsageReportResult", usage) == []
+    assert problems(ANTHROPIC, "CostReportResult", cost_row()) == []
