@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import structlog
 
+from northstard.fieldcheck import drift
 from northstard.http import NotConfigured, RetryPolicy
 from northstard.records import Reading, Record, Retract
 
@@ -31,6 +32,7 @@ from .client import AnthropicClient
 from .parse import Estimate, Refused, Report, day_start, estimate_id, estimate_usage, read_costs
 from .prices import PriceTable
 from .settings import Settings
+from .spec_fields import SHAPES
 
 __all__ = ["AnthropicCostSource"]
 
@@ -138,6 +140,11 @@ class AnthropicCostSource:
         if key not in self._said:
             self._said.add(key)
             getattr(self.log, level)(message)
+
+    def field_drift(self) -> dict[str, dict[str, list[str]]]:
+        """Fields received that the provider's published schema does not know, and required ones not
+        received, per response kind (``northstard sources check`` reports them)."""
+        return drift(self.client.http.fields, SHAPES) if self.client is not None else {}
 
     async def aclose(self) -> None:
         """Close the HTTP client (idempotent)."""

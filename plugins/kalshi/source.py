@@ -25,6 +25,7 @@ import structlog
 import trio
 
 from northstard.errors import SourceError
+from northstard.fieldcheck import drift
 from northstard.records import Price, Reading, Record
 
 from . import parse
@@ -33,6 +34,7 @@ from .errors import KalshiError
 from .portfolio import Portfolio
 from .settings import Settings
 from .signing import Signer, load_signer
+from .spec_fields import SHAPES
 from .stream import ASSUMPTION, PRIVATE_CHANNELS, TICKER_CHANNEL, Messages, subscribe
 from .ws import WsClient
 
@@ -141,6 +143,11 @@ class KalshiSource:
 
     def _held_changed(self) -> None:
         """A hook for the stream: the set of held markets may have changed."""
+
+    def field_drift(self) -> dict[str, dict[str, list[str]]]:
+        """Fields received that the provider's published schema does not know, and required ones not
+        received, per response kind (``northstard sources check`` reports them)."""
+        return drift(self.client.fields, SHAPES) if self.client is not None else {}
 
     async def aclose(self) -> None:
         if self.client is not None:

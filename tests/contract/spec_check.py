@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import copy
 import json
+import textwrap
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
-__all__ = ["SPECS", "example", "load", "problems", "response_problems"]
+from northstard.fieldcheck import Shape
+
+__all__ = ["SPECS", "example", "load", "problems", "render", "response_problems", "shape"]
 
 SPECS = Path(__file__).parent / "specs"
 
@@ -77,3 +80,41 @@ def example(spec: str, name: str) -> dict[str, Any]:
         value = doc["components"]["examples"][name]
     out: dict[str, Any] = copy.deepcopy(value)
     return out
+
+
+def _node(doc: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """``node`` with a ``$ref`` (or a nullable ``oneOf`` of one) followed."""
+    if "oneOf" in node:
+        node = next(n for n in node["oneOf"] if n.get("type") != "null")
+    while "$ref" in node:
+        name = node["$ref"].rsplit("/", 1)[1]
+        node = doc["components"]["schemas"][name]
+    return node
+
+
+def shape(spec: str, schema: str, *path: str) -> Shape:
+    """The ``Shape`` of ``components.schemas[schema]``, or of the object at ``path`` inside it
+    (each step a property; an array steps into its items)."""
+    doc = load(spec)
+    node = _node(doc, doc["components"]["schemas"][schema])
+    for step in path:
+        node = _node(doc, node["properties"][step])
+        if node.get("type") == "array" or "array" in node.get("type", ()):
+            node = _node(doc, node["items"])
+    return Shape(frozenset(node["properties"]), frozenset(node.get("required", ())))
+
+
+def _names(names: frozenset[str]) -> list[str]:
+    words = [f'"{name}",' for name in sorted(names)]
+    return textwrap.wrap(" ".join(words), 96, initial_indent=" " * 12, subsequent_indent=" " * 12,
+                         break_on_hyphens=False)
+
+
+def render(shapes: dict[str, Shape]) -> str:
+    """``shapes`` as the Python literal a plugin's ``spec_fields.py`` holds."""
+    lines = ["SHAPES: dict[str, Shape] = {"]
+    for label, value in shapes.items():
+        lines += [f'    "{label}": Shape(', "        known=frozenset({", *_names(value.known), "        }),",
+                  "        required=frozenset({", *_names(value.required), "        }),", "    ),"]
+    lines.append("}")
+    return "\n".join(lines).replace("frozenset({\n        })", "frozenset()")

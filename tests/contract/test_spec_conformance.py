@@ -13,12 +13,18 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
+import spec_labels
 import trio
 from spec_check import example, problems, response_problems
 
+import northstard_plugins.anthropic_costs.spec_fields as anthropic_fields
+import northstard_plugins.kalshi.spec_fields as kalshi_fields
+import northstard_plugins.stripe.spec_fields as stripe_fields
 from northstard.errors import SourceError
+from northstard.fieldcheck import MAX_DEPTH, MAX_LABELS, MAX_NAMES, FieldLog
 from northstard_plugins.anthropic_costs import AnthropicCostSource
 from northstard_plugins.anthropic_costs import Settings as AnthropicSettings
 from northstard_plugins.kalshi import KalshiStreamingSource
@@ -160,3 +166,46 @@ def test_documented_example_rows_are_served_verbatim() -> None:
     usage = example(ANTHROPIC, "MessagesUsageReport")["data"][0]["results"][0]
     assert problems(ANTHROPIC, "MessagesUsageReportResult", usage) == []
     assert problems(ANTHROPIC, "CostReportResult", cost_row()) == []
+
+
+# -- the field sets `sources check` compares against (issue 17, item 4) --------------
+
+
+@pytest.mark.parametrize("module, labels", [
+    (kalshi_fields, spec_labels.KALSHI),
+    (stripe_fields, spec_labels.STRIPE),
+    (anthropic_fields, spec_labels.ANTHROPIC),
+])
+def test_each_plugins_field_sets_are_those_of_the_vendored_spec(module: Any, labels: Any) -> None:
+    assert spec_labels.shapes(labels) == module.SHAPES
+
+
+async def test_a_live_kalshi_source_reports_drift_from_the_openapi(kalshi: KalshiFake) -> None:
+    kalshi.fills[0]["post_position_fp"] = "15.00"  # a field REST fills do not document
+    del kalshi.markets["T-A"]["rules_secondary"]  # a required one, not sent
+    settings = KalshiSettings.from_options(options_for(kalshi, stream=False))
+    source = KalshiStreamingSource("kalshi", settings, rng=random.Random(7))
+    assert source.field_drift() == {}  # nothing received yet
+    try:
+        await source.poll()
+    finally:
+        await source.aclose()
+    assert source.field_drift() == {
+        "GET /portfolio/fills fills[]": {"unknown": ["post_position_fp"], "missing": []},
+        "GET /markets markets[]": {"unknown": [], "missing": ["rules_secondary"]},
+    }
+
+
+def test_the_field_log_is_bounded() -> None:
+    log = FieldLog()
+    log.observe("GET /x", {f"f{i}": 1 for i in range(MAX_NAMES + 10)})
+    assert len(log.seen["GET /x"]) == MAX_NAMES and log.overflow == 10
+    for i in range(MAX_LABELS + 5):
+        log.observe(f"GET /y{i}", {"k": 1})
+    assert len(log.seen) == MAX_LABELS and log.overflow > 10
+    deep: dict[str, Any] = {"a": 1}
+    for _ in range(10):
+        deep = {"l": [deep]}
+    walked = FieldLog()
+    walked.observe("GET /deep", deep)  # nested lists past MAX_DEPTH are not walked
+    assert max(label.count("[]") for label in walked.seen) == MAX_DEPTH
