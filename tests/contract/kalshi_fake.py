@@ -329,7 +329,9 @@ class KalshiFake:
             self._record(endpoint, query, 0)
             await trio.sleep_forever()
         if mode == "429":
-            return await self._send(conn, stream, endpoint, query, 429, {"error": "too many requests"})
+            # OpenAPI 3.31.0 components.responses.RateLimitError: an ErrorResponse, no Retry-After
+            return await self._send(conn, stream, endpoint, query, 429,
+                                    {"code": "too_many_requests", "message": "too many requests"})
         if mode == "500":
             return await self._send(conn, stream, endpoint, query, 500,
                                     {"code": "internal_error", "message": "internal server error"})

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import spec_labels
 import trio
-from spec_check import example, problems, response_problems
+from spec_check import example, load, problems, response_problems
 
 import northstard_plugins.anthropic_costs.spec_fields as anthropic_fields
 import northstard_plugins.kalshi.spec_fields as kalshi_fields
@@ -93,6 +93,8 @@ async def test_kalshi_fake_serves_only_what_the_openapi_documents(kalshi: Kalshi
         kalshi.fail("500", times=1)
         with pytest.raises(SourceError):
             await source.poll()
+        kalshi.fail("429", times=1)
+        await source.poll()  # retried after the documented 429
         bad = KalshiStreamingSource("kalshi", KalshiSettings.from_options(
             options_for(kalshi, stream=False, key_id="00000000-0000-0000-0000-000000000000")))
         with pytest.raises(SourceError):
@@ -103,7 +105,7 @@ async def test_kalshi_fake_serves_only_what_the_openapi_documents(kalshi: Kalshi
     endpoints = {path for path, _, _ in kalshi.served}
     assert endpoints == {"/exchange/user_data_timestamp", "/portfolio/balance", "/portfolio/positions",
                          "/portfolio/fills", "/portfolio/settlements", "/markets"}
-    assert {status for _, status, _ in kalshi.served} == {200, 401, 500}
+    assert {status for _, status, _ in kalshi.served} == {200, 401, 429, 500}
     assert served_problems(KALSHI, kalshi.served) == []
 
 
@@ -209,3 +211,14 @@ def test_the_field_log_is_bounded() -> None:
     walked = FieldLog()
     walked.observe("GET /deep", deep)  # nested lists past MAX_DEPTH are not walked
     assert max(label.count("[]") for label in walked.seen) == MAX_DEPTH
+
+
+def test_the_fakes_error_replies_have_the_documented_shapes_and_headers() -> None:
+    for reply in (FakeAnthropic.rate_limited("7"), FakeAnthropic.server_error(500),
+                  FakeAnthropic.server_error(529)):
+        assert problems(ANTHROPIC, "ErrorResponse", json.loads(reply.body)) == [], reply
+    limited = FakeAnthropic.rate_limited("7")
+    documented = load(ANTHROPIC)["components"]["x-rate-limit-headers"]
+    assert set(documented) <= set(limited.headers) and limited.headers["retry-after"] == "7"
+    for reply in (FakeStripe.rate_limited("3"), FakeStripe.server_error(500)):
+        assert problems(STRIPE, "error", json.loads(reply.body)) == [], reply
