@@ -14,7 +14,9 @@ Each poll:
    when a day closes, also across a restart.
 
 If the cost report ever covers today's partial day, it is preferred to the
-estimate; that assumption is logged once.
+estimate; that assumption is logged once (the API reference, checked for
+issue 17, says only that buckets "end before ending_at", not whether the
+current day's bucket is partial).
 """
 
 from __future__ import annotations

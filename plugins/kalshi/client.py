@@ -31,7 +31,7 @@ from .signing import Signer
 __all__ = ["CALL_COST", "KalshiClient"]
 
 CALL_COST = 10.0
-PAGE_LIMIT = 1000
+PAGE_LIMIT = 1000  # the maximum of every list we read (OpenAPI 3.31.0 LimitQuery, PositionsLimitQuery, ...)
 MAX_PAGES = 10_000
 _DETAIL_MAX = 160
 

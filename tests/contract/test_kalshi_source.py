@@ -446,3 +446,12 @@ async def test_a_silent_stream_is_pinged_then_given_up(
     await trio.sleep(1)
     with pytest.raises(SourceError, match=r"^kalshi: stream silent for 60 s$"):
         await check(ws)  # type: ignore[arg-type]
+
+
+async def test_a_subaccount_restricts_settlements_too(fake: KalshiFake, make: Factory) -> None:
+    """OpenAPI 3.31.0: positions default to subaccount 0, fills and settlements to all of them."""
+    await make(subaccount=2, stream=False).poll()
+    lists = {s.endpoint: s.query for s in fake.seen
+             if s.endpoint in ("/portfolio/positions", "/portfolio/fills", "/portfolio/settlements")}
+    assert {endpoint: query.get("subaccount") for endpoint, query in lists.items()} == {
+        "/portfolio/positions": "2", "/portfolio/fills": "2", "/portfolio/settlements": "2"}
