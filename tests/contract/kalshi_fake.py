@@ -37,8 +37,9 @@ import trio
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from spec_check import example
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
+
+from spec_check import example, problems, response_problems
 
 KEY_ID = "6f1c2b7e-1d2a-4c3b-9e8f-0a1b2c3d4e5f"
 REST_PREFIX = "/trade-api/v2"
@@ -46,6 +47,15 @@ WS_PATH = "/trade-api/ws/v2"
 PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 
 Body = dict[str, Any]
+
+KALSHI_REST = "kalshi-openapi.json"
+KALSHI_WS = "kalshi-asyncapi.json"
+
+
+def problems_of_response(endpoint: str, status: int, body: Any) -> list[str]:
+    """Why a body the fake is about to serve (before any deliberate drift) is not one Kalshi documents."""
+    return response_problems(KALSHI_REST, endpoint, status, json.dumps(body).encode())
+
 
 # -- the example rows of api-contracts.md, and a few more of the same shape ----
 
@@ -141,7 +151,7 @@ AS_OF = "2026-08-16T04:00:01.250000Z"
 
 def ws_message(kind: str, **msg: Any) -> Body:
     """The documented ``kind`` message (fill, market_position, ticker), its ``msg`` fields changed."""
-    message = example("kalshi-asyncapi.json", kind)
+    message = example(KALSHI_WS, kind)
     message["msg"].update(msg)
     return message
 
@@ -237,6 +247,7 @@ class KalshiFake:
     sockets: list[WebSocketConnection] = field(default_factory=list)
     served: list[tuple[str, int, bytes]] = field(default_factory=list)  # (endpoint, status, body)
     pushed: list[str] = field(default_factory=list)  # every WebSocket message sent with push()
+    violations: list[str] = field(default_factory=list)  # what the real API could not send (specs/)
     http_url: str = ""
     ws_url: str = ""
     _changed: trio.Event = field(default_factory=trio.Event)
@@ -336,6 +347,7 @@ class KalshiFake:
             return await self._send(conn, stream, endpoint, query, 500,
                                     {"code": "internal_error", "message": "internal server error"})
         status, body = self._route(endpoint, query)
+        self.violations += [f"GET {endpoint}: {p}" for p in problems_of_response(endpoint, status, body)]
         if mode == "drift" and failure and failure.mutate:
             body = failure.mutate(body)
         raw = json.dumps(body).encode()
@@ -448,6 +460,8 @@ class KalshiFake:
     async def push(self, message: Body) -> None:
         """Send one documented-shape message (see ``ws_message``) to every connected client."""
         text = json.dumps(message)
+        self.violations += [f"ws {message.get('type')}: {p}"
+                            for p in problems(KALSHI_WS, str(message.get("type")), message)]
         self.pushed.append(text)
         await self.push_raw(text)
 

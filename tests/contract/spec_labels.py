@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from spec_check import shape
-
 from northstard.fieldcheck import Shape
+
+from spec_check import shape
 
 __all__ = ["ANTHROPIC", "KALSHI", "STRIPE", "shapes"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +18,10 @@ from kalshi_fake import KalshiFake, signing_key, ws_ticker
 
 
 @pytest.fixture
-async def fake(nursery: trio.Nursery) -> KalshiFake:
-    return await KalshiFake(signing_key()[1]).start(nursery)
+async def fake(nursery: trio.Nursery) -> AsyncIterator[KalshiFake]:
+    fake = await KalshiFake(signing_key()[1]).start(nursery)
+    yield fake
+    assert fake.violations == []  # it served only what Kalshi's published specs document
 
 
 def kalshi_section(fake: KalshiFake, tmp_path: Path, **options: Any) -> dict[str, Any]:

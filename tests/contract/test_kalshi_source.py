@@ -39,8 +39,10 @@ Factory = Callable[..., KalshiSource]
 
 
 @pytest.fixture
-async def fake(nursery: trio.Nursery) -> KalshiFake:
-    return await KalshiFake(signing_key()[1]).start(nursery)
+async def fake(nursery: trio.Nursery) -> AsyncIterator[KalshiFake]:
+    fake = await KalshiFake(signing_key()[1]).start(nursery)
+    yield fake
+    assert fake.violations == []  # it served only what Kalshi's published specs document
 
 
 @pytest.fixture

@@ -16,9 +16,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-import spec_labels
 import trio
-from spec_check import example, load, problems, response_problems
 
 import northstard_plugins.anthropic_costs.spec_fields as anthropic_fields
 import northstard_plugins.kalshi.spec_fields as kalshi_fields
@@ -32,8 +30,10 @@ from northstard_plugins.kalshi import Settings as KalshiSettings
 from northstard_plugins.stripe import Settings as StripeSettings
 from northstard_plugins.stripe import StripeSource
 
+import spec_labels
 from fakes import FakeAnthropic, FakeStripe, cost_row, invoice, transaction, usage_row
 from kalshi_fake import KalshiFake, options_for, signing_key, ws_fill, ws_position, ws_ticker
+from spec_check import example, load, problems, response_problems
 
 KALSHI = "kalshi-openapi.json"
 KALSHI_WS = "kalshi-asyncapi.json"
@@ -222,3 +222,23 @@ def test_the_fakes_error_replies_have_the_documented_shapes_and_headers() -> Non
     assert set(documented) <= set(limited.headers) and limited.headers["retry-after"] == "7"
     for reply in (FakeStripe.rate_limited("3"), FakeStripe.server_error(500)):
         assert problems(STRIPE, "error", json.loads(reply.body)) == [], reply
+
+
+async def test_the_kalshi_fake_records_what_the_real_api_could_not_send(kalshi: KalshiFake) -> None:
+    """The ``fake`` fixtures of the kalshi tests assert ``violations == []`` at teardown: it can fail."""
+    guessed = ws_position()
+    guessed["msg"]["market_exposure_dollars"] = guessed["msg"].pop("position_cost_dollars")
+    await kalshi.push(guessed)
+    del kalshi.balance["balance_dollars"]
+    settings = KalshiSettings.from_options(options_for(kalshi, stream=False))
+    source = KalshiStreamingSource("kalshi", settings, rng=random.Random(7))
+    try:
+        await source.poll()  # the plugin falls back to integer cents; the fake still broke the spec
+    finally:
+        await source.aclose()
+    assert kalshi.violations == [
+        "ws market_position: msg: 'position_cost_dollars' is a required property",
+        "ws market_position: msg: Additional properties are not allowed "
+        "('market_exposure_dollars' was unexpected)",
+        "GET /portfolio/balance: (root): 'balance_dollars' is a required property",
+    ]
