@@ -40,6 +40,7 @@ import trio
 from northstard.bodylimit import ACCEPT_ENCODING, MAX_BODY_BYTES, BoundedBody, too_large
 from northstard.config import Field
 from northstard.errors import SchemaDriftError, SourceError
+from northstard.fieldcheck import FieldLog
 from northstard.source import scrub
 
 __all__ = [
@@ -226,6 +227,7 @@ class JsonClient:
         self.max_body_bytes = max_body_bytes
         self.retry_after_max_s = retry_after_max_s
         self.calls = 0
+        self.fields = FieldLog()  # field names received, for `sources check` (bounded: see fieldcheck)
         self.blocked_until = 0.0
         self._blocked_note = ""
         self._secrets = [s for s in secrets if s]
@@ -259,7 +261,9 @@ class JsonClient:
             await trio.sleep(wait)
         if not 200 <= status < 300:
             raise self._status_error(what, status, body)
-        return decode_json(body, what=what)
+        value = decode_json(body, what=what)
+        self.fields.observe(what, value)
+        return value
 
     def _check_not_blocked(self, what: str) -> None:
         left = self.blocked_until - trio.current_time()

@@ -6,6 +6,14 @@ is reachable but not authenticated), and what it would contribute: record
 counts by kind and the P&L totals those records give through ``pnl.Book``.
 Sources are tried concurrently; errors are reported with secrets scrubbed.
 
+Schema drift (issue 17): a source that has ``field_drift()`` (the built-in
+HTTP sources) reports, after the poll and whether or not it succeeded, every
+field it received that its provider's vendored specification does not know
+and every required one it did not get, per response kind, so a renamed or
+new field is seen on the first day. Drift alone does not make a source fail
+the check (an API that adds a field is still answered); it is listed under
+the source's line and in ``fields`` of the JSON report.
+
 How an error is classified (any plugin): an exception, or one in its
 ``__cause__`` chain, with ``authenticated = False`` (no credentials) is not
 authenticated; one with ``reachable = False``, an httpx connect error or a
@@ -31,7 +39,7 @@ from .pnl import Book
 from .records import Reading
 from .source import describe, scrub
 
-__all__ = ["check_source", "check_sources", "classify", "format_table", "main"]
+__all__ = ["check_source", "check_sources", "classify", "drift_lines", "field_drift", "format_table", "main"]
 
 AUTH_STATUSES = (401, 403)
 
@@ -91,12 +99,18 @@ def contribution(reading: Reading, section: SourceSection, config: Config) -> di
     }
 
 
+def field_drift(source: Any) -> dict[str, dict[str, list[str]]]:
+    """The source's field report ({} when it keeps none)."""
+    report = getattr(source, "field_drift", None)
+    return dict(report()) if callable(report) else {}
+
+
 async def check_source(section: SourceSection, plugins: Plugins, config: Config) -> dict[str, Any]:
     """One source, polled once: its report (never raises for a source failure)."""
     secrets = [str(section.options[k]) for k in section.secrets if section.options.get(k)]
     result: dict[str, Any] = {
         "name": section.name, "plugin": section.plugin, "ok": False, "reachable": False,
-        "authenticated": False, "records": {}, "totals": {}, "error": None,
+        "authenticated": False, "records": {}, "totals": {}, "error": None, "fields": {},
     }
     start = trio.current_time()
     try:
@@ -115,6 +129,7 @@ async def check_source(section: SourceSection, plugins: Plugins, config: Config)
                       error=scrub(describe(exc), secrets))
     finally:
         result["latency_s"] = round(trio.current_time() - start, 3)
+        result["fields"] = field_drift(source)
         with trio.move_on_after(2) as scope:
             scope.shield = True
             await source.aclose()
@@ -158,7 +173,21 @@ def format_table(results: list[dict[str, Any]]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
     lines = ["  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)), row[-1]])
              for row in rows]
+    lines += [note for r in results for note in drift_lines(r)]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def drift_lines(result: dict[str, Any]) -> list[str]:
+    """One line per response kind whose fields differ from the provider's published schema."""
+    out = []
+    for label, diff in sorted(result.get("fields", {}).items()):
+        parts = []
+        if diff["unknown"]:
+            parts.append("not in the spec: " + ", ".join(diff["unknown"]))
+        if diff["missing"]:
+            parts.append("required, not received: " + ", ".join(diff["missing"]))
+        out.append(f"  {result['name']}: schema drift in {label}: " + "; ".join(parts))
+    return out
 
 
 def main(config: Config, plugins: Plugins, now: datetime | None = None) -> int:

@@ -14,7 +14,9 @@ Each poll:
    when a day closes, also across a restart.
 
 If the cost report ever covers today's partial day, it is preferred to the
-estimate; that assumption is logged once.
+estimate; that assumption is logged once (the API reference, checked for
+issue 17, says only that buckets "end before ending_at", not whether the
+current day's bucket is partial).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import structlog
 
+from northstard.fieldcheck import drift
 from northstard.http import NotConfigured, RetryPolicy
 from northstard.records import Reading, Record, Retract
 
@@ -31,6 +34,7 @@ from .client import AnthropicClient
 from .parse import Estimate, Refused, Report, day_start, estimate_id, estimate_usage, read_costs
 from .prices import PriceTable
 from .settings import Settings
+from .spec_fields import SHAPES
 
 __all__ = ["AnthropicCostSource"]
 
@@ -138,6 +142,11 @@ class AnthropicCostSource:
         if key not in self._said:
             self._said.add(key)
             getattr(self.log, level)(message)
+
+    def field_drift(self) -> dict[str, dict[str, list[str]]]:
+        """Fields received that the provider's published schema does not know, and required ones not
+        received, per response kind (``northstard sources check`` reports them)."""
+        return drift(self.client.http.fields, SHAPES) if self.client is not None else {}
 
     async def aclose(self) -> None:
         """Close the HTTP client (idempotent)."""

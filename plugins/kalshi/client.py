@@ -20,6 +20,7 @@ import trio
 
 from northstard.bodylimit import ACCEPT_ENCODING, MAX_BODY_BYTES
 from northstard.errors import SourceError
+from northstard.fieldcheck import FieldLog
 from northstard.http import read_body
 
 from .bucket import Backoff, TokenBucket
@@ -30,7 +31,7 @@ from .signing import Signer
 __all__ = ["CALL_COST", "KalshiClient"]
 
 CALL_COST = 10.0
-PAGE_LIMIT = 1000
+PAGE_LIMIT = 1000  # the maximum of every list we read (OpenAPI 3.31.0 LimitQuery, PositionsLimitQuery, ...)
 MAX_PAGES = 10_000
 _DETAIL_MAX = 160
 
@@ -84,6 +85,7 @@ class KalshiClient:
         self.backoff = backoff or Backoff()
         self.calls = 0
         self.rate_limited = 0
+        self.fields = FieldLog()  # field names received, for `sources check` (bounded: see fieldcheck)
         self.max_body_bytes = max_body_bytes
         self._http = httpx.AsyncClient(
             timeout=None, transport=transport, follow_redirects=False,
@@ -107,7 +109,9 @@ class KalshiClient:
             await self._spend()
             status, body = await self._call(endpoint, params or {}, where)
             if status != 429:
-                return self._decode(status, body, where)
+                value = self._decode(status, body, where)
+                self.fields.observe(where, value)
+                return value
             self.rate_limited += 1
             if attempt < self.backoff.tries:
                 await trio.sleep(self.backoff.delay(attempt, self.rng.random()))

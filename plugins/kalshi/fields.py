@@ -30,6 +30,7 @@ __all__ = [
     "text",
     "text_or_none",
     "unix",
+    "unix_ms",
 ]
 
 _HUNDRED = Decimal(100)
@@ -138,6 +139,14 @@ def unix(row: Mapping[str, Any], name: str, where: str) -> datetime:
     if isinstance(value, bool) or not isinstance(value, int):
         raise drift(where, f"{name}: expected integer Unix seconds, got {_kind(value)}")
     return datetime.fromtimestamp(value, UTC)
+
+
+def unix_ms(row: Mapping[str, Any], name: str, where: str) -> datetime:
+    """A required Unix-milliseconds integer, as a UTC time."""
+    value = _get(row, name, where)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise drift(where, f"{name}: expected integer Unix milliseconds, got {_kind(value)}")
+    return datetime.fromtimestamp(value / 1000, UTC)
 
 
 def rows(body: Mapping[str, Any], name: str, where: str) -> list[Mapping[str, Any]]:

@@ -2,9 +2,18 @@
 
 Each function takes one decoded row (see ``fields.loads``) and a ``where``
 label for error messages, and returns one record or raises
-``SchemaDriftError`` naming the field. Field names are those of
-api-contracts.md ("Kalshi Trade API v2"); WebSocket messages are assumed to
-mirror them (see ``stream.py``).
+``SchemaDriftError`` naming the field.
+
+Field names are checked against Kalshi's published specifications, vendored
+in tests/contract/specs/: the OpenAPI document 3.30.0 (schemas
+``GetBalanceResponse``, ``MarketPosition``, ``Fill``, ``Settlement``,
+``Market``, ``GetUserDataTimestampResponse``) for REST rows, and the
+AsyncAPI document (channels ``fill``, ``market_positions``, ``ticker``) for
+WebSocket messages, which do NOT all mirror REST: a ``market_position``
+message carries its cost basis as ``position_cost_dollars`` (REST:
+``market_exposure_dollars``), and a ``fill`` message carries only
+``yes_price_dollars`` (a NO fill's price is 1 - that) and a legacy
+``action`` that may be ``sell_partial``, ``sell_to_close`` or "".
 """
 
 from __future__ import annotations
@@ -16,12 +25,28 @@ from typing import Any, Literal, TypeVar
 
 from northstard.records import Balance, Fill, Position, Price, Settlement
 
-from .fields import cents, drift, moment, money, money_or_none, text, text_or_none, unix
+from .fields import cents, drift, moment, money, money_or_none, text, unix, unix_ms
 from .settings import Mark
 
-__all__ = ["as_of", "balance", "each", "fill", "position", "price", "settlement", "ticker_of"]
+__all__ = [
+    "REST_COST",
+    "WS_COST",
+    "as_of",
+    "balance",
+    "each",
+    "fill",
+    "position",
+    "price",
+    "settlement",
+    "ticker_of",
+]
 
 R = TypeVar("R")
+
+REST_COST = "market_exposure_dollars"  # OpenAPI 3.30.0 MarketPosition
+WS_COST = "position_cost_dollars"  # AsyncAPI market_positions: "current cost basis of the position"
+_ONE = Decimal(1)
+_SELLS = frozenset({"sell", "sell_partial", "sell_to_close"})  # AsyncAPI fill.action enum
 
 
 def each(
@@ -55,9 +80,14 @@ def ticker_of(row: Mapping[str, Any], where: str) -> str:
 
 
 def position(
-    row: Mapping[str, Any], where: str, mark: Mark, includes_fees: bool, agent: str | None
+    row: Mapping[str, Any], where: str, mark: Mark, includes_fees: bool, agent: str | None,
+    cost_field: str = REST_COST,
 ) -> Position:
-    """A market position: count from ``position_fp`` (+YES/-NO), cost basis = exposure."""
+    """A market position: count from ``position_fp`` (+YES/-NO), cost basis from ``cost_field``.
+
+    Whether ``realized_pnl_dollars`` is net of fees neither specification says
+    (both only name it "realized profit/loss"): ``includes_fees`` is the setting.
+    """
     ticker = ticker_of(row, where)
     fees = money(row, "fees_paid_dollars", where)
     realized = money(row, "realized_pnl_dollars", where)
@@ -66,7 +96,7 @@ def position(
         agent=agent,
         ticker=ticker,
         count=money(row, "position_fp", where),
-        cost_basis=money(row, "market_exposure_dollars", where),
+        cost_basis=money(row, cost_field, where),
         realized_pnl=realized if includes_fees else realized - fees,
         fees=fees,
         mark=mark,
@@ -87,8 +117,7 @@ def price(row: Mapping[str, Any], where: str, agent: str | None) -> Price:
     )
 
 
-def _side(row: Mapping[str, Any], where: str) -> Literal["yes", "no"]:
-    name = "outcome_side" if "outcome_side" in row else "side"
+def _yes_no(row: Mapping[str, Any], name: str, where: str) -> Literal["yes", "no"]:
     value = text(row, name, where)
     if value == "yes":
         return "yes"
@@ -97,33 +126,58 @@ def _side(row: Mapping[str, Any], where: str) -> Literal["yes", "no"]:
     raise drift(where, f"{name}: expected yes or no, got {value[:20]!r}")
 
 
-def _action(row: Mapping[str, Any], where: str) -> Literal["buy", "sell"]:
-    # ``action`` is deprecated but still sent; without it, a fill on the bid
-    # side of the book is a buy (an assumption: api-contracts names book_side only)
-    action = text_or_none(row, "action", where)
-    if action is None:
-        action = {"bid": "buy", "ask": "sell"}.get(text(row, "book_side", where), "")
+def _direction(row: Mapping[str, Any], where: str) -> tuple[Literal["yes", "no"], Literal["buy", "sell"]]:
+    """(side, action) of a fill.
+
+    OpenAPI 3.30.0 ``Fill.outcome_side``: "buy-yes and sell-no produce 'yes';
+    buy-no and sell-yes produce 'no'" and it is the canonical direction, so a
+    fill with ``outcome_side`` is a buy of that side (whatever the deprecated
+    ``side``/``action`` say; ``book_side`` is the same fact again: bid = yes).
+    Without it, the legacy pair: ``side`` and ``action`` (the stream's
+    ``sell_partial``/``sell_to_close`` are sells).
+    """
+    if "outcome_side" in row:
+        return _yes_no(row, "outcome_side", where), "buy"
+    side = _yes_no(row, "side", where)
+    action = text(row, "action", where)
     if action == "buy":
-        return "buy"
-    if action == "sell":
-        return "sell"
-    raise drift(where, "action/book_side: expected buy|sell or bid|ask")
+        return side, "buy"
+    if action in _SELLS:
+        return side, "sell"
+    raise drift(where, f"action: expected buy or a sell, got {action[:20]!r}")
+
+
+def _price(row: Mapping[str, Any], side: Literal["yes", "no"], where: str) -> Decimal:
+    """The price paid for ``side``: a NO price, when not sent (stream fills), is 1 - the YES price."""
+    if side == "yes":
+        return money(row, "yes_price_dollars", where)
+    if "no_price_dollars" in row:
+        return money(row, "no_price_dollars", where)
+    return _ONE - money(row, "yes_price_dollars", where)
+
+
+def _fill_time(row: Mapping[str, Any], where: str) -> datetime:
+    """REST ``created_time``; the stream's ``ts_ms`` (its ``ts`` in seconds is deprecated); else ``ts``."""
+    if "created_time" in row:
+        return moment(row, "created_time", where)
+    if "ts_ms" in row:
+        return unix_ms(row, "ts_ms", where)
+    return unix(row, "ts", where)
 
 
 def fill(row: Mapping[str, Any], where: str, agent: str | None) -> Fill:
-    """One execution; ``fill_id`` (legacy ``trade_id``) is its id."""
+    """One execution; ``fill_id`` (REST; the stream sends only ``trade_id``, the same id) is its id."""
     fill_id = text(row, "fill_id" if "fill_id" in row else "trade_id", where)
-    side = _side(row, where)
-    price_field = "yes_price_dollars" if side == "yes" else "no_price_dollars"
-    ts = moment(row, "created_time", where) if "created_time" in row else unix(row, "ts", where)
+    side, action = _direction(row, where)
+    ts = _fill_time(row, where)
     return Fill(
         id=fill_id,
         agent=agent,
         ticker=ticker_of(row, where),
         side=side,
-        action=_action(row, where),
+        action=action,
         count=money(row, "count_fp", where),
-        price=money(row, price_field, where),
+        price=_price(row, side, where),
         fee=money(row, "fee_cost", where),
         ts=ts,
     )

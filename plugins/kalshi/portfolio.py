@@ -129,11 +129,12 @@ class Portfolio:
         self._fill_ids = {k: v for k, v in self._fill_ids.items() if v >= (self.fills_since or 0)}
         return out
 
-    # -- WebSocket messages (shapes assumed to mirror REST, see stream.py) ---
+    # -- WebSocket messages (shapes of Kalshi's AsyncAPI, see stream.py) ----
 
     def on_ws_position(self, msg: Mapping[str, Any]) -> list[Record]:
         where = "stream market_position"
-        record = parse.position(msg, where, self.mark, self.includes_fees, self.agent)
+        record = parse.position(msg, where, self.mark, self.includes_fees, self.agent,
+                                cost_field=parse.WS_COST)
         if record.ticker in self.settled:
             return []
         self.positions[record.ticker] = record

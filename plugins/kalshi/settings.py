@@ -60,7 +60,9 @@ FIELDS: tuple[Field, ...] = (
     Field("call_timeout_s", float, 10.0, min=0.001, help="time limit of one HTTP call"),
     Field("stream", bool, True, help="also stream fills, positions and tickers over WebSocket"),
     Field("agent", str, None, help="agent the trading P&L is attributed to"),
-    Field("subaccount", int, None, min=0, help="restrict positions and fills to one subaccount"),
+    Field("subaccount", int, None, min=0,
+          help="restrict positions, fills and settlements to one subaccount (unset: Kalshi's defaults, "
+               "positions of the primary account 0, fills and settlements of all subaccounts)"),
     MAX_BODY_FIELD,
 )
 

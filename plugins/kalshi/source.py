@@ -25,6 +25,7 @@ import structlog
 import trio
 
 from northstard.errors import SourceError
+from northstard.fieldcheck import drift
 from northstard.records import Price, Reading, Record
 
 from . import parse
@@ -33,6 +34,7 @@ from .errors import KalshiError
 from .portfolio import Portfolio
 from .settings import Settings
 from .signing import Signer, load_signer
+from .spec_fields import SHAPES
 from .stream import ASSUMPTION, PRIVATE_CHANNELS, TICKER_CHANNEL, Messages, subscribe
 from .ws import WsClient
 
@@ -40,6 +42,8 @@ __all__ = ["MARKETS_BATCH", "KalshiSource", "KalshiStreamingSource", "make_sourc
 
 log = structlog.get_logger("northstard_plugins.kalshi")
 
+# GET /markets?tickers= documents no maximum (OpenAPI 3.31.0 TickersQuery); 100 is the limit Kalshi
+# documents for its other multi-ticker calls (candlesticks, orderbooks): an assumption, kept.
 MARKETS_BATCH = 100
 RECHECK_S = 1.0
 SILENCE_LIMIT_S = 60.0
@@ -106,9 +110,10 @@ class KalshiSource:
         agent = self.settings.agent
         as_of = parse.as_of(await client.get("/exchange/user_data_timestamp"))
         balance = parse.balance(await client.get("/portfolio/balance"), as_of, self._balance_id, agent)
+        # min_ts, limit, cursor, subaccount: as OpenAPI 3.31.0 GetSettlements, GetPositions, GetFills
         since = {} if book.settlements_since is None else {"min_ts": book.settlements_since}
         settlements = parse.each(
-            await client.pages("/portfolio/settlements", "settlements", since),
+            await client.pages("/portfolio/settlements", "settlements", self._params(**since)),
             "GET /portfolio/settlements: settlements", lambda row, at: parse.settlement(row, at, agent))
         positions = parse.each(
             await client.pages("/portfolio/positions", "market_positions", self._params()),
@@ -141,6 +146,11 @@ class KalshiSource:
 
     def _held_changed(self) -> None:
         """A hook for the stream: the set of held markets may have changed."""
+
+    def field_drift(self) -> dict[str, dict[str, list[str]]]:
+        """Fields received that the provider's published schema does not know, and required ones not
+        received, per response kind (``northstard sources check`` reports them)."""
+        return drift(self.client.fields, SHAPES) if self.client is not None else {}
 
     async def aclose(self) -> None:
         if self.client is not None:

@@ -1,16 +1,20 @@
 """Kalshi WebSocket messages: the subscribe commands we send and what we make of replies.
 
-Verified against api-contracts.md: the handshake is signed like a REST call
-(path ``/trade-api/ws/v2``). Taken from Kalshi's WebSocket guide: the
-command shape ``{"id", "cmd": "subscribe", "params": {"channels",
-"market_tickers"}}`` and the channel names ``fill``, ``market_positions``
-(private) and ``ticker`` (public). ASSUMED (not in api-contracts.md, logged
-once at the first connection): messages are ``{"type", "sid", "msg"}`` with
-``type`` one of ``fill``, ``market_position``, ``ticker``, ``error``; their
-fields mirror the REST names (``*_dollars``, ``*_fp``; ``market_ticker`` or
-``ticker``); a ticker message may carry only some quotes (merged into the
-last known ones). A message that does not fit is dropped and logged once per
-problem; polling reconciles.
+Checked against Kalshi's AsyncAPI document (docs.kalshi.com asyncapi.yaml,
+vendored as tests/contract/specs/kalshi-asyncapi.json): the handshake is
+signed like a REST call (path ``/trade-api/ws/v2``); the command is
+``{"id", "cmd": "subscribe", "params": {"channels", "market_tickers"}}``
+(``market_tickers`` filters fill, market_positions and ticker); the channels
+``fill``, ``market_positions`` (private) and ``ticker`` send messages
+``{"type", "sid", "msg"}`` with ``type`` ``fill``, ``market_position`` and
+``ticker`` (``const`` in each payload schema). Their fields are NOT all the
+REST names: see ``parse.py`` (``position_cost_dollars``, a fill's YES price
+only, ``trade_id``, ``market_ticker``). A ticker message carries
+``yes_bid_dollars``, ``yes_ask_dollars`` and ``price_dollars`` only: the NO
+quotes are derived (1 - YES) and merged into the last known ones. Still
+assumed (no specification says): the ``error`` message's ``msg`` is
+``{"code", "msg"}``. A message that does not fit is dropped and logged once
+per problem; polling reconciles.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ log = structlog.get_logger("northstard_plugins.kalshi")
 PRIVATE_CHANNELS = ("fill", "market_positions")
 TICKER_CHANNEL = "ticker"
 ASSUMPTION = (
-    "kalshi stream: message fields are assumed to mirror the REST names "
-    "(*_dollars, *_fp, market_ticker); polling reconciles whatever the stream misses"
+    "kalshi stream: message shapes are those of Kalshi's AsyncAPI document (fill, market_position, "
+    "ticker); a message that does not fit is dropped and polling reconciles it"
 )
 
 

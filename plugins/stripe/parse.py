@@ -29,13 +29,18 @@ __all__ = [
     "to_units",
 ]
 
-# Stripe's zero-decimal currencies (amounts are whole units).
+# Stripe's zero-decimal and three-decimal currencies, as listed in its currency guide
+# (stripe.com/docs/currencies); the OpenAPI (stripe-node 23.2.0, API 2026-11-18) types
+# ``currency`` as a plain string, so no machine-readable table exists: kept as a table here.
+# Zero-decimal currencies (amounts are whole units).
 ZERO_DECIMAL = frozenset({
     "bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga",
     "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf",
 })
 # Stripe's three-decimal currencies (amounts are thousandths).
 THREE_DECIMAL = frozenset({"bhd", "jod", "kwd", "omr", "tnd"})
+# Invoice.Status in the OpenAPI: these five or any other string (OtherString), and null: an invoice
+# with another status is refused on its own (logged), the rest of the page counts.
 STATUSES = ("draft", "open", "paid", "uncollectible", "void")
 
 InvoiceStatus = Literal["draft", "open", "paid", "uncollectible", "void"]

@@ -20,12 +20,14 @@ from typing import Any
 import structlog
 
 from northstard.errors import SchemaDriftError
+from northstard.fieldcheck import drift
 from northstard.http import NotConfigured, RetryPolicy
 from northstard.records import Reading, Record
 
 from .client import StripeClient
 from .parse import Refused, created_of, id_of, invoice_record, refund_record
 from .settings import Settings
+from .spec_fields import SHAPES
 
 __all__ = ["StripeSource"]
 
@@ -122,6 +124,11 @@ class StripeSource:
         self.unsettled = unsettled
         self.newest_invoice = _newest(invoices, self.newest_invoice)
         self.newest_transaction = _newest(transactions, self.newest_transaction)
+
+    def field_drift(self) -> dict[str, dict[str, list[str]]]:
+        """Fields received that the provider's published schema does not know, and required ones not
+        received, per response kind (``northstard sources check`` reports them)."""
+        return drift(self.client.http.fields, SHAPES) if self.client is not None else {}
 
     async def aclose(self) -> None:
         """Close the HTTP client (idempotent)."""

@@ -187,6 +187,7 @@ class FakeServer:
         self.faults: list[tuple[str | None, Fault]] = []
         self.always: Fault | None = None
         self.drift: Callable[[str, Any], Any] | None = None
+        self.served: list[tuple[str, int, bytes]] = []  # (path, status, body) of every answer
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.url} requests={len(self.requests)} faults={len(self.faults)}>"
@@ -236,6 +237,7 @@ class FakeServer:
                 reply = self._reply(request)
                 if reply.hang:
                     await trio.sleep_forever()
+                self.served.append((request.path, reply.status, reply.body))
                 await stream.send_all(_encode(reply))
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
@@ -258,14 +260,15 @@ def cost_row(amount: Any = "123.78912", **changes: Any) -> dict[str, Any]:
 
 def usage_row(model: str, *, uncached: int = 0, output: int = 0, cache_read: int = 0,
               cache_5m: int = 0, cache_1h: int = 0, searches: int = 0) -> dict[str, Any]:
-    """A usage report row grouped by model."""
+    """A usage report row grouped by model only: the other dimensions are null (as documented)."""
     return {
         "uncached_input_tokens": uncached,
         "cache_creation": {"ephemeral_1h_input_tokens": cache_1h, "ephemeral_5m_input_tokens": cache_5m},
         "cache_read_input_tokens": cache_read,
         "output_tokens": output,
         "server_tool_use": {"web_search_requests": searches},
-        "model": model,
+        "api_key_id": None, "workspace_id": None, "model": model, "service_tier": None,
+        "context_window": None,
     }
 
 
@@ -277,10 +280,31 @@ def _time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
 
 
+def anthropic_error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> Reply:
+    """Anthropic's documented error: ``{"type": "error", "error": {type, message}, "request_id"}``."""
+    body = {"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_fake0001"}
+    return json_reply(body, status, {"request-id": "req_fake0001", **(headers or {})})
+
+
 class FakeAnthropic(FakeServer):
     """Cost report (1d buckets up to ``reported_until``) and usage report (to ``clock()``)."""
 
     VERSION = "2023-06-01"
+
+    @staticmethod
+    def rate_limited(retry_after: str | None = None) -> Reply:
+        """A documented 429: rate_limit_error, ``retry-after`` and the ``anthropic-ratelimit-*`` headers."""
+        headers = {"anthropic-ratelimit-requests-limit": "60",
+                   "anthropic-ratelimit-requests-remaining": "0",
+                   "anthropic-ratelimit-requests-reset": "2026-08-16T10:31:00Z"}
+        if retry_after is not None:
+            headers["retry-after"] = retry_after
+        return anthropic_error(429, "rate_limit_error", "Your account has hit a rate limit.", headers)
+
+    @staticmethod
+    def server_error(status: int = 500) -> Reply:
+        kind = "overloaded_error" if status == 529 else "api_error"
+        return anthropic_error(status, kind, "Internal server error")
 
     def __init__(self, *, admin_key: str | None = "sk-ant-admin01-test-key-0000",
                  oauth_token: str | None = None, clock: Callable[[], datetime] | None = None,
@@ -302,18 +326,16 @@ class FakeAnthropic(FakeServer):
 
     def handle(self, request: Request) -> Reply:
         if request.headers.get("anthropic-version") != self.VERSION:
-            return json_reply({"type": "error", "error": {"type": "invalid_request_error",
-                                                          "message": "anthropic-version required"}}, 400)
+            return anthropic_error(400, "invalid_request_error", "anthropic-version required")
         if not self._authorized(request):
             given = request.headers.get("x-api-key", "")
             message = f"invalid x-api-key {given}"  # echoes the key: the client must scrub it
-            return json_reply({"type": "error", "error": {"type": "authentication_error",
-                                                          "message": message}}, 401)
+            return anthropic_error(401, "authentication_error", message)
         if request.path == "/v1/organizations/cost_report":
             return self._paged(request, self._cost_buckets(request))
         if request.path == "/v1/organizations/usage_report/messages":
             return self._paged(request, self._usage_buckets(request))
-        return json_reply({"type": "error", "error": {"type": "not_found_error", "message": "no"}}, 404)
+        return anthropic_error(404, "not_found_error", "Not found")
 
     def _cost_buckets(self, request: Request) -> list[dict[str, Any]]:
         assert request.arg("bucket_width") == "1d"
@@ -358,28 +380,76 @@ class FakeAnthropic(FakeServer):
 
 def invoice(id: str, status: str, total: int, *, paid: int | None = None, currency: str = "usd",
             created: int = 1786849200, metadata: dict[str, str] | None = None) -> dict[str, Any]:
-    """A Stripe invoice object with the documented fields."""
+    """A Stripe invoice with every field Stripe's schema requires (specs/stripe-openapi.json)."""
     amount_paid = paid if paid is not None else (total if status == "paid" else 0)
     return {
-        "id": id, "object": "invoice", "status": status, "currency": currency, "created": created,
-        "total": total, "amount_due": total, "amount_paid": amount_paid,
-        "amount_remaining": total - amount_paid, "metadata": metadata or {},
-        "status_transitions": {"paid_at": created + 60 if status == "paid" else None},
+        "id": id, "object": "invoice", "account_country": "US", "account_name": "Northstar Inc.",
+        "account_tax_ids": None, "amount_due": total, "amount_overpaid": 0, "amount_paid": amount_paid,
+        "amount_remaining": total - amount_paid, "amount_shipping": 0, "application": None,
+        "attempt_count": 1 if status == "paid" else 0, "attempted": status == "paid",
+        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None, "provider": None,
+                          "status": None},
+        "automatically_finalizes_at": None, "billing_reason": "manual",
+        "collection_method": "send_invoice", "created": created, "currency": currency,
+        "custom_fields": None, "customer": "cus_NeZwdNtLEOXuvB", "customer_account": None,
+        "customer_address": None, "customer_email": "jennyrosen@example.com",
+        "customer_name": "Jenny Rosen", "customer_phone": None, "customer_shipping": None,
+        "customer_tax_exempt": "none", "default_payment_method": None, "default_source": None,
+        "default_tax_rates": [], "description": None, "discounts": [], "due_date": created + 30 * 86400,
+        "effective_at": None if status == "draft" else created, "ending_balance": None, "footer": None,
+        "from_invoice": None, "issuer": {"type": "self"}, "last_finalization_error": None,
+        "latest_revision": None,
+        "lines": {"object": "list", "data": [], "has_more": False, "url": f"/v1/invoices/{id}/lines"},
+        "livemode": False, "metadata": metadata or {}, "next_payment_attempt": None,
+        "number": None if status == "draft" else f"NS-{id}", "on_behalf_of": None, "parent": None,
+        "payment_settings": {"default_mandate": None, "payment_method_options": None,
+                             "payment_method_types": None},
+        "period_end": created, "period_start": created, "post_payment_credit_notes_amount": 0,
+        "pre_payment_credit_notes_amount": 0, "receipt_number": None, "rendering": None,
+        "shipping_cost": None, "shipping_details": None, "starting_balance": 0,
+        "statement_descriptor": None, "status": status,
+        "status_transitions": {"finalized_at": None if status == "draft" else created,
+                               "marked_uncollectible_at": None,
+                               "paid_at": created + 60 if status == "paid" else None,
+                               "voided_at": None},
+        "subtotal": total, "subtotal_excluding_tax": total, "test_clock": None, "total": total,
+        "total_discount_amounts": [], "total_excluding_tax": total, "total_pretax_credit_amounts": [],
+        "total_taxes": [], "webhooks_delivered_at": created,
     }
 
 
 def transaction(id: str, type: str, amount: int, *, currency: str = "usd", created: int = 1786849200,
                 fee: int = 0) -> dict[str, Any]:
-    """A Stripe balance transaction with the documented fields."""
+    """A Stripe balance transaction with every field Stripe's schema requires."""
     return {
         "id": id, "object": "balance_transaction", "type": type, "amount": amount, "fee": fee,
         "net": amount - fee, "currency": currency, "created": created,
-        "available_on": created + 86400 * 2, "status": "pending",
+        "available_on": created + 86400 * 2, "status": "pending", "balance_type": "payments",
+        "description": None, "exchange_rate": None,
+        "fee_details": [{"amount": fee, "application": None, "currency": currency,
+                         "description": "Stripe processing fees", "type": "stripe_fee"}] if fee else [],
+        "reporting_category": type, "source": None,
     }
 
 
 class FakeStripe(FakeServer):
     """``/v1/invoices`` and ``/v1/balance_transactions``, newest first, ``page_size`` per page."""
+
+    @staticmethod
+    def rate_limited(retry_after: str | None = None) -> Reply:
+        """Stripe's documented 429 (code ``rate_limit``; ``Retry-After`` only when given)."""
+        headers = {"request-id": "req_fake0002"}
+        if retry_after is not None:
+            headers["retry-after"] = retry_after
+        error = {"type": "invalid_request_error", "code": "rate_limit",
+                 "message": "Too many requests hit the API too quickly.",
+                 "doc_url": "https://stripe.com/docs/error-codes/rate-limit"}
+        return json_reply({"error": error}, 429, headers)
+
+    @staticmethod
+    def server_error(status: int = 500) -> Reply:
+        error = {"type": "api_error", "message": "Something went wrong on Stripe's end."}
+        return json_reply({"error": error}, status, {"request-id": "req_fake0003"})
 
     def __init__(self, *, api_key: str = "sk_test_fake_0123456789", page_size: int = 100) -> None:
         super().__init__()
@@ -395,10 +465,14 @@ class FakeStripe(FakeServer):
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             given = request.headers.get("authorization", "").removeprefix("Bearer ")
             message = f"Invalid API Key provided: {given}"  # the real one masks it; this one does not
-            return json_reply({"error": {"message": message, "type": "invalid_request_error"}}, 401)
+            return json_reply({"error": {"message": message, "type": "invalid_request_error",
+                                         "code": "api_key_invalid",
+                                         "doc_url": "https://stripe.com/docs/error-codes/api-key-invalid"}},
+                              401, {"request-id": "req_fake0001"})
         kind = request.path.removeprefix("/v1/")
         if kind not in self.objects:
-            return json_reply({"error": {"message": "Unrecognized request URL"}}, 404)
+            return json_reply({"error": {"message": "Unrecognized request URL",
+                                         "type": "invalid_request_error"}}, 404)
         return self._list(request, kind)
 
     def _list(self, request: Request, kind: str) -> Reply:
@@ -412,7 +486,9 @@ class FakeStripe(FakeServer):
         if (after := request.arg("starting_after")) is not None:
             ids = [o["id"] for o in items]
             if after not in ids:
-                return json_reply({"error": {"message": f"No such object: '{after}'"}}, 400)
+                error = {"message": f"No such object: '{after}'", "param": "starting_after",
+                         "type": "invalid_request_error", "code": "resource_missing"}
+                return json_reply({"error": error}, 400)
             items = items[ids.index(after) + 1:]
         limit = int(request.arg("limit") or 10)
         assert 1 <= limit <= 100, limit

@@ -28,6 +28,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,12 +39,23 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from trio_websocket import ConnectionClosed, WebSocketConnection, WebSocketRequest, serve_websocket
 
+from spec_check import example, problems, response_problems
+
 KEY_ID = "6f1c2b7e-1d2a-4c3b-9e8f-0a1b2c3d4e5f"
 REST_PREFIX = "/trade-api/v2"
 WS_PATH = "/trade-api/ws/v2"
 PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 
 Body = dict[str, Any]
+
+KALSHI_REST = "kalshi-openapi.json"
+KALSHI_WS = "kalshi-asyncapi.json"
+
+
+def problems_of_response(endpoint: str, status: int, body: Any) -> list[str]:
+    """Why a body the fake is about to serve (before any deliberate drift) is not one Kalshi documents."""
+    return response_problems(KALSHI_REST, endpoint, status, json.dumps(body).encode())
+
 
 # -- the example rows of api-contracts.md, and a few more of the same shape ----
 
@@ -55,27 +67,47 @@ POSITIONS: list[Body] = [
     # the documented example row
     {"ticker": "T-A", "position_fp": "9.13", "market_exposure_dollars": "4.8389",
      "realized_pnl_dollars": "0.0", "fees_paid_dollars": "0.1592",
-     "total_traded_dollars": "4.8389", "last_updated_ts": "2026-08-08T15:05:18.514462Z"},
+     "total_traded_dollars": "4.8389", "last_updated_ts": "2026-08-08T15:05:18.514462Z",
+     "exchange_index": 0},
     # a NO position (negative count)
     {"ticker": "T-B", "position_fp": "-5.00", "market_exposure_dollars": "2.1000",
      "realized_pnl_dollars": "0.5000", "fees_paid_dollars": "0.0700",
-     "total_traded_dollars": "3.4000", "last_updated_ts": "2026-08-10T12:00:00Z"},
+     "total_traded_dollars": "3.4000", "last_updated_ts": "2026-08-10T12:00:00Z",
+     "exchange_index": 0},
     # closed out: no contracts left, realized P&L only
     {"ticker": "T-C", "position_fp": "0.00", "market_exposure_dollars": "0.0000",
      "realized_pnl_dollars": "1.2500", "fees_paid_dollars": "0.0300",
-     "total_traded_dollars": "6.0000", "last_updated_ts": "2026-08-10T12:00:00Z"},
+     "total_traded_dollars": "6.0000", "last_updated_ts": "2026-08-10T12:00:00Z",
+     "exchange_index": 0},
 ]
 
+
+
+def market(ticker: str, yes_bid: str, yes_ask: str, last: str, **changes: Any) -> Body:
+    """A ``Market`` with every field the OpenAPI requires (specs/kalshi-openapi.json), quotes as given."""
+    no_bid, no_ask = f"{1 - Decimal(yes_ask):.4f}", f"{1 - Decimal(yes_bid):.4f}"
+    row: Body = {
+        "ticker": ticker, "event_ticker": "E-" + ticker, "market_type": "binary",
+        "yes_sub_title": "Yes", "no_sub_title": "No", "created_time": "2026-08-01T00:00:00Z",
+        "updated_time": "2026-08-16T04:00:00Z", "open_time": "2026-08-01T00:00:00Z",
+        "close_time": "2026-09-01T00:00:00Z", "latest_expiration_time": "2026-09-08T00:00:00Z",
+        "settlement_timer_seconds": 3600, "status": "active",
+        "yes_bid_dollars": yes_bid, "yes_bid_size_fp": "100.00", "yes_ask_dollars": yes_ask,
+        "yes_ask_size_fp": "100.00", "no_bid_dollars": no_bid, "no_ask_dollars": no_ask,
+        "last_price_dollars": last, "volume_fp": "1000.00", "volume_24h_fp": "100.00", "result": "",
+        "can_close_early": True, "open_interest_fp": "500.00", "notional_value_dollars": "1.0000",
+        "previous_yes_bid_dollars": yes_bid, "previous_yes_ask_dollars": yes_ask,
+        "previous_price_dollars": last, "expiration_value": "", "rules_primary": "Resolves Yes if ...",
+        "rules_secondary": "", "price_level_structure": "linear_cent",
+        "price_ranges": [{"start": "0.0100", "end": "0.9900", "step": "0.0100"}],
+    }
+    return {**row, **changes}
+
+
 MARKETS: dict[str, Body] = {
-    "T-A": {"ticker": "T-A", "status": "active", "yes_bid_dollars": "0.5600",
-            "yes_ask_dollars": "0.5800", "no_bid_dollars": "0.4200", "no_ask_dollars": "0.4400",
-            "last_price_dollars": "0.5700", "result": "", "settlement_value_dollars": None},
-    "T-B": {"ticker": "T-B", "status": "active", "yes_bid_dollars": "0.3000",
-            "yes_ask_dollars": "0.3300", "no_bid_dollars": "0.6700", "no_ask_dollars": "0.7000",
-            "last_price_dollars": "0.3100", "result": "", "settlement_value_dollars": None},
-    "T-C": {"ticker": "T-C", "status": "active", "yes_bid_dollars": "0.9000",
-            "yes_ask_dollars": "0.9200", "no_bid_dollars": "0.0800", "no_ask_dollars": "0.1000",
-            "last_price_dollars": "0.9100", "result": "", "settlement_value_dollars": None},
+    "T-A": market("T-A", "0.5600", "0.5800", "0.5700"),
+    "T-B": market("T-B", "0.3000", "0.3300", "0.3100"),
+    "T-C": market("T-C", "0.9000", "0.9200", "0.9100"),
 }
 
 FILLS: list[Body] = [
@@ -83,15 +115,18 @@ FILLS: list[Body] = [
     {"action": "buy", "book_side": "bid", "count_fp": "15.00", "created_time": "2026-08-16T03:00:00Z",
      "fee_cost": "0.202100", "fill_id": "f1", "is_taker": True, "no_price_dollars": "0.2600",
      "order_id": "o1", "outcome_side": "yes", "side": "yes", "ticker": "KXUFCFIGHT-X",
+     "market_ticker": "KXUFCFIGHT-X", "exchange_index": 0,
      "trade_id": "f1", "ts": 1786849200, "yes_price_dollars": "0.7400"},
     {"action": "buy", "book_side": "bid", "count_fp": "9.13", "created_time": "2026-08-08T15:05:18Z",
      "fee_cost": "0.159200", "fill_id": "f2", "is_taker": True, "no_price_dollars": "0.4700",
-     "order_id": "o2", "outcome_side": "yes", "side": "yes", "ticker": "T-A", "trade_id": "f2",
+     "order_id": "o2", "outcome_side": "yes", "side": "yes", "ticker": "T-A", "market_ticker": "T-A",
+     "exchange_index": 0, "trade_id": "f2",
      "ts": 1786201518, "yes_price_dollars": "0.5300"},
     # without the deprecated side/action: book_side and outcome_side only
     {"book_side": "bid", "count_fp": "5.00", "created_time": "2026-08-10T12:00:00Z",
      "fee_cost": "0.070000", "fill_id": "f3", "is_taker": False, "no_price_dollars": "0.4200",
-     "order_id": "o3", "outcome_side": "no", "ticker": "T-B", "trade_id": "f3", "ts": 1786363200,
+     "order_id": "o3", "outcome_side": "no", "ticker": "T-B", "market_ticker": "T-B",
+     "exchange_index": 0, "trade_id": "f3", "ts": 1786363200,
      "yes_price_dollars": "0.5800"},
 ]
 
@@ -99,14 +134,38 @@ SETTLEMENTS: list[Body] = [
     # the documented example: 15 YES bought for 11.10, won, fee 0.2021 -> +3.6979
     {"event_ticker": "E", "fee_cost": "0.202100", "market_result": "yes", "no_count_fp": "0.00",
      "no_total_cost_dollars": "0.000000", "revenue": 1500, "settled_time": "2026-08-16T04:00:00Z",
-     "ticker": "T", "value": 100, "yes_count_fp": "15.00", "yes_total_cost_dollars": "11.100000"},
+     "ticker": "T", "exchange_index": 0, "value": 100, "yes_count_fp": "15.00",
+     "yes_total_cost_dollars": "11.100000"},
     # lost: 10 YES for 4.00, fee 0.05 -> -4.05
     {"event_ticker": "E2", "fee_cost": "0.050000", "market_result": "no", "no_count_fp": "0.00",
      "no_total_cost_dollars": "0.000000", "revenue": 0, "settled_time": "2026-08-16T04:00:00Z",
-     "ticker": "T-L", "value": 0, "yes_count_fp": "10.00", "yes_total_cost_dollars": "4.000000"},
+     "ticker": "T-L", "exchange_index": 0, "value": 0, "yes_count_fp": "10.00",
+     "yes_total_cost_dollars": "4.000000"},
 ]
 
 AS_OF = "2026-08-16T04:00:01.250000Z"
+
+
+# -- WebSocket messages: Kalshi's documented examples (specs/kalshi-asyncapi.json) --
+
+
+def ws_message(kind: str, **msg: Any) -> Body:
+    """The documented ``kind`` message (fill, market_position, ticker), its ``msg`` fields changed."""
+    message = example(KALSHI_WS, kind)
+    message["msg"].update(msg)
+    return message
+
+
+def ws_fill(**msg: Any) -> Body:
+    return ws_message("fill", **msg)
+
+
+def ws_position(**msg: Any) -> Body:
+    return ws_message("market_position", **msg)
+
+
+def ws_ticker(**msg: Any) -> Body:
+    return ws_message("ticker", **msg)
 
 
 @functools.cache
@@ -186,6 +245,9 @@ class KalshiFake:
     commands: list[Body] = field(default_factory=list)
     subscribed: dict[str, set[str]] = field(default_factory=dict)
     sockets: list[WebSocketConnection] = field(default_factory=list)
+    served: list[tuple[str, int, bytes]] = field(default_factory=list)  # (endpoint, status, body)
+    pushed: list[str] = field(default_factory=list)  # every WebSocket message sent with push()
+    violations: list[str] = field(default_factory=list)  # what the real API could not send (specs/)
     http_url: str = ""
     ws_url: str = ""
     _changed: trio.Event = field(default_factory=trio.Event)
@@ -278,11 +340,14 @@ class KalshiFake:
             self._record(endpoint, query, 0)
             await trio.sleep_forever()
         if mode == "429":
-            return await self._send(conn, stream, endpoint, query, 429, {"error": "too many requests"})
+            # OpenAPI 3.31.0 components.responses.RateLimitError: an ErrorResponse, no Retry-After
+            return await self._send(conn, stream, endpoint, query, 429,
+                                    {"code": "too_many_requests", "message": "too many requests"})
         if mode == "500":
             return await self._send(conn, stream, endpoint, query, 500,
                                     {"code": "internal_error", "message": "internal server error"})
         status, body = self._route(endpoint, query)
+        self.violations += [f"GET {endpoint}: {p}" for p in problems_of_response(endpoint, status, body)]
         if mode == "drift" and failure and failure.mutate:
             body = failure.mutate(body)
         raw = json.dumps(body).encode()
@@ -333,10 +398,7 @@ class KalshiFake:
         page = rows[start:start + size]
         body: Body = {key: copy.deepcopy(page), **extra}
         more = start + size < len(rows)
-        if more:
-            body["cursor"] = str(start + size)
-        elif key != "markets":  # the end: an empty cursor here, an absent one for markets
-            body["cursor"] = ""
+        body["cursor"] = str(start + size) if more else ""  # required (GetXResponse); "" at the end
         return 200, body
 
     def _record(self, endpoint: str, query: Mapping[str, str], status: int) -> None:
@@ -350,6 +412,7 @@ class KalshiFake:
     async def _send_raw(self, conn: h11.Connection, stream: trio.SocketStream, endpoint: str,
                         query: Mapping[str, str], status: int, raw: bytes) -> bool:
         self._record(endpoint, query, status)
+        self.served.append((endpoint, status, raw))
         await stream.send_all(conn.send(_response(status, len(raw))))
         await stream.send_all(conn.send(h11.Data(data=raw)))
         await stream.send_all(conn.send(h11.EndOfMessage()))
@@ -394,9 +457,13 @@ class KalshiFake:
                                               "msg": {"channel": channel, "sid": self._sid}}))
         self._notify()
 
-    async def push(self, kind: str, msg: Body) -> None:
-        """Send one ``{"type", "sid", "msg"}`` message to every connected client."""
-        await self.push_raw(json.dumps({"type": kind, "sid": 1, "msg": msg}))
+    async def push(self, message: Body) -> None:
+        """Send one documented-shape message (see ``ws_message``) to every connected client."""
+        text = json.dumps(message)
+        self.violations += [f"ws {message.get('type')}: {p}"
+                            for p in problems(KALSHI_WS, str(message.get("type")), message)]
+        self.pushed.append(text)
+        await self.push_raw(text)
 
     async def push_raw(self, text: str) -> None:
         """Send ``text`` as it is to every connected client."""

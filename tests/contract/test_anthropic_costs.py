@@ -35,9 +35,7 @@ from fakes import (
     TRUNCATED_NO_LENGTH,
     FakeAnthropic,
     cost_row,
-    rate_limited,
     secret_file,
-    server_error,
     usage_row,
     wait_for_doc,
 )
@@ -329,8 +327,9 @@ async def test_without_credentials_the_source_is_off_and_says_so_once() -> None:
 @pytest.mark.parametrize(
     ("fault", "error", "message"),
     [
-        (server_error(500), HttpStatusError, "HTTP 500 Internal Server Error: Internal server error"),
-        (server_error(503), HttpStatusError, "HTTP 503"),
+        (FakeAnthropic.server_error(500), HttpStatusError,
+         "HTTP 500 Internal Server Error: Internal server error"),
+        (FakeAnthropic.server_error(503), HttpStatusError, "HTTP 503"),
         (MALFORMED, SchemaDriftError, "malformed JSON"),
         (TRUNCATED, SchemaDriftError, "truncated body"),
         (TRUNCATED_NO_LENGTH, SchemaDriftError, "malformed JSON"),
@@ -380,7 +379,7 @@ async def test_429_waits_for_retry_after_then_succeeds(nursery: trio.Nursery, au
     clock = Clock(at(DAY, 12))
     fake = await fake_api(nursery, clock)
     fake.costs[days_ago(1)] = [cost_row("100")]
-    fake.fail_next(rate_limited("7"), path=COST_PATH)
+    fake.fail_next(FakeAnthropic.rate_limited("7"), path=COST_PATH)
     source = make_source(fake, clock)
     start = trio.current_time()
     reading = await source.poll()
@@ -395,13 +394,13 @@ async def test_429_without_retry_after_backs_off_exponentially(
 ) -> None:
     clock = Clock(at(DAY, 12))
     fake = await fake_api(nursery, clock)
-    fake.fail_next(rate_limited(), rate_limited(), path=COST_PATH)
+    fake.fail_next(FakeAnthropic.rate_limited(), FakeAnthropic.rate_limited(), path=COST_PATH)
     source = make_source(fake, clock)
     start = trio.current_time()
     await source.poll()
     elapsed = trio.current_time() - start
     assert 0.5 + 1.0 <= elapsed <= 1.0 + 2.0  # [b/2, b] for b = 1 s, then 2 s: jittered
-    fake.fail_next(rate_limited(), rate_limited(), rate_limited(), path=COST_PATH)
+    fake.fail_next(*[FakeAnthropic.rate_limited()] * 3, path=COST_PATH)
     with pytest.raises(RateLimited, match="HTTP 429"):
         await source.poll()  # three attempts, then the poll fails
     await source.aclose()
@@ -412,7 +411,7 @@ async def test_a_long_retry_after_fails_the_poll_and_is_honoured_by_the_next(
 ) -> None:
     clock = Clock(at(DAY, 12))
     fake = await fake_api(nursery, clock)
-    fake.fail_next(rate_limited("120"), path=COST_PATH)
+    fake.fail_next(FakeAnthropic.rate_limited("120"), path=COST_PATH)
     source = make_source(fake, clock)
     with pytest.raises(RateLimited, match="retry in 120 s"):
         await source.poll()
@@ -590,7 +589,7 @@ async def test_e2e_a_failing_api_marks_the_source_while_the_demo_streams(
     nursery: trio.Nursery, start_daemon: Any, tmp_path: Path
 ) -> None:
     fake = e2e_fake()
-    fake.fail_always(server_error(503))
+    fake.fail_always(FakeAnthropic.server_error(503))
     await fake.start(nursery)
     key = secret_file(tmp_path, "anthropic", KEY)
     daemon = await start_daemon({

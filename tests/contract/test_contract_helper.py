@@ -315,3 +315,53 @@ def test_classify_reads_status_and_cause_chains() -> None:
         assert sources_check.classify(outer) == (True, False)
     assert sources_check.classify(trio.TooSlowError()) == (False, False)
     assert sources_check.classify(ValueError("schema")) == (True, True)
+
+
+async def test_sources_check_reports_fields_the_spec_does_not_know_and_required_ones_missing(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """Issue 17 item 4: a renamed field and a new one are seen on the first poll, per response kind."""
+    anthropic = FakeAnthropic()
+    await anthropic.start(nursery)
+    anthropic.costs[datetime.now(UTC).date() - timedelta(days=1)] = [
+        {**cost_row("250"), "discount_amount": "0"}]  # a field the reference does not document
+    stripe = FakeStripe()
+    await stripe.start(nursery)
+    stripe.add("invoices", invoice("in_1", "paid", 1000))
+    stripe.drift = lambda path, data: {**data, "data": [
+        {("amount_paid_v2" if k == "amount_paid" else k): v for k, v in row.items()} for row in data["data"]]}
+    config = build_config(tmp_path, {
+        "anthropic": {"plugin": "anthropic_costs", "base_url": anthropic.url,
+                      "admin_key_file": secret_file(tmp_path, "anthropic", anthropic.admin_key or "")},
+        "stripe": {"base_url": stripe.url + "/v1",
+                   "api_key_file": secret_file(tmp_path, "stripe", stripe.api_key)},
+    })
+    results = await sources_check.check_sources(config, plugins_for_tests())
+    by_name = {r["name"]: r for r in results}
+    assert by_name["anthropic"]["ok"]  # drift alone does not fail the check
+    assert by_name["anthropic"]["fields"] == {"GET /v1/organizations/cost_report data[] results[]": {
+        "unknown": ["discount_amount"], "missing": []}}
+    stripe_result = by_name["stripe"]
+    assert stripe_result["records"] == {}  # the plugin refused the invoice it cannot read (logged)
+    assert stripe_result["fields"] == {"GET /v1/invoices data[]": {
+        "unknown": ["amount_paid_v2"], "missing": ["amount_paid"]}}
+    table = sources_check.format_table(results)
+    assert ("  anthropic: schema drift in GET /v1/organizations/cost_report data[] results[]: "
+            "not in the spec: discount_amount") in table.splitlines()
+    assert ("  stripe: schema drift in GET /v1/invoices data[]: not in the spec: amount_paid_v2; "
+            "required, not received: amount_paid") in table.splitlines()
+
+
+async def test_sources_check_reports_no_drift_for_fakes_that_serve_the_spec(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    anthropic = FakeAnthropic()
+    await anthropic.start(nursery)
+    anthropic.costs[datetime.now(UTC).date() - timedelta(days=1)] = [cost_row("250")]
+    anthropic.usage[datetime.now(UTC).replace(minute=0, second=0, microsecond=0)] = [
+        usage_row("claude-sonnet-4", uncached=10)]
+    config = build_config(tmp_path, {
+        "anthropic": {"plugin": "anthropic_costs", "base_url": anthropic.url,
+                      "admin_key_file": secret_file(tmp_path, "anthropic", anthropic.admin_key or "")}})
+    (result,) = await sources_check.check_sources(config, plugins_for_tests())
+    assert result["ok"] and result["fields"] == {}

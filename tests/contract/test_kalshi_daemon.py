@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +14,14 @@ from northstard.daemon import Daemon
 from northstard.mergepatch import Doc
 
 from conftest import DEMO_FAST
-from kalshi_fake import KalshiFake, signing_key
+from kalshi_fake import KalshiFake, signing_key, ws_ticker
 
 
 @pytest.fixture
-async def fake(nursery: trio.Nursery) -> KalshiFake:
-    return await KalshiFake(signing_key()[1]).start(nursery)
+async def fake(nursery: trio.Nursery) -> AsyncIterator[KalshiFake]:
+    fake = await KalshiFake(signing_key()[1]).start(nursery)
+    yield fake
+    assert fake.violations == []  # it served only what Kalshi's published specs document
 
 
 def kalshi_section(fake: KalshiFake, tmp_path: Path, **options: Any) -> dict[str, Any]:
@@ -88,8 +90,8 @@ async def test_a_pushed_ticker_moves_unrealized_pnl_without_a_poll(
     requests = len(fake.seen)
 
     with trio.fail_after(1):  # "within a second of the exchange"
-        await fake.push("ticker", {"market_ticker": "T-A", "yes_bid_dollars": "0.6000",
-                                   "yes_ask_dollars": "0.6200"})
+        await fake.push(ws_ticker(market_ticker="T-A", yes_bid_dollars="0.6000",
+                                  yes_ask_dollars="0.6200", price_dollars="0.5700"))
         moved = await doc_where(daemon, lambda d: unrealized(d) != "1.5239")
     assert moved["trading"]["unrealized"] == "1.8891"  # T-A 9.13 x 0.60 - 4.8389 + T-B 1.25
     assert moved["trading"]["total"] == "3.287"

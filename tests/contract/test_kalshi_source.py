@@ -29,6 +29,9 @@ from kalshi_fake import (
     other_key,
     rename,
     signing_key,
+    ws_fill,
+    ws_position,
+    ws_ticker,
 )
 
 NOW = datetime(2026, 8, 16, 4, 0, 2, tzinfo=UTC)
@@ -36,8 +39,10 @@ Factory = Callable[..., KalshiSource]
 
 
 @pytest.fixture
-async def fake(nursery: trio.Nursery) -> KalshiFake:
-    return await KalshiFake(signing_key()[1]).start(nursery)
+async def fake(nursery: trio.Nursery) -> AsyncIterator[KalshiFake]:
+    fake = await KalshiFake(signing_key()[1]).start(nursery)
+    yield fake
+    assert fake.violations == []  # it served only what Kalshi's published specs document
 
 
 @pytest.fixture
@@ -329,8 +334,8 @@ async def test_the_stream_is_signed_and_its_messages_move_pnl(
     assert fake.commands == [subscribe(1, ["fill", "market_positions"]),
                              subscribe(2, ["ticker"], ["T-A", "T-B"])]
 
-    await fake.push("ticker", {"market_ticker": "T-A", "yes_bid_dollars": "0.6000",
-                               "yes_ask_dollars": "0.6200", "price_dollars": "0.6100"})
+    await fake.push(ws_ticker(market_ticker="T-A", yes_bid_dollars="0.6000", yes_ask_dollars="0.6200",
+                              price_dollars="0.6100"))
     tick = await readings.receive()
     assert tick.records == (Price(id="T-A", yes_bid=Decimal("0.6000"), yes_ask=Decimal("0.6200"),
                                   no_bid=Decimal("0.3800"), no_ask=Decimal("0.4000"),
@@ -338,15 +343,18 @@ async def test_the_stream_is_signed_and_its_messages_move_pnl(
     assert document(polled, tick)["unrealized"] == "1.8891"  # T-A 9.13 x 0.60 - 4.8389 = 0.6391
 
     await fake.push_raw('{"type":"market_position","msg":{"market_ticker":"T-A","position_fp":12}}')
-    await fake.push("market_position", {
-        "market_ticker": "T-A", "position_fp": "12.00", "market_exposure_dollars": "6.4289",
-        "realized_pnl_dollars": "0.0000", "fees_paid_dollars": "0.2000"})
+    await fake.push(ws_position(market_ticker="T-A", position_fp="12.00", position_cost_dollars="6.4289",
+                                realized_pnl_dollars="0.0000", fees_paid_dollars="0.2000"))
     moved = await readings.receive()  # the drifted message was dropped, not the stream
     assert document(polled, tick, moved)["unrealized"] == "2.0211"  # 12 x 0.60 - 6.4289 + 1.25
 
-    await fake.push("fill", {**FILLS[1], "fill_id": "f9", "trade_id": "f9"})
+    await fake.push(ws_fill(trade_id="f9", market_ticker="T-A", outcome_side="no", book_side="ask",
+                            side="yes", action="sell", purchased_side="no"))
     [fill] = (await readings.receive()).records
-    assert isinstance(fill, Fill) and fill.id == "f9"
+    # the documented stream fill: no fill_id, no no_price_dollars; outcome_side is the direction
+    assert fill == Fill(id="f9", ticker="T-A", side="no", action="buy", count=Decimal("278.00"),
+                        price=Decimal("0.2500"), fee=Decimal("0.010000"),
+                        ts=datetime(2022, 12, 24, 16, 29, 57, tzinfo=UTC))
 
 
 async def test_a_market_bought_while_streaming_gets_its_ticker(
@@ -356,9 +364,8 @@ async def test_a_market_bought_while_streaming_gets_its_ticker(
     await source.poll()
     readings = await streaming(nursery, fake, source)
     await fake.wait_until(ticker_subscribed(fake, "T-A", "T-B"))
-    await fake.push("market_position", {
-        "market_ticker": "T-N", "position_fp": "-3.00", "market_exposure_dollars": "1.5000",
-        "realized_pnl_dollars": "0.0000", "fees_paid_dollars": "0.0300"})
+    await fake.push(ws_position(market_ticker="T-N", position_fp="-3.00", position_cost_dollars="1.5000",
+                                realized_pnl_dollars="0.0000", fees_paid_dollars="0.0300"))
     await readings.receive()
     await fake.wait_until(ticker_subscribed(fake, "T-N"))
     assert fake.commands[-1] == subscribe(3, ["ticker"], ["T-N"])
@@ -441,3 +448,12 @@ async def test_a_silent_stream_is_pinged_then_given_up(
     await trio.sleep(1)
     with pytest.raises(SourceError, match=r"^kalshi: stream silent for 60 s$"):
         await check(ws)  # type: ignore[arg-type]
+
+
+async def test_a_subaccount_restricts_settlements_too(fake: KalshiFake, make: Factory) -> None:
+    """OpenAPI 3.31.0: positions default to subaccount 0, fills and settlements to all of them."""
+    await make(subaccount=2, stream=False).poll()
+    lists = {s.endpoint: s.query for s in fake.seen
+             if s.endpoint in ("/portfolio/positions", "/portfolio/fills", "/portfolio/settlements")}
+    assert {endpoint: query.get("subaccount") for endpoint, query in lists.items()} == {
+        "/portfolio/positions": "2", "/portfolio/fills": "2", "/portfolio/settlements": "2"}

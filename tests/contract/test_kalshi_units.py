@@ -25,7 +25,17 @@ from northstard_plugins.kalshi.settings import HOSTS, Settings
 from northstard_plugins.kalshi.signing import PSS, load_signer, signed_path
 from northstard_plugins.kalshi.stream import Messages, subscribe
 
-from kalshi_fake import FILLS, KEY_ID, MARKETS, POSITIONS, SETTLEMENTS, other_key, signing_key
+from kalshi_fake import (
+    FILLS,
+    KEY_ID,
+    MARKETS,
+    POSITIONS,
+    SETTLEMENTS,
+    other_key,
+    signing_key,
+    ws_fill,
+    ws_position,
+)
 
 T0 = datetime(2026, 8, 16, 4, 0, tzinfo=UTC)
 
@@ -238,20 +248,53 @@ def test_a_ticker_message_merges_into_the_last_quotes() -> None:
 def test_stream_messages_become_records_and_drift_is_dropped() -> None:
     book = Portfolio(mark="mid")
     messages = Messages(book, "kalshi")
-    position = {**POSITIONS[0], "market_ticker": "T-A"}
-    del position["ticker"]
-    text = '{"type":"market_position","sid":2,"msg":%s}'
-    [record] = messages.records(text % _json(position))
-    assert isinstance(record, Position) and record.mark == "mid" and record.count == Decimal("9.13")
+    documented = ws_position()  # Kalshi's AsyncAPI example, verbatim
+    [record] = messages.records(_json(documented))
+    assert record == Position(id="FED-23DEC-T3.00", ticker="FED-23DEC-T3.00", count=Decimal("100.00"),
+                              cost_basis=Decimal("50.0000"), realized_pnl=Decimal("10.0000"),
+                              fees=Decimal("1.0000"), mark="mid")
     assert messages.records('{"type":"subscribed","id":1,"msg":{"channel":"fill","sid":1}}') == []
-    drifted = {**position, "position_fp": 9.13}
-    assert messages.records(text % _json(drifted)) == []
+    drifted = ws_position(position_fp=9.13)
+    assert messages.records(_json(drifted)) == []
     assert messages.records("{not json") == []
     assert messages.dropped == 2
     with pytest.raises(SourceError, match="stream error: code 9"):
         messages.records('{"type":"error","id":1,"msg":{"code":9,"msg":"Authentication required"}}')
     assert subscribe(2, ["ticker"], ["T-A"]) == {
         "id": 2, "cmd": "subscribe", "params": {"channels": ["ticker"], "market_tickers": ["T-A"]}}
+
+
+def test_a_stream_position_in_rest_names_is_the_old_guess_and_is_dropped() -> None:
+    """Before issue 17 the plugin read ``market_exposure_dollars`` from the stream: never sent there."""
+    messages = Messages(Portfolio(), "kalshi")
+    guessed = ws_position()
+    guessed["msg"]["market_exposure_dollars"] = guessed["msg"].pop("position_cost_dollars")
+    assert messages.records(_json(guessed)) == [] and messages.dropped == 1
+
+
+@pytest.mark.parametrize("changes, side, action, price", [
+    ({}, "yes", "buy", "0.7500"),  # the documented example
+    ({"outcome_side": "no", "book_side": "ask", "side": "yes", "action": "sell"}, "no", "buy", "0.2500"),
+    ({"outcome_side": "no", "book_side": "ask", "action": "sell_partial"}, "no", "buy", "0.2500"),
+    ({"outcome_side": "yes", "action": ""}, "yes", "buy", "0.7500"),
+])
+def test_stream_fills_follow_the_documented_direction_and_price(
+    changes: dict[str, Any], side: str, action: str, price: str
+) -> None:
+    message = ws_fill(**changes)
+    [record] = Portfolio().on_ws_fill(message["msg"])
+    assert (record.id, record.ticker) == ("d91bc706-ee49-470d-82d8-11418bda6fed", "HIGHNY-22DEC23-B53.5")
+    assert (record.side, record.action, record.price) == (side, action, Decimal(price))
+    assert record.ts == datetime(2022, 12, 24, 16, 29, 57, tzinfo=UTC)  # from ts_ms
+
+
+def test_legacy_fills_without_outcome_side_use_side_and_action() -> None:
+    row = {k: v for k, v in FILLS[0].items() if k not in ("outcome_side", "book_side")}
+    row.update(side="no", action="sell_to_close")
+    record = parse.fill(row, "f", None)
+    assert (record.side, record.action, record.price) == ("no", "sell", Decimal("0.2600"))
+    with pytest.raises(SchemaDriftError, match="action: expected buy or a sell, got 'hold'"):
+        parse.fill({**row, "action": "hold"}, "f", None)
 
 
 def _json(value: Any) -> str:

@@ -25,9 +25,7 @@ from fakes import (
     TRUNCATED,
     FakeStripe,
     invoice,
-    rate_limited,
     secret_file,
-    server_error,
     transaction,
     wait_for_doc,
 )
@@ -233,7 +231,7 @@ async def test_without_an_api_key_the_source_is_off() -> None:
 @pytest.mark.parametrize(
     ("fault", "error", "message"),
     [
-        (server_error(500), HttpStatusError, f"GET {TRANSACTIONS}: HTTP 500"),
+        (FakeStripe.server_error(500), HttpStatusError, f"GET {TRANSACTIONS}: HTTP 500"),
         (MALFORMED, SchemaDriftError, "malformed JSON"),
         (TRUNCATED, SchemaDriftError, "truncated body"),
     ],
@@ -267,7 +265,7 @@ async def test_a_wrong_key_is_401_and_never_appears_in_the_error(nursery: trio.N
 async def test_429_honours_retry_after(nursery: trio.Nursery, autojump_clock: Any) -> None:
     fake = await fake_api(nursery)
     fake.add("balance_transactions", transaction("txn_r", "refund", -100))
-    fake.fail_next(rate_limited("3"), path=TRANSACTIONS)
+    fake.fail_next(FakeStripe.rate_limited("3"), path=TRANSACTIONS)
     source = make_source(fake)
     start = trio.current_time()
     reading = await source.poll()
@@ -383,7 +381,7 @@ async def test_e2e_a_failing_api_marks_the_source_while_the_demo_streams(
     nursery: trio.Nursery, start_daemon: Any, tmp_path: Path
 ) -> None:
     fake = await fake_api(nursery)
-    fake.fail_always(server_error(500))
+    fake.fail_always(FakeStripe.server_error(500))
     daemon = await start_daemon({
         "stripe": {"base_url": fake.url + "/v1", "api_key_file": secret_file(tmp_path, "stripe", KEY),
                    "interval_s": 0.05, "failure_threshold": 100},
