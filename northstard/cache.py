@@ -115,6 +115,7 @@ class Cache:
 
     def __init__(self, max_bytes: int, keep_ms: int = 0) -> None:
         self.current: Current | None = None
+        self.ready = trio.Event()  # set once there is a current snapshot to serve
         self.max_bytes = max_bytes
         self.keep_ms = keep_ms
         self.chunks: OrderedDict[tuple[str, int], tuple[Chunk, int]] = OrderedDict()
@@ -130,11 +131,13 @@ class Cache:
 
     def reset(self, epoch: str, seq: int, ts_ms: int, doc: Doc) -> None:
         self.current = Current(epoch, seq, f'"{epoch}:{seq}"', snapshot_message(epoch, seq, ts_ms, doc))
+        self.ready.set()
 
     def update(self, change: Change) -> None:
         self.current = Current(
             change.epoch, change.seq, f'"{change.epoch}:{change.seq}"', change.snapshot_message
         )
+        self.ready.set()
         if change.ts_ms < self.latest_ms:
             self._forget_after(change.ts_ms)
         self.latest_ms = max(self.latest_ms, change.ts_ms)

@@ -231,6 +231,9 @@ async def _run_core(
             limits=config.sections["limits"], grpc=GrpcHandle() if grpc["enabled"] else None,
         )
         daemon = Daemon([], hub, supervisor, engine_state, metrics, grpc=ctx.grpc or GrpcHandle())
+        # a brand-new store: the engine's first snapshot is committed before anything listens,
+        # so /api/pnl/current never answers "no snapshot yet" once the daemon says it serves
+        await cache.ready.wait()
         await _serve(core, daemon, ctx, supervisor, instances, stats, source_send, metrics,
                      handle_signals, task_status, grpc=grpc_settings if grpc["enabled"] else None,
                      backups=_backups(config, backup_state, metrics))
