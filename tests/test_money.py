@@ -108,6 +108,16 @@ def test_format_money_is_exact_and_canonical_in_any_context(value: Decimal) -> N
     assert format_money(D(text)) == text
 
 
+@settings(max_examples=300)
+@given(WIDE)
+def test_format_money_ignores_the_context_exponent_letter(value: Decimal) -> None:
+    """``str`` of a Decimal writes "e" under ``capitals=0``: the wire form stays the same."""
+    expected = format_money(value)
+    with localcontext() as context:
+        context.capitals = 0
+        assert format_money(value) == expected
+
+
 @pytest.mark.parametrize("text", ["\u0661\u0662\u0663", "-\u0661", "1_000"])
 def test_epoch_milliseconds_take_ascii_digits_only(text: str) -> None:
     from northstard.errors import RequestError
