@@ -112,7 +112,16 @@ def check_bounds(value: Decimal, field: str, shown: object = None) -> None:
 
 
 def within_bounds(value: Decimal) -> bool:
-    """A quick sufficient test of ``check_bounds``: True means within them (False: look closer)."""
+    """A quick sufficient test of ``check_bounds``: True means within them (False: look closer).
+
+    In plain notation ``str`` shows the value's decimal places as they are (never rounded).
+    """
+    if not value.is_finite():
+        return False
+    text = str(value)
+    if "E" not in text and "e" not in text:
+        point = text.find(".")
+        return (point < 0 or len(text) - point - 1 <= MAX_PLACES) and value.adjusted() < 14
     exponent = value.as_tuple().exponent
     return isinstance(exponent, int) and exponent >= -MAX_PLACES and value.adjusted() < 14
 

@@ -145,6 +145,11 @@ class SourceStatus:
 @exact
 def mark_value(position: Position, price: Price | None) -> Decimal | None:
     """What an open position is worth under its mark rule, or None if unpriced."""
+    return _mark_value(position, price)
+
+
+def _mark_value(position: Position, price: Price | None) -> Decimal | None:
+    """``mark_value`` in the caller's context (the Book's methods run in ``EXACT`` already)."""
     if position.count == 0:
         return ZERO
     if price is None:
@@ -182,7 +187,7 @@ def _agent(record: Record) -> str:
 
 
 def _position_contribution(position: Position, price: Price | None) -> dict[Path, Decimal]:
-    value = mark_value(position, price)
+    value = _mark_value(position, price)
     unrealized = ZERO if value is None else value - position.cost_basis
     agent = _agent(position)
     return {
@@ -196,6 +201,11 @@ def _position_contribution(position: Position, price: Price | None) -> dict[Path
 @exact
 def contribution(record: Record, price: Price | None = None) -> dict[Path, Decimal]:
     """What one record adds to the totals (a position also needs its market's price)."""
+    return _contribution(record, price)
+
+
+def _contribution(record: Record, price: Price | None = None) -> dict[Path, Decimal]:
+    """``contribution`` in the caller's context (the Book's methods run in ``EXACT`` already)."""
     agent = _agent(record)
     match record:
         case Position():
@@ -312,8 +322,8 @@ def _problem(
     if old == record:
         return None  # changes nothing
     try:
-        change = dict(contribution(record))
-        for path, amount in (contribution(old) if old is not None else {}).items():
+        change = dict(_contribution(record))
+        for path, amount in (_contribution(old) if old is not None else {}).items():
             change[path] = change.get(path, ZERO) - amount
         reached = {path: book.total(*path) + pending[path] + amount for path, amount in change.items()}
     except DecimalException as exc:
@@ -387,10 +397,10 @@ class Book:
         that asks it for every stored id of the kind (one query per kind).
         """
         records = list(records)
-        present = {(source, record.kind, record.id) for record in records}
+        kinds = sorted(set(complete_kinds))
+        present = {(source, record.kind, record.id) for record in records} if kinds else set()
         # every store read happens first: a failing read leaves the Book as it was
-        gone = [key for kind in sorted(set(complete_kinds))
-                for key in self._missing(source, kind, present)]
+        gone = [key for kind in kinds for key in self._missing(source, kind, present)]
         try:
             self._prefetch(source, records, gone)
             changed: list[Record] = []
@@ -488,7 +498,7 @@ class Book:
             self._warm((source, "price", record.ticker))
             self._recontribute(key)
         else:
-            self._add_cold({}, contribution(record))
+            self._add_cold({}, _contribution(record))
         return True
 
     def _remove(self, key: Key) -> bool:
@@ -513,7 +523,7 @@ class Book:
         if key in self._contrib:
             self._set_contribution(key, {})
         elif not isinstance(old, Price):
-            self._add_cold(contribution(old), {})
+            self._add_cold(_contribution(old), {})
         if isinstance(old, Position):
             market = self._by_market.get((key[0], old.ticker))
             if market is not None:
@@ -559,7 +569,7 @@ class Book:
         if isinstance(record, Position):
             found = self._get((key[0], "price", record.ticker))
             price = found if isinstance(found, Price) else None
-        self._set_contribution(key, contribution(record, price))
+        self._set_contribution(key, _contribution(record, price))
 
     def _set_contribution(self, key: Key, new: Mapping[Path, Decimal]) -> None:
         old = self._contrib.pop(key, {})
