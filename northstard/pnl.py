@@ -46,6 +46,7 @@ from .records import (
     KINDS,
     Balance,
     Cost,
+    Fill,
     Invoice,
     Position,
     Price,
@@ -207,9 +208,22 @@ def contribution(record: Record, price: Price | None = None) -> dict[Path, Decim
 def _contribution(record: Record, price: Price | None = None) -> dict[Path, Decimal]:
     """``contribution`` in the caller's context (the Book's methods run in ``EXACT`` already)."""
     agent = _agent(record)
-    match record:
+    match record:  # the record classes are disjoint: the common kinds come first
+        case Cost():
+            paths: dict[Path, Decimal] = {
+                ("costs", "total"): record.amount,
+                ("costs", "by_category", record.category): record.amount,
+                ("agents", agent, "costs"): record.amount,
+            }
+            if record.model:
+                paths["costs", "by_model", record.model] = record.amount
+            if record.estimated:
+                paths["costs", "estimated"] = record.amount
+            return paths
         case Position():
             return _position_contribution(record, price)
+        case Fill() | Price() | Retract():
+            return {}
         case Settlement():
             pnl = record.revenue - record.cost - record.fee
             return {
@@ -228,17 +242,6 @@ def _contribution(record: Record, price: Price | None = None) -> dict[Path, Deci
             return _revenue(agent, -record.amount, -record.amount)
         case RevenueTotal():
             return _revenue(agent, record.invoiced, record.collected)
-        case Cost():
-            paths: dict[Path, Decimal] = {
-                ("costs", "total"): record.amount,
-                ("costs", "by_category", record.category): record.amount,
-                ("agents", agent, "costs"): record.amount,
-            }
-            if record.model:
-                paths["costs", "by_model", record.model] = record.amount
-            if record.estimated:
-                paths["costs", "estimated"] = record.amount
-            return paths
         case _:
             return {}
 
@@ -365,6 +368,7 @@ class Book:
         self._totals: dict[Path, Decimal] = defaultdict(lambda: ZERO)
         self._cold: dict[Path, Decimal] = {}
         self._dirty: set[Path] = set()  # cold paths changed since ``take_cold_totals``
+        self._cold_delta: dict[Path, Decimal] = {}  # what ``ingest`` adds, summed per path
         self._by_market: dict[tuple[str, str], set[Key]] = defaultdict(set)  # open positions
         self._by_kind: dict[tuple[str, str], set[Key]] = defaultdict(set)  # keys in ``records``
         self._gone: set[Key] = set()  # removed, not yet saved (the store still has them)
@@ -412,6 +416,7 @@ class Book:
                     changed.append(Retract(id=key[2], target_kind=key[1]))
             return changed
         finally:
+            self._apply_cold()
             self._end_fetch()
 
     def _missing(self, source: str, kind: str, present: set[Key]) -> list[Key]:
@@ -549,15 +554,21 @@ class Book:
                 self._cache.pop(price_key, None)
 
     def _add_cold(self, old: Mapping[Path, Decimal], new: Mapping[Path, Decimal]) -> None:
-        """Replace a cold record's contribution ``old`` with ``new`` in the totals."""
+        """Replace a cold record's contribution ``old`` with ``new``: summed per path until
+        ``_apply_cold`` (at the end of ``ingest``) adds the sums to the totals. Every sum is
+        exact (``EXACT``), so the totals are the same as when added one record at a time."""
+        delta = self._cold_delta
         for path, amount in old.items():
-            self._totals[path] -= amount
-            self._cold[path] = self._cold.get(path, ZERO) - amount
-            self._dirty.add(path)
+            delta[path] = delta.get(path, ZERO) - amount
         for path, amount in new.items():
+            delta[path] = delta.get(path, ZERO) + amount
+
+    def _apply_cold(self) -> None:
+        for path, amount in self._cold_delta.items():
             self._totals[path] += amount
             self._cold[path] = self._cold.get(path, ZERO) + amount
             self._dirty.add(path)
+        self._cold_delta.clear()
 
     def _remark(self, source: str, ticker: str) -> None:
         for position_key in self._by_market.get((source, ticker), ()):
