@@ -427,12 +427,16 @@ class Book:
 
     def _prefetch(self, source: str, records: Sequence[Record], gone: Sequence[Key]) -> None:
         """One store query per kind for the keys this reading needs and memory lacks."""
+        if self.store is None:
+            return
         wanted: dict[str, list[str]] = defaultdict(list)
         for key in gone:
             wanted[key[1]].append(key[2])
         for record in records:
-            kind = record.target_kind if isinstance(record, Retract) else record.kind
-            wanted[kind].append(record.id)
+            if isinstance(record, Retract):
+                wanted[record.target_kind].append(record.id)
+                continue
+            wanted[record.kind].append(record.id)
             if isinstance(record, Position):
                 wanted["price"].append(record.ticker)
         for kind, ids in wanted.items():
@@ -441,14 +445,16 @@ class Book:
     def _fetch(self, source: str, kind: str, ids: Iterable[str]) -> None:
         if self.store is None:
             return
-        missing = sorted({i for i in ids if not self._known((source, kind, i))})
+        held, gone, cache, fetched = self.records, self._gone, self._cache, self._fetched
+        missing = sorted({
+            i for i in ids
+            if (key := (source, kind, i)) not in held
+            and key not in gone and key not in cache and key not in fetched
+        })
         if missing:
             found = self.store.get(source, kind, missing)
             for record_id in missing:
                 self._fetched[source, kind, record_id] = found.get(record_id)
-
-    def _known(self, key: Key) -> bool:
-        return key in self.records or key in self._gone or key in self._cache or key in self._fetched
 
     def _end_fetch(self) -> None:
         for key, record in self._fetched.items():
