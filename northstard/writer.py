@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -108,12 +109,12 @@ def write_batch(
     now_ms = int(time.time() * 1000)
     touched = {}
     rows: dict[str, list[Row]] = {}
-    totals: dict[str, str] = {}
+    totals: dict[tuple[str, ...], Decimal] = {}
     deltas = []
     with conn:
         for change in batch:
             _add_records(conn, change, now_ms, rows)
-            totals.update((path_text(path), str(amount)) for path, amount in change.totals)
+            totals.update(change.totals)
             deltas.append((change.epoch, change.seq, change.prev, change.ts_ms, change.patch_json))
             if change.seq % settings.snapshot_every == 0:
                 _write_snapshot(conn, change)
@@ -121,7 +122,7 @@ def write_batch(
                 touched[bucket.resolution, bucket.start_ms] = bucket
         _flush_rows(conn, rows)
         conn.executemany("INSERT OR REPLACE INTO totals (path, amount) VALUES (?, ?)",
-                         list(totals.items()))
+                         [(path_text(path), str(amount)) for path, amount in totals.items()])
         conn.executemany(
             "INSERT OR REPLACE INTO deltas (epoch, seq, prev, ts_ms, patch) VALUES (?, ?, ?, ?, ?)",
             deltas,
