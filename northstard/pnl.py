@@ -498,9 +498,10 @@ class Book:
             return self._remove((source, record.target_kind, record.id))
         key = (source, record.kind, record.id)
         old = self._get(key)
-        if old == record:
-            return False
-        self._unset(key, old)
+        if old is not None:
+            if old == record:
+                return False
+            self._unset(key, old)
         self._hold(key, record)
         if isinstance(record, Price):
             self._remark(source, record.id)
