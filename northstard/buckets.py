@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
 from .money import format_money
@@ -47,7 +47,7 @@ class Ohlc:
     max: Decimal
 
     def add(self, value: Decimal) -> Ohlc:
-        return replace(self, close=value, min=min(self.min, value), max=max(self.max, value))
+        return Ohlc(self.open, value, min(self.min, value), max(self.max, value))
 
     def document(self) -> dict[str, str]:
         return {k: format_money(getattr(self, k)) for k in ("open", "close", "min", "max")}
@@ -68,7 +68,7 @@ class Bucket:
             k: (self.series[k].add(v) if k in self.series else Ohlc(v, v, v, v))
             for k, v in values.items()
         }
-        return replace(self, series=series)
+        return Bucket(self.resolution, self.start_ms, series)
 
     def body(self) -> str:
         return json.dumps({k: v.document() for k, v in self.series.items()}, sort_keys=True)

@@ -112,7 +112,16 @@ def check_bounds(value: Decimal, field: str, shown: object = None) -> None:
 
 
 def within_bounds(value: Decimal) -> bool:
-    """A quick sufficient test of ``check_bounds``: True means within them (False: look closer)."""
+    """A quick sufficient test of ``check_bounds``: True means within them (False: look closer).
+
+    In plain notation ``str`` shows the value's decimal places as they are (never rounded).
+    """
+    if not value.is_finite():
+        return False
+    text = str(value)
+    if "E" not in text and "e" not in text:
+        point = text.find(".")
+        return (point < 0 or len(text) - point - 1 <= MAX_PLACES) and value.adjusted() < 14
     exponent = value.as_tuple().exponent
     return isinstance(exponent, int) and exponent >= -MAX_PLACES and value.adjusted() < 14
 
@@ -130,8 +139,29 @@ def places(value: Decimal) -> int:
 def format_money(value: Decimal) -> str:
     """The canonical wire string of an amount: at least two decimals, no trailing zeros past them.
 
-    Built from the digits themselves: exact for any finite Decimal, in any context.
+    Exact for any finite Decimal, in any context: ``str`` of a Decimal never
+    rounds; when it is in plain notation the text only needs its decimals
+    trimmed or padded, otherwise (exponent notation) it is built from the digits.
     """
+    if value.is_finite():
+        if not value:
+            return "0.00"  # every zero, -0.000 included
+        text = str(value)
+        if "E" not in text and "e" not in text:
+            point = text.find(".")
+            if point < 0:
+                return text + ".00"
+            decimals = len(text) - point - 1
+            if decimals == 2 or (decimals > 2 and text[-1] != "0"):
+                return text
+            if decimals < 2:
+                return text + "0"
+            text = text.rstrip("0")
+            return text + "0" * (2 - (len(text) - point - 1))
+    return _from_digits(value)
+
+
+def _from_digits(value: Decimal) -> str:
     sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int), value
     text = "".join(map(str, digits)).lstrip("0")

@@ -46,6 +46,7 @@ from .records import (
     KINDS,
     Balance,
     Cost,
+    Fill,
     Invoice,
     Position,
     Price,
@@ -145,6 +146,11 @@ class SourceStatus:
 @exact
 def mark_value(position: Position, price: Price | None) -> Decimal | None:
     """What an open position is worth under its mark rule, or None if unpriced."""
+    return _mark_value(position, price)
+
+
+def _mark_value(position: Position, price: Price | None) -> Decimal | None:
+    """``mark_value`` in the caller's context (the Book's methods run in ``EXACT`` already)."""
     if position.count == 0:
         return ZERO
     if price is None:
@@ -182,7 +188,7 @@ def _agent(record: Record) -> str:
 
 
 def _position_contribution(position: Position, price: Price | None) -> dict[Path, Decimal]:
-    value = mark_value(position, price)
+    value = _mark_value(position, price)
     unrealized = ZERO if value is None else value - position.cost_basis
     agent = _agent(position)
     return {
@@ -196,10 +202,28 @@ def _position_contribution(position: Position, price: Price | None) -> dict[Path
 @exact
 def contribution(record: Record, price: Price | None = None) -> dict[Path, Decimal]:
     """What one record adds to the totals (a position also needs its market's price)."""
+    return _contribution(record, price)
+
+
+def _contribution(record: Record, price: Price | None = None) -> dict[Path, Decimal]:
+    """``contribution`` in the caller's context (the Book's methods run in ``EXACT`` already)."""
     agent = _agent(record)
-    match record:
+    match record:  # the record classes are disjoint: the common kinds come first
+        case Cost():
+            paths: dict[Path, Decimal] = {
+                ("costs", "total"): record.amount,
+                ("costs", "by_category", record.category): record.amount,
+                ("agents", agent, "costs"): record.amount,
+            }
+            if record.model:
+                paths["costs", "by_model", record.model] = record.amount
+            if record.estimated:
+                paths["costs", "estimated"] = record.amount
+            return paths
         case Position():
             return _position_contribution(record, price)
+        case Fill() | Price() | Retract():
+            return {}
         case Settlement():
             pnl = record.revenue - record.cost - record.fee
             return {
@@ -218,17 +242,6 @@ def contribution(record: Record, price: Price | None = None) -> dict[Path, Decim
             return _revenue(agent, -record.amount, -record.amount)
         case RevenueTotal():
             return _revenue(agent, record.invoiced, record.collected)
-        case Cost():
-            paths: dict[Path, Decimal] = {
-                ("costs", "total"): record.amount,
-                ("costs", "by_category", record.category): record.amount,
-                ("agents", agent, "costs"): record.amount,
-            }
-            if record.model:
-                paths["costs", "by_model", record.model] = record.amount
-            if record.estimated:
-                paths["costs", "estimated"] = record.amount
-            return paths
         case _:
             return {}
 
@@ -312,8 +325,8 @@ def _problem(
     if old == record:
         return None  # changes nothing
     try:
-        change = dict(contribution(record))
-        for path, amount in (contribution(old) if old is not None else {}).items():
+        change = dict(_contribution(record))
+        for path, amount in (_contribution(old) if old is not None else {}).items():
             change[path] = change.get(path, ZERO) - amount
         reached = {path: book.total(*path) + pending[path] + amount for path, amount in change.items()}
     except DecimalException as exc:
@@ -355,6 +368,7 @@ class Book:
         self._totals: dict[Path, Decimal] = defaultdict(lambda: ZERO)
         self._cold: dict[Path, Decimal] = {}
         self._dirty: set[Path] = set()  # cold paths changed since ``take_cold_totals``
+        self._cold_delta: dict[Path, Decimal] = {}  # what ``ingest`` adds, summed per path
         self._by_market: dict[tuple[str, str], set[Key]] = defaultdict(set)  # open positions
         self._by_kind: dict[tuple[str, str], set[Key]] = defaultdict(set)  # keys in ``records``
         self._gone: set[Key] = set()  # removed, not yet saved (the store still has them)
@@ -387,10 +401,10 @@ class Book:
         that asks it for every stored id of the kind (one query per kind).
         """
         records = list(records)
-        present = {(source, record.kind, record.id) for record in records}
+        kinds = sorted(set(complete_kinds))
+        present = {(source, record.kind, record.id) for record in records} if kinds else set()
         # every store read happens first: a failing read leaves the Book as it was
-        gone = [key for kind in sorted(set(complete_kinds))
-                for key in self._missing(source, kind, present)]
+        gone = [key for kind in kinds for key in self._missing(source, kind, present)]
         try:
             self._prefetch(source, records, gone)
             changed: list[Record] = []
@@ -402,6 +416,7 @@ class Book:
                     changed.append(Retract(id=key[2], target_kind=key[1]))
             return changed
         finally:
+            self._apply_cold()
             self._end_fetch()
 
     def _missing(self, source: str, kind: str, present: set[Key]) -> list[Key]:
@@ -412,12 +427,16 @@ class Book:
 
     def _prefetch(self, source: str, records: Sequence[Record], gone: Sequence[Key]) -> None:
         """One store query per kind for the keys this reading needs and memory lacks."""
+        if self.store is None:
+            return
         wanted: dict[str, list[str]] = defaultdict(list)
         for key in gone:
             wanted[key[1]].append(key[2])
         for record in records:
-            kind = record.target_kind if isinstance(record, Retract) else record.kind
-            wanted[kind].append(record.id)
+            if isinstance(record, Retract):
+                wanted[record.target_kind].append(record.id)
+                continue
+            wanted[record.kind].append(record.id)
             if isinstance(record, Position):
                 wanted["price"].append(record.ticker)
         for kind, ids in wanted.items():
@@ -426,14 +445,16 @@ class Book:
     def _fetch(self, source: str, kind: str, ids: Iterable[str]) -> None:
         if self.store is None:
             return
-        missing = sorted({i for i in ids if not self._known((source, kind, i))})
+        held, gone, cache, fetched = self.records, self._gone, self._cache, self._fetched
+        missing = sorted({
+            i for i in ids
+            if (key := (source, kind, i)) not in held
+            and key not in gone and key not in cache and key not in fetched
+        })
         if missing:
             found = self.store.get(source, kind, missing)
             for record_id in missing:
                 self._fetched[source, kind, record_id] = found.get(record_id)
-
-    def _known(self, key: Key) -> bool:
-        return key in self.records or key in self._gone or key in self._cache or key in self._fetched
 
     def _end_fetch(self) -> None:
         for key, record in self._fetched.items():
@@ -477,9 +498,10 @@ class Book:
             return self._remove((source, record.target_kind, record.id))
         key = (source, record.kind, record.id)
         old = self._get(key)
-        if old == record:
-            return False
-        self._unset(key, old)
+        if old is not None:
+            if old == record:
+                return False
+            self._unset(key, old)
         self._hold(key, record)
         if isinstance(record, Price):
             self._remark(source, record.id)
@@ -488,7 +510,7 @@ class Book:
             self._warm((source, "price", record.ticker))
             self._recontribute(key)
         else:
-            self._add_cold({}, contribution(record))
+            self._add_cold({}, _contribution(record))
         return True
 
     def _remove(self, key: Key) -> bool:
@@ -513,7 +535,7 @@ class Book:
         if key in self._contrib:
             self._set_contribution(key, {})
         elif not isinstance(old, Price):
-            self._add_cold(contribution(old), {})
+            self._add_cold(_contribution(old), {})
         if isinstance(old, Position):
             market = self._by_market.get((key[0], old.ticker))
             if market is not None:
@@ -539,15 +561,21 @@ class Book:
                 self._cache.pop(price_key, None)
 
     def _add_cold(self, old: Mapping[Path, Decimal], new: Mapping[Path, Decimal]) -> None:
-        """Replace a cold record's contribution ``old`` with ``new`` in the totals."""
+        """Replace a cold record's contribution ``old`` with ``new``: summed per path until
+        ``_apply_cold`` (at the end of ``ingest``) adds the sums to the totals. Every sum is
+        exact (``EXACT``), so the totals are the same as when added one record at a time."""
+        delta = self._cold_delta
         for path, amount in old.items():
-            self._totals[path] -= amount
-            self._cold[path] = self._cold.get(path, ZERO) - amount
-            self._dirty.add(path)
+            delta[path] = delta.get(path, ZERO) - amount
         for path, amount in new.items():
+            delta[path] = delta.get(path, ZERO) + amount
+
+    def _apply_cold(self) -> None:
+        for path, amount in self._cold_delta.items():
             self._totals[path] += amount
             self._cold[path] = self._cold.get(path, ZERO) + amount
             self._dirty.add(path)
+        self._cold_delta.clear()
 
     def _remark(self, source: str, ticker: str) -> None:
         for position_key in self._by_market.get((source, ticker), ()):
@@ -559,7 +587,7 @@ class Book:
         if isinstance(record, Position):
             found = self._get((key[0], "price", record.ticker))
             price = found if isinstance(found, Price) else None
-        self._set_contribution(key, contribution(record, price))
+        self._set_contribution(key, _contribution(record, price))
 
     def _set_contribution(self, key: Key, new: Mapping[Path, Decimal]) -> None:
         old = self._contrib.pop(key, {})

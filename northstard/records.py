@@ -224,33 +224,65 @@ def _encode(value: Any) -> Any:
     if isinstance(value, Decimal):
         return format_money(value)
     if isinstance(value, datetime):
-        return utc(value).isoformat().replace("+00:00", "Z")
+        return _time_text(value)
     return value
 
 
+_last_time: list[tuple[datetime, str]] = []  # one entry: the records of a reading share a time
+
+
+def _time_text(value: datetime) -> str:
+    """ISO 8601 in UTC with a Z; the last one is remembered (one entry)."""
+    last = _last_time[-1] if _last_time else None  # one read: safe across threads
+    if last is not None and last[0] is value:
+        return last[1]
+    text = utc(value).isoformat().replace("+00:00", "Z")
+    _last_time[:] = [(value, text)]
+    return text
+
+
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
-# per record class: its fields and "kind", sorted, each with whether it may need encoding
-_NAMES: dict[type, tuple[tuple[str, bool], ...]] = {}
+_CONSTANTS: dict[object, str] = {None: "null", True: "true", False: "false"}
+# per record class, its fields and "kind" in sorted order: the key's JSON text with
+# the opening brace or comma before it, the field name, whether it may need ``_encode``
+Plan: TypeAlias = tuple[tuple[str, str, bool], ...]
+_PLANS: dict[type, Plan] = {}
 
 
-def _sorted_names(cls: type) -> tuple[tuple[str, bool], ...]:
-    names = _NAMES.get(cls)
-    if names is None:
+def _plan(cls: type) -> Plan:
+    plan = _PLANS.get(cls)
+    if plan is None:
         hints = {f.name: str(f.type) for f in dataclasses.fields(cls)}
-        names = _NAMES[cls] = tuple(
-            (name, "Decimal" in hints.get(name, "") or "datetime" in hints.get(name, ""))
-            for name in sorted([*hints, "kind"])
+        names = sorted([*hints, "kind"])
+        plan = _PLANS[cls] = tuple(
+            (("{" if i == 0 else ",") + _ENCODER.encode(name) + ":", name,
+             "Decimal" in hints.get(name, "") or "datetime" in hints.get(name, ""))
+            for i, name in enumerate(names)
         )
-    return names
+    return plan
 
 
 def record_to_json(record: Record) -> str:
-    """Stable JSON text of a record (sorted keys, amounts as strings)."""
-    body = {
-        name: _encode(getattr(record, name)) if typed else getattr(record, name)
-        for name, typed in _sorted_names(type(record))
-    }
-    return _ENCODER.encode(body)  # keys already in order: the text of sort_keys=True
+    """Stable JSON text of a record (sorted keys, amounts as strings).
+
+    The text of ``json.dumps`` with ``sort_keys=True`` and compact separators,
+    put together field by field from a plan made once per record class.
+    """
+    encode = _ENCODER.encode
+    parts = []
+    for key, name, typed in _plan(type(record)):
+        value = getattr(record, name)
+        if typed and value is not None:
+            value = _encode(value)
+        parts.append(key)
+        if type(value) is str:
+            parts.append(encode(value))
+        elif value is None or type(value) is bool:
+            parts.append(_CONSTANTS[value])
+        else:
+            parts.append(encode(value))
+    parts.append("}")
+    return "".join(parts)
 
 
 def _decode(hint: str, value: Any, name: str) -> Any:

@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +67,11 @@ class WriterState:
 Row = tuple[str, str, str, int] | tuple[str, str, str, int, int]
 
 
-def _write_records(conn: sqlite3.Connection, change: Change, now_ms: int) -> None:
-    """Upserts grouped per kind (one executemany each); a retract deletes its row in order.
-    The cold aggregates the change carries are written with them (absolute values)."""
-    rows: dict[str, list[Row]] = {}
+def _add_records(
+    conn: sqlite3.Connection, change: Change, now_ms: int, rows: dict[str, list[Row]]
+) -> None:
+    """Queue the change's upserts per kind in ``rows`` (a whole batch's); a retract first
+    writes what is queued, then deletes its row, so every key ends as the last change left it."""
     for source, record in change.records:
         if isinstance(record, Retract):
             _flush_rows(conn, rows)
@@ -82,12 +84,6 @@ def _write_records(conn: sqlite3.Connection, change: Change, now_ms: int) -> Non
         if isinstance(record, Position):
             row = (*row, int(record.count != 0))
         rows.setdefault(record.kind, []).append(row)
-    _flush_rows(conn, rows)
-    if change.totals:
-        conn.executemany(
-            "INSERT OR REPLACE INTO totals (path, amount) VALUES (?, ?)",
-            [(path_text(path), str(amount)) for path, amount in change.totals],
-        )
 
 
 def _flush_rows(conn: sqlite3.Connection, rows: dict[str, list[Row]]) -> None:
@@ -107,20 +103,30 @@ def _flush_rows(conn: sqlite3.Connection, rows: dict[str, list[Row]]) -> None:
 def write_batch(
     conn: sqlite3.Connection, batch: Sequence[Change], state: WriterState, settings: WriterSettings
 ) -> None:
+    """One transaction: the batch's records (one executemany per kind), the cold aggregates
+    its changes carry (the last value of each path), its deltas, due snapshots, the current
+    document and the buckets it touched."""
     now_ms = int(time.time() * 1000)
     touched = {}
+    rows: dict[str, list[Row]] = {}
+    totals: dict[tuple[str, ...], Decimal] = {}
+    deltas = []
     with conn:
         for change in batch:
-            _write_records(conn, change, now_ms)
-            conn.execute(
-                "INSERT OR REPLACE INTO deltas (epoch, seq, prev, ts_ms, patch)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (change.epoch, change.seq, change.prev, change.ts_ms, change.patch_json),
-            )
+            _add_records(conn, change, now_ms, rows)
+            totals.update(change.totals)
+            deltas.append((change.epoch, change.seq, change.prev, change.ts_ms, change.patch_json))
             if change.seq % settings.snapshot_every == 0:
                 _write_snapshot(conn, change)
             for bucket in state.buckets.add(change.ts_ms, components(change.doc)):
                 touched[bucket.resolution, bucket.start_ms] = bucket
+        _flush_rows(conn, rows)
+        conn.executemany("INSERT OR REPLACE INTO totals (path, amount) VALUES (?, ?)",
+                         [(path_text(path), str(amount)) for path, amount in totals.items()])
+        conn.executemany(
+            "INSERT OR REPLACE INTO deltas (epoch, seq, prev, ts_ms, patch) VALUES (?, ?, ?, ?, ?)",
+            deltas,
+        )
         last = batch[-1]
         conn.execute(
             "INSERT OR REPLACE INTO current (id, epoch, seq, ts_ms, doc) VALUES (1, ?, ?, ?, ?)",

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from northstard.errors import SchemaDriftError
 from northstard.http import decode_json
 from northstard.hub import parse_position
-from northstard.money import format_money, parse_money
+from northstard.money import MAX_PLACES, check_bounds, format_money, parse_money, within_bounds
 from northstard_plugins.revenue_http.parse import amount_at
 
 D = Decimal
@@ -106,6 +106,29 @@ def test_format_money_is_exact_and_canonical_in_any_context(value: Decimal) -> N
     assert len(fraction) >= 2 and (len(fraction) == 2 or not fraction.endswith("0"))
     assert whole == "0" or not whole.startswith("0")
     assert format_money(D(text)) == text
+
+
+@settings(max_examples=300)
+@given(WIDE)
+def test_format_money_ignores_the_context_exponent_letter(value: Decimal) -> None:
+    """``str`` of a Decimal writes "e" under ``capitals=0``: the wire form stays the same."""
+    expected = format_money(value)
+    with localcontext() as context:
+        context.capitals = 0
+        assert format_money(value) == expected
+
+
+@settings(max_examples=300)
+@given(st.decimals(), st.booleans())
+def test_within_bounds_is_exponent_and_magnitude(value: Decimal, capitals: bool) -> None:
+    """The quick test: finite, at most 12 places as written, under $100 trillion; then the
+    full check agrees."""
+    expected = value.is_finite() and value.as_tuple().exponent >= -MAX_PLACES and value.adjusted() < 14
+    with localcontext() as context:
+        context.capitals = int(capitals)
+        assert within_bounds(value) == expected
+    if expected:
+        check_bounds(value, "amount")
 
 
 @pytest.mark.parametrize("text", ["\u0661\u0662\u0663", "-\u0661", "1_000"])

@@ -28,6 +28,7 @@ from northstard.store import (
     load_persisted,
     open_reader,
     open_writer,
+    path_text,
     read_buckets,
     read_deltas,
 )
@@ -315,6 +316,33 @@ async def test_retract_deletes_the_record_row(db: Path, clock: trio.testing.Mock
             await out_receive.receive()
             await out_receive.receive()
     assert rows(db, "SELECT source, id FROM rec_cost") == [("shop", "c-2")]
+
+
+async def test_one_batch_leaves_every_key_as_its_last_change_did(
+    db: Path, clock: trio.testing.MockClock
+) -> None:
+    """Upserts go out per kind per batch: a retract between them still lands in order, and
+    each cold aggregate is stored with the value of the batch's last change."""
+    engine = Engine(epoch_of(db))
+    changes = [
+        engine.change("shop", cost(1), cost(2)),
+        engine.change("shop", Retract(id="c-1", target_kind="cost"), cost(3, "2.50")),
+        engine.change("shop", cost(1, "4.00"), Retract(id="c-3", target_kind="cost")),
+        engine.change("shop", cost(2, "0.75")),
+    ]
+    sizes: list[int] = []
+    state = WriterState(buckets=BucketSet())
+    send, receive = trio.open_memory_channel[Change](len(changes))
+    async with send:
+        for change in changes:
+            send.send_nowait(change)
+    await run_writer(settings_for(db, batch_max=10), state, receive, [], lambda size, _: sizes.append(size))
+    assert sizes == [4]  # one transaction
+    assert rows(db, "SELECT id, json_extract(body, '$.amount') FROM rec_cost ORDER BY id") == [
+        ("c-1", "4.00"), ("c-2", "0.75")]
+    assert rows(db, "SELECT amount FROM totals WHERE path = ?", path_text(("costs", "total"))) == [("4.75",)]
+    assert rows(db, "SELECT seq FROM deltas ORDER BY seq") == [(1,), (2,), (3,), (4,)]
+    assert engine.state.book.total("costs", "total") == D("4.75")
 
 
 async def test_load_persisted_continues_where_the_writer_stopped(
