@@ -16,7 +16,7 @@ change that carried it is committed (``saved``); re-ingesting it later looks
 its stored version up by key, so idempotence and exactness hold without
 keeping history in memory. Without a store every record stays in memory.
 
-``Book.document(now)`` renders the snapshot document described in README.md
+``Book.document(now)`` renders the snapshot document described in docs/protocol.md
 ("The snapshot document"). Object-valued keys, once present, stay (they go
 to zero), so merge patches of consecutive documents compose exactly.
 
@@ -722,7 +722,7 @@ class Book:
 
     @exact
     def document(self, now: datetime) -> Doc:
-        """The snapshot document at ``now`` (see README, "The snapshot document")."""
+        """The snapshot document at ``now`` (see docs/protocol.md, "The snapshot document")."""
         self.roll_day(now)
         net = self.net()
         revenue = self.revenue()

@@ -118,7 +118,7 @@ class Printer:
         self._line("delta", changed)
 
     def json_message(self, message: dict[str, Any]) -> None:
-        """A WebSocket/SSE wire message (README, "Wire protocol")."""
+        """A WebSocket/SSE wire message (docs/protocol.md, "Wire protocol")."""
         if message.get("type") == "snapshot":
             self.snapshot(message["epoch"], message["seq"], message["data"])
         elif message.get("type") == "delta":

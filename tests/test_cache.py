@@ -204,7 +204,7 @@ async def test_e2e_many_distinct_queries_keep_the_cache_under_its_bytes(
             params = {"resolution": "1m", "from": str(to_ms - 999 * 60_000), "to": str(to_ms)}
             response = await client.get(f"{daemon.url}/api/pnl/history", params=params)
             assert response.status_code == 200
-            assert len(response.content) < 1000 * 520  # the answer's own bound (README)
+            assert len(response.content) < 1000 * 520  # the answer's own bound (docs/protocol.md, Endpoints)
         stats = (await client.get(f"{daemon.url}/api/cache/stats")).json()
     assert 0 < stats["history_bytes"] <= limit == stats["history_max_bytes"]
     assert stats["hits"] > 0

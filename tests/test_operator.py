@@ -98,7 +98,7 @@ def test_version_license_and_gitignore() -> None:
 
 
 def check_config(config: Path) -> subprocess.CompletedProcess[str]:
-    return northstard("check-config", "--config", str(config))  # the README's form
+    return northstard("check-config", "--config", str(config))  # the form docs/configuration.md gives
 
 
 @pytest.mark.parametrize(("sections", "key"), [

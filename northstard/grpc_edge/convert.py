@@ -75,7 +75,7 @@ def _source_state(entry: Mapping[str, Any]) -> pb.SourceState:
 
 
 def snapshot_from_doc(doc: Doc) -> pb.Snapshot:
-    """The typed snapshot of a snapshot document (README, "The snapshot document")."""
+    """The typed snapshot of a snapshot document (docs/protocol.md, "The snapshot document")."""
     costs = doc["costs"]
     snapshot = pb.Snapshot(
         as_of=timestamp_from_iso(doc["as_of"]),

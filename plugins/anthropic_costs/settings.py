@@ -40,13 +40,15 @@ FIELDS: tuple[Field, ...] = (
           help="Admin API key (sk-ant-admin01-...), sent as x-api-key; environment or admin_key_file"),
     Field("oauth_token", str, secret=True,
           help="or an OAuth bearer token with org:admin scope; environment or oauth_token_file"),
-    Field("base_url", str, "https://api.anthropic.com", check=check_url),
+    Field("base_url", str, "https://api.anthropic.com", check=check_url, help="API base URL"),
     Field("start_date", str, "", check=lambda v: _check_date(v) if v else None,
           help="first day of the cost report, YYYY-MM-DD; empty: 30 days ago"),
     Field("price_table", dict, {}, check=_check_prices,
-          help="model -> {input, output, cache_write, cache_read} dollars per million tokens"),
+          help="model -> {input, output, cache_write, cache_read[, cache_write_1h]} dollars per million "
+               "tokens, as strings, at most 6 decimals, matched by longest model-name prefix; empty: "
+               "the built-in table (assumptions, see docs/plugins.md)"),
     Field("usage_bucket", str, "1h", choices=("1m", "1h"),
-          help="bucket width of the intraday usage estimate"),
+          help="bucket width (1m or 1h) of the usage report behind the intraday estimate"),
     Field("request_timeout_s", float, 20.0, min=0.001, help="time limit of one HTTP call"),
     *HTTP_FIELDS,
 )

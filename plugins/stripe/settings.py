@@ -38,7 +38,7 @@ def _check_types(value: Any) -> str | None:
 FIELDS: tuple[Field, ...] = (
     Field("api_key", str, secret=True,
           help="restricted or secret key (sk_... / rk_...), read-only; environment or api_key_file"),
-    Field("base_url", str, "https://api.stripe.com/v1", check=check_url),
+    Field("base_url", str, "https://api.stripe.com/v1", check=check_url, help="API base URL"),
     Field("currency", str, "usd", check=_check_currency,
           help="reporting currency; records in any other currency are refused (no FX)"),
     Field("agent_metadata_key", str, "agent",
@@ -46,7 +46,7 @@ FIELDS: tuple[Field, ...] = (
     Field("start_date", str, "", check=_check_date,
           help="only objects created on or after this day, YYYY-MM-DD; empty: all"),
     Field("refund_types", list, ["refund"], check=_check_types,
-          help="balance transaction types counted as refunds"),
+          help="balance transaction types counted as refunds (add payment_refund for non-card refunds)"),
     Field("api_version", str, "", help="Stripe-Version header; empty: the account's default"),
     Field("request_timeout_s", float, 20.0, min=0.001, help="time limit of one HTTP call"),
     *HTTP_FIELDS,

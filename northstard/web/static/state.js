@@ -1,5 +1,5 @@
 // The client's copy of the stream: (epoch, seq, document), kept exact by the
-// wire protocol (README "Wire protocol"), persisted in localStorage.
+// wire protocol (docs/protocol.md "Wire protocol"), persisted in localStorage.
 
 const STORE_KEY = 'northstard.last';
 const LOG_SIZE = 2000;
