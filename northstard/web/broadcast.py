@@ -37,7 +37,6 @@ __all__ = ["Broadcaster", "Peer", "send_all"]
 
 log = structlog.get_logger("northstard.web")
 
-RECEIVE_BYTES = 65536
 SEND_ALL_S = 10.0
 REPLY_LIMIT = 65536  # bytes of replies a client may have queued while it does not read
 FRAMES_KEPT = 64  # encoded frames kept per hub position; past it (resumes from many places) not kept

@@ -24,10 +24,10 @@ import trio
 from ..errors import RequestError
 from ..hub import Hub, Message, Position
 from ..metrics import Metrics
-from .broadcast import RECEIVE_BYTES, Broadcaster, Peer, send_all
+from .broadcast import Broadcaster, Peer, send_all
 from .cors import cors_headers, is_preflight, preflight_headers
 from .fastws import Authorize, allow_all
-from .http1 import BadRequest, Request, error_response, response_head
+from .http1 import RECEIVE_BYTES, BadRequest, Request, error_response, response_head
 from .params import parse_since
 from .sendmany import default_threads
 

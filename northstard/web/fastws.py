@@ -51,8 +51,8 @@ from ..wsframes import (
     text_frame,
     valid_key,
 )
-from .broadcast import RECEIVE_BYTES, Broadcaster, Peer, send_all
-from .http1 import BadRequest, Request, error_response, response_head
+from .broadcast import Broadcaster, Peer, send_all
+from .http1 import RECEIVE_BYTES, BadRequest, Request, error_response, response_head
 from .params import parse_since
 from .sendmany import default_threads
 

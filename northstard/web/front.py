@@ -59,6 +59,7 @@ from .handover import HandoverConnection, open_handover
 from .http1 import (
     MAX_HEAD_BYTES,
     MAX_LINE_BYTES,
+    RECEIVE_BYTES,
     BadRequest,
     Request,
     error_response,
@@ -75,7 +76,6 @@ __all__ = ["Edge", "Front"]
 
 log = structlog.get_logger("northstard.web")
 
-RECEIVE_BYTES = 65536
 ACCEPT_BATCH = 64
 CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 STREAM_RETRY_AFTER_S = 5

@@ -23,9 +23,10 @@ from urllib.parse import parse_qsl
 
 from ..change import dumps
 
-__all__ = ["BadRequest", "Request", "error_response", "head_end", "parse_head", "request_line",
-           "request_size", "response_head"]
+__all__ = ["RECEIVE_BYTES", "BadRequest", "Request", "error_response", "head_end", "parse_head",
+           "request_line", "request_size", "response_head"]
 
+RECEIVE_BYTES = 65536  # the most one recv() from a client socket reads (and allocates)
 MAX_HEAD_BYTES = 16384
 MAX_LINE_BYTES = 8192
 MAX_LENGTH_DIGITS = 18
