@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Iterable
 
 __all__ = [
     "BodyTooLarge",
@@ -88,13 +89,18 @@ class StoreError(NorthstardError):
 
 
 class RequestError(NorthstardError):
-    """A client request or frame is invalid; carries the HTTP status to answer with."""
+    """A client request or frame is invalid: answer ``status`` with a JSON ``{error, detail}`` body.
 
-    def __init__(self, error: str, detail: str, status: int = 400) -> None:
+    ``headers`` go with the answer (``Allow`` for a 405, ``WWW-Authenticate`` for a 401).
+    """
+
+    def __init__(self, error: str, detail: str, status: int = 400,
+                 headers: Iterable[tuple[str, str]] = ()) -> None:
         super().__init__(f"{error}: {detail}")
         self.error = error
         self.detail = detail
         self.status = status
+        self.headers = tuple(headers)
 
 
 def leaf(exc: BaseException) -> BaseException:
