@@ -209,7 +209,7 @@ class WsPeer(Peer):
             self.sock.shutdown(socket.SHUT_WR)
         with trio.move_on_at(self.close_deadline):
             await self.finished.wait()
-        self.finished.set()
+        self.finish()
 
     def handle(self, event: Message | Ping | Pong | Close) -> None:
         if isinstance(event, Close):
@@ -259,9 +259,7 @@ class WsPeer(Peer):
 
     def resume(self, position: Position | None) -> None:
         self.position = position
-        if not self.draining:
-            self.broadcaster.leave(self)
-            self.broadcaster.join(self)
+        self.rejoin()
 
 
 class WsEdge:
