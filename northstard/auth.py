@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import os
 import re
 import secrets
@@ -33,11 +32,12 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .hosts import is_loopback
 from .revoked import Revoked
 
 __all__ = [
     "COOKIE_NAME", "QUERY_PARAM", "TOKEN_PREFIX", "Authenticator", "TokenEntry", "bearer",
-    "check_exposure", "cookie", "digest", "exposed_listeners", "is_local", "load_session_key", "new_token",
+    "check_exposure", "cookie", "digest", "exposed_listeners", "load_session_key", "new_token",
     "new_token_text", "parse_tokens", "tokens_problem", "valid_name",
 ]
 
@@ -282,16 +282,6 @@ def load_session_key(configured: Path | None, state_dir: Path) -> bytes:
     return key
 
 
-def is_local(host: str) -> bool:
-    """A loopback address, ``localhost``, or a unix socket path."""
-    if host.lower() in ("localhost", "localhost.") or host.startswith(("unix:", "/")):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def exposed_listeners(sections: Mapping[str, Mapping[str, Any]],
                       passed: Sequence[str] = ()) -> dict[str, str]:
     """The listeners other machines can reach with no token required: config key -> address.
@@ -302,10 +292,10 @@ def exposed_listeners(sections: Mapping[str, Mapping[str, Any]],
     tokens = bool(sections["auth"]["tokens"])
     grpc = sections["grpc"]
     exposed: dict[str, str] = {}
-    web = [host for host in passed or [sections["server"]["host"]] if not is_local(host)]
+    web = [host for host in passed or [sections["server"]["host"]] if not is_loopback(host)]
     if web and not tokens:
         exposed["LISTEN_FDS" if passed else "server.host"] = web[0]
-    if grpc["enabled"] and not (tokens or grpc["tokens"]) and not is_local(grpc["host"]):
+    if grpc["enabled"] and not (tokens or grpc["tokens"]) and not is_loopback(grpc["host"]):
         exposed["grpc.host"] = grpc["host"]
     return exposed
 

@@ -68,7 +68,6 @@ class BackupState:
 
     enabled: bool = False
     last_success: datetime | None = None
-    last_path: Path | None = None
     error: str | None = None
     failures: int = 0
 
@@ -188,7 +187,7 @@ async def _attempt(job: Job, state: BackupState, metrics: Metrics) -> bool:
         return False
     if state.error is not None:
         log.warning("backups work again", path=str(path))
-    state.error, state.last_success, state.last_path = None, made, path
+    state.error, state.last_success = None, made
     metrics.backup_failing.set(0)
     metrics.backup_last_success.set(made.timestamp())
     log.info("backup made", path=str(path))

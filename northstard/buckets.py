@@ -14,15 +14,38 @@ from decimal import Decimal
 
 from .money import format_money
 
-__all__ = ["RESOLUTIONS", "Bucket", "BucketSet", "bucket_start", "components"]
+__all__ = ["DEFAULT_SPAN_MS", "MAX_BUCKETS", "RESOLUTIONS", "Bucket", "BucketSet", "bucket_start",
+           "components", "history_range"]
 
 RESOLUTIONS: dict[str, int] = {"1m": 60_000, "5m": 300_000, "1h": 3_600_000, "1d": 86_400_000}
 SERIES = ("net", "trading", "revenue", "costs")
+MAX_BUCKETS = 5000  # the most buckets one history answer holds (REST and gRPC)
+DEFAULT_SPAN_MS = 3_600_000  # a history request without ``from`` covers the hour before ``to``
 
 
 def bucket_start(ts_ms: int, resolution: str) -> int:
     width = RESOLUTIONS[resolution]
     return ts_ms - ts_ms % width
+
+
+def history_range(resolution: str | None, from_ms: int | None, to_ms: int | None, now_ms: int,
+                  names: tuple[str, str] = ("from", "to")) -> tuple[str, int, int]:
+    """(resolution, from_ms, to_ms) of a history request, the one rule of every edge.
+
+    Defaults: 1m, ``to`` just after ``now_ms``, ``from`` an hour before ``to``;
+    ``from`` is aligned down to its bucket; at most MAX_BUCKETS buckets. ValueError
+    names the bad field, with ``names`` the edge's words for from and to.
+    """
+    resolution = "1m" if resolution is None else resolution
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution: one of {', '.join(RESOLUTIONS)}")
+    to_ms = now_ms + 1 if to_ms is None else to_ms
+    from_ms = to_ms - DEFAULT_SPAN_MS if from_ms is None else from_ms
+    if from_ms >= to_ms:
+        raise ValueError(f"{names[0]}: must be before {names[1]}")
+    if (to_ms - from_ms) // RESOLUTIONS[resolution] > MAX_BUCKETS:
+        raise ValueError(f"range too long: at most {MAX_BUCKETS} buckets of {resolution}")
+    return resolution, bucket_start(from_ms, resolution), to_ms
 
 
 def components(doc: Mapping[str, object]) -> dict[str, Decimal]:

@@ -5,7 +5,11 @@
     ├── ListenError          a listener cannot bind its address (exit code 2 for the web edge)
     ├── PluginError          a plugin failed to load, or two plugins share a name
     ├── SourceError          a source poll failed (network, HTTP status, auth)
-    │   ├── SchemaDriftError a source answered with a shape we do not accept
+    │   ├── NotConfigured    no credentials: the source is off       (authenticated = False)
+    │   ├── Unreachable      no answer: connect failure, time limit  (reachable = False)
+    │   ├── HttpStatusError  an answer with a status we refuse       (status = 401, 500, ...)
+    │   │   └── RateLimited  429 after the retries, or still inside a Retry-After
+    │   ├── SchemaDriftError a source answered with a shape we do not accept (or malformed JSON)
     │   └── BodyTooLarge     a source's body passed its max_body_bytes (after decompression)
     ├── StoreError           SQLite failed (disk full, read-only, corrupt)
     └── RequestError         a client sent a bad request or frame (a 4xx)
@@ -18,17 +22,22 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Iterable
 
 __all__ = [
     "BodyTooLarge",
     "ConfigError",
+    "HttpStatusError",
     "ListenError",
     "NorthstardError",
+    "NotConfigured",
     "PluginError",
+    "RateLimited",
     "RequestError",
     "SchemaDriftError",
     "SourceError",
     "StoreError",
+    "Unreachable",
     "leaf",
 ]
 
@@ -83,18 +92,52 @@ class BodyTooLarge(SourceError):
         self.limit = limit
 
 
+class NotConfigured(SourceError):
+    """The source has no credentials: it is off and never calls its API."""
+
+    reachable = False
+    authenticated = False
+
+
+class Unreachable(SourceError):
+    """The API did not answer (connect failure or time limit)."""
+
+    reachable = False
+
+
+class HttpStatusError(SourceError):
+    """The API answered with a status we do not accept."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RateLimited(HttpStatusError):
+    """429: the API asked us to slow down; ``retry_in_s`` is how long, when known."""
+
+    def __init__(self, message: str, retry_in_s: float) -> None:
+        super().__init__(message, 429)
+        self.retry_in_s = retry_in_s
+
+
 class StoreError(NorthstardError):
     """The SQLite store failed."""
 
 
 class RequestError(NorthstardError):
-    """A client request or frame is invalid; carries the HTTP status to answer with."""
+    """A client request or frame is invalid: answer ``status`` with a JSON ``{error, detail}`` body.
 
-    def __init__(self, error: str, detail: str, status: int = 400) -> None:
+    ``headers`` go with the answer (``Allow`` for a 405, ``WWW-Authenticate`` for a 401).
+    """
+
+    def __init__(self, error: str, detail: str, status: int = 400,
+                 headers: Iterable[tuple[str, str]] = ()) -> None:
         super().__init__(f"{error}: {detail}")
         self.error = error
         self.detail = detail
         self.status = status
+        self.headers = tuple(headers)
 
 
 def leaf(exc: BaseException) -> BaseException:

@@ -4,15 +4,8 @@
 limit, retries a 429 (after ``Retry-After`` when the API sends one and the
 policy honours it, else exponential backoff with jitter), and returns the
 body decoded with every JSON number that has a fraction or exponent as a
-``Decimal`` (never a float). Failures are translated here, once:
-
-    SourceError
-    ├── NotConfigured     no credentials: the source is off      (authenticated = False)
-    ├── Unreachable       no answer: connect failure, timeout   (reachable = False)
-    ├── HttpStatusError   an answer with a status we refuse     (status = 401, 500, ...)
-    │   └── RateLimited   429 after the retries, or still inside a Retry-After
-    ├── SchemaDriftError  an answer we cannot read: malformed JSON, a truncated body
-    └── BodyTooLarge      a body past ``max_body_bytes`` after decompression
+``Decimal`` (never a float). Failures are translated here, once, into the
+``SourceError`` branch of the tree in ``northstard/errors.py``.
 
 Bounds: a body is read raw and decoded by ``BoundedBody``, so no more than
 ``max_body_bytes`` (default 8 MiB) is ever held; a ``Retry-After`` is capped
@@ -39,7 +32,7 @@ import trio
 
 from northstard.bodylimit import ACCEPT_ENCODING, MAX_BODY_BYTES, BoundedBody, too_large
 from northstard.config import Field
-from northstard.errors import SchemaDriftError, SourceError
+from northstard.errors import HttpStatusError, RateLimited, SchemaDriftError, SourceError, Unreachable
 from northstard.fieldcheck import FieldLog
 from northstard.source import scrub
 
@@ -49,12 +42,8 @@ __all__ = [
     "MAX_BODY_FIELD",
     "RETRY_AFTER_FIELD",
     "RETRY_AFTER_MAX_S",
-    "HttpStatusError",
     "JsonClient",
-    "NotConfigured",
-    "RateLimited",
     "RetryPolicy",
-    "Unreachable",
     "capped_wait",
     "decode_json",
     "read_body",
@@ -73,35 +62,6 @@ RETRY_AFTER_FIELD = Field(
     "retry_after_max_s", float, RETRY_AFTER_MAX_S, min=0,
     help="longest pause a 429's Retry-After can ask for; a longer one is capped to this")
 HTTP_FIELDS: tuple[Field, ...] = (MAX_BODY_FIELD, RETRY_AFTER_FIELD)
-
-
-class NotConfigured(SourceError):
-    """The source has no credentials: it is off and never calls its API."""
-
-    reachable = False
-    authenticated = False
-
-
-class Unreachable(SourceError):
-    """The API did not answer (connect failure or time limit)."""
-
-    reachable = False
-
-
-class HttpStatusError(SourceError):
-    """The API answered with a status we do not accept."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class RateLimited(HttpStatusError):
-    """429: the API asked us to slow down; ``retry_in_s`` is how long, when known."""
-
-    def __init__(self, message: str, retry_in_s: float) -> None:
-        super().__init__(message, 429)
-        self.retry_in_s = retry_in_s
 
 
 @dataclass(frozen=True)

@@ -210,11 +210,6 @@ class Subscription:
     def __exit__(self, *exc: object) -> None:
         self.hub.clients[self.transport] -= 1
 
-    def resume(self, position: Position | None) -> None:
-        """Move the client to ``position``; a waiting ``next_message`` answers at once."""
-        self.position = position
-        self.poke()
-
     def poke(self) -> None:
         self._event.set()
 

@@ -16,7 +16,6 @@ from northstard.auth import (
     check_exposure,
     cookie,
     digest,
-    is_local,
     load_session_key,
     new_token,
     new_token_text,
@@ -25,6 +24,7 @@ from northstard.auth import (
 )
 from northstard.config import load_config
 from northstard.errors import ConfigError
+from northstard.hosts import is_loopback
 from northstard.web.cors import cors_headers, is_preflight, preflight_headers
 
 KEY = b"k" * 32
@@ -154,9 +154,9 @@ def sections(host: str = "127.0.0.1", grpc_host: str = "127.0.0.1", tokens: bool
 
 def test_only_loopback_listeners_may_go_without_tokens() -> None:
     for host in ("127.0.0.1", "127.8.0.1", "::1", "[::1]", "localhost", "unix:/run/n.sock"):
-        assert is_local(host), host
+        assert is_loopback(host), host
     for host in ("0.0.0.0", "::", "10.0.0.5", "example.com", ""):
-        assert not is_local(host), host
+        assert not is_loopback(host), host
     assert check_exposure(sections()) == []
     assert check_exposure(sections(host="0.0.0.0", grpc_host="::", tokens=True)) == []
     assert check_exposure(sections(grpc_host="0.0.0.0", grpc_tokens=True)) == []

@@ -9,7 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from northstard.buckets import RESOLUTIONS, Bucket, BucketSet, Ohlc, bucket_start, components
+from northstard.buckets import (
+    DEFAULT_SPAN_MS,
+    MAX_BUCKETS,
+    RESOLUTIONS,
+    Bucket,
+    BucketSet,
+    Ohlc,
+    bucket_start,
+    components,
+    history_range,
+)
 from northstard.pnl import Book
 from northstard.records import Cost, Invoice, Settlement
 
@@ -190,3 +200,24 @@ def test_components_of_a_document() -> None:
             "revenue": D(revenue),
             "costs": D("7.5"),
         }
+
+
+def test_history_range_defaults_to_the_last_hour_at_one_minute() -> None:
+    now = 1_700_000_123_456
+    assert history_range(None, None, None, now) == ("1m", bucket_start(now + 1 - DEFAULT_SPAN_MS, "1m"),
+                                                   now + 1)
+    assert history_range("1h", 7_200_000 + 5, 9_000_000, now) == ("1h", 7_200_000, 9_000_000)  # aligned down
+
+
+def test_history_range_refusals_name_the_field_in_the_edge_words() -> None:
+    with pytest.raises(ValueError, match=r"^resolution: one of 1m, 5m, 1h, 1d$"):
+        history_range("2m", None, None, 0)
+    with pytest.raises(ValueError, match=r"^from: must be before to$"):
+        history_range("1m", 2000, 2000, 0)
+    with pytest.raises(ValueError, match=r"^from_time: must be before to_time$"):
+        history_range("1m", 2000, 1000, 0, names=("from_time", "to_time"))
+    width = RESOLUTIONS["5m"]
+    widest = MAX_BUCKETS * width + width - 1
+    assert history_range("5m", 0, widest, 0)[1:] == (0, widest)
+    with pytest.raises(ValueError, match="range too long: at most 5000 buckets of 5m"):
+        history_range("5m", 0, (MAX_BUCKETS + 1) * width, 0)

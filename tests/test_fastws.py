@@ -24,13 +24,14 @@ from trio_websocket import ConnectionClosed, open_websocket_url
 
 from northstard.change import Change
 from northstard.daemon import Daemon
+from northstard.errors import RequestError
 from northstard.hub import Hub
 from northstard.metrics import Metrics
 from northstard.web.broadcast import Peer
 from northstard.web.fastsse import SseEdge
 from northstard.web.fastws import WsEdge, WsSettings
 from northstard.web.front import Edge, Front
-from northstard.web.http1 import BadRequest, Request
+from northstard.web.http1 import Request
 from northstard.wsframes import Opcode, encode_frame
 
 from clients import Follower, ws_url
@@ -369,8 +370,8 @@ def ws_edge(hub: Hub, **settings: Any) -> WsEdge:
 async def test_the_auth_hook_may_refuse(nursery: trio.Nursery) -> None:
     def token_required(request: Request) -> None:
         if request.headers.get("authorization") != "Bearer ok":
-            raise BadRequest(401, "unauthorized", "a token is required",
-                             [("www-authenticate", "Bearer")])
+            raise RequestError("unauthorized", "a token is required", 401,
+                               [("www-authenticate", "Bearer")])
 
     hub = new_hub()
     edge = WsEdge(hub, Metrics(), WsSettings(ping_interval_s=0), token_required)

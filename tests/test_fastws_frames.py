@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from northstard.errors import RequestError
 from northstard.web.fastws import check_handshake, origin_allowed
 from northstard.web.http1 import (
-    BadRequest,
     error_response,
     head_end,
     parse_head,
@@ -190,7 +190,7 @@ def test_a_head_is_parsed_with_lower_case_names_and_joined_repeats() -> None:
     b"GET /ws HTTP/1.1\r\nno colon\r\n\r\n", b"GET /ws HTTP/1.1\r\n folded: x\r\n\r\n",
 ])
 def test_a_malformed_head_is_a_400(head: bytes) -> None:
-    with pytest.raises(BadRequest) as raised:
+    with pytest.raises(RequestError) as raised:
         parse_head(head)
     assert raised.value.status == 400
 
@@ -211,7 +211,7 @@ def test_responses_are_http_1_1_with_json_errors() -> None:
 def _status(head: bytes, allowed: tuple[str, ...] = ()) -> int:
     try:
         check_handshake(parse_head(head), allowed)
-    except BadRequest as exc:
+    except RequestError as exc:
         return exc.status
     return 101
 

@@ -25,8 +25,9 @@ from hostile import http_from, open_raw, refused, ws
 from test_fastws import RawClient
 
 from northstard.auth import digest
+from northstard.errors import RequestError
 from northstard.grpc_edge.client import PnlClient, open_channel
-from northstard.web.http1 import BadRequest, request_size
+from northstard.web.http1 import request_size
 from northstard.web.limits import Concurrency, connection_cap
 from northstard.wsframes import CloseCode, FrameReader, Message, Opcode, ProtocolError, encode_frame
 
@@ -114,7 +115,7 @@ def test_request_size_is_the_head_and_its_content_length() -> None:
                 b"POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n",  # malformed line
                 b"POST / HTTP/1.1\r\n transfer-encoding: chunked\r\n\r\n",  # folded
                 b"X" * 9000):
-        with pytest.raises(BadRequest):
+        with pytest.raises(RequestError):
             request_size(bad)
 
 

@@ -124,24 +124,3 @@ async def test_close_ends_every_waiting_subscriber() -> None:
         assert hub.clients["test"] == 3
         hub.close()
     assert len(ended) == 3 and hub.clients["test"] == 0
-
-
-async def test_resume_wakes_a_waiting_subscriber() -> None:
-    documents = docs(6)
-    hub = Hub()
-    feed(hub, documents)
-    got: list[str] = []
-
-    async with trio.open_nursery() as nursery:
-        with hub.subscribe("test", hub.position) as sub:
-
-            async def wait() -> None:
-                got.append((await sub.next_message()).text)
-
-            nursery.start_soon(wait)
-            await trio.testing.wait_all_tasks_blocked()
-            assert not got
-            sub.resume(Position("e1", 2))
-            await trio.testing.wait_all_tasks_blocked()
-    body = json.loads(got[0])
-    assert body["type"] == "delta" and body["prev"] == 2 and body["seq"] == 5

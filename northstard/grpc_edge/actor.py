@@ -18,7 +18,6 @@ of the daemon serves on meanwhile: gRPC is an edge, not a reason to stop.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ import trio
 
 from ..config import SourceSection
 from ..errors import ListenError, NorthstardError
+from ..hosts import is_loopback
 from ..hub import Hub, HubClosed, Message
 from ..mergepatch import Doc
 from ..metrics import Metrics
@@ -61,13 +61,6 @@ class GrpcDeps:
     stats: Mapping[str, SourceStats]
     metrics: Metrics | None = None
     limits: LimitSettings = field(default_factory=LimitSettings)  # the stream caps
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
 
 
 def published(message: Message, doc: Doc) -> Published:
@@ -173,7 +166,7 @@ async def _serve(settings: GrpcSettings, deps: GrpcDeps, handle: GrpcHandle,
         handle.changed()
         log.info("grpc listening", address=handle.address, tls=settings.tls_cert is not None,
                  auth=bool(settings.tokens))
-        if settings.tokens and settings.tls_cert is None and not _loopback(settings.host):
+        if settings.tokens and settings.tls_cert is None and not is_loopback(settings.host):
             log.warning("grpc bearer tokens travel in clear text: set grpc.tls_cert and tls_key")
         if task_status is not None:
             task_status.started()

@@ -10,13 +10,13 @@ doc`` for every document the engine renders. A merge patch travels as a
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from .._proto.northstar.v1 import pnl_pb2 as pb
 from ..mergepatch import Doc
+from ..times import iso_from_ms, ms_from_iso
 
 __all__ = [
     "delta_event",
@@ -37,8 +37,6 @@ _FLAT_SECTIONS = {
     "change": ("day", "since_midnight", "since_previous"),
 }
 _AGENT = ("trading", "revenue", "costs", "net")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 
 
 def timestamp_from_ms(ms: int) -> timestamp_pb2.Timestamp:
@@ -51,15 +49,11 @@ def ms_from_timestamp(ts: timestamp_pb2.Timestamp) -> int:
 
 
 def timestamp_from_iso(text: str) -> timestamp_pb2.Timestamp:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return timestamp_from_ms((moment - _EPOCH) // _MS)
+    return timestamp_from_ms(ms_from_iso(text))
 
 
 def iso_from_timestamp(ts: timestamp_pb2.Timestamp) -> str:
-    moment = _EPOCH + ms_from_timestamp(ts) * _MS
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso_from_ms(ms_from_timestamp(ts))
 
 
 # -- the snapshot ---------------------------------------------------------

@@ -1,8 +1,7 @@
 """GetHistory and ListSources: the same answers as ``/api/pnl/history`` and ``/api/sources``.
 
-``history_range`` applies the REST rules (default the last hour at 1m, ``from``
-aligned down to its bucket, at most ``MAX_BUCKETS``); ``read_history`` runs in a
-worker thread on its own read-only SQLite connection. ``source_entries`` reads
+``request_range`` applies ``buckets.history_range``, the rule REST applies;
+``read_history`` runs in a worker thread on its own read-only SQLite connection. ``source_entries`` reads
 trio-owned state, so it runs on the trio thread.
 """
 
@@ -15,33 +14,27 @@ from pathlib import Path
 from typing import Any
 
 from .._proto.northstar.v1 import pnl_pb2 as pb
-from ..buckets import RESOLUTIONS, bucket_start
+from ..buckets import history_range
 from ..config import SourceSection
 from ..hub import Hub
 from ..source import SourceStats
 from ..store import open_reader, read_buckets
-from ..web.rest import DEFAULT_SPAN_MS, MAX_BUCKETS
 from .convert import ms_from_timestamp, timestamp_from_iso, timestamp_from_ms
 
-__all__ = ["history_range", "history_response", "read_history", "source_entries", "sources_response"]
+__all__ = ["history_response", "read_history", "request_range", "source_entries", "sources_response"]
 
 SERIES = ("net", "trading", "revenue", "costs")
 
 
-def history_range(request: pb.GetHistoryRequest, now_ms: int | None = None) -> tuple[str, int, int]:
-    """(resolution, from_ms, to_ms) as REST computes them; ValueError names the bad field."""
-    resolution = request.resolution or "1m"
-    if resolution not in RESOLUTIONS:
-        raise ValueError(f"resolution: one of {', '.join(RESOLUTIONS)}")
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    to_ms = ms_from_timestamp(request.to_time) if request.HasField("to_time") else now_ms + 1
-    from_ms = (ms_from_timestamp(request.from_time) if request.HasField("from_time")
-               else to_ms - DEFAULT_SPAN_MS)
-    if from_ms >= to_ms:
-        raise ValueError("from_time: must be before to_time")
-    if (to_ms - from_ms) // RESOLUTIONS[resolution] > MAX_BUCKETS:
-        raise ValueError(f"range too long: at most {MAX_BUCKETS} buckets of {resolution}")
-    return resolution, bucket_start(from_ms, resolution), to_ms
+def request_range(request: pb.GetHistoryRequest, now_ms: int | None = None) -> tuple[str, int, int]:
+    """(resolution, from_ms, to_ms) by the rule REST applies; ValueError names the bad field."""
+    return history_range(
+        request.resolution or None,
+        ms_from_timestamp(request.from_time) if request.HasField("from_time") else None,
+        ms_from_timestamp(request.to_time) if request.HasField("to_time") else None,
+        int(time.time() * 1000) if now_ms is None else now_ms,
+        names=("from_time", "to_time"),
+    )
 
 
 def read_history(db_path: Path, resolution: str, from_ms: int, to_ms: int) -> list[dict[str, Any]]:

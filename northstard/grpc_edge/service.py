@@ -25,7 +25,7 @@ from .._proto.northstar.v1 import pnl_pb2 as pb
 from ..auth import bearer, digest
 from ..hub import RESUME_BUDGET, RING_MAX_BYTES, Position, ResumeBudget
 from ..web.limits import Limits, LimitSettings, RateLimiter
-from .queries import history_range, history_response, read_history, sources_response
+from .queries import history_response, read_history, request_range, sources_response
 from .ring import EventRing, Published
 
 __all__ = ["SERVICE", "Backend", "Feed", "method_handlers", "pump"]
@@ -184,7 +184,7 @@ class PnlStream:
         self, request: pb.GetHistoryRequest, context: Context
     ) -> pb.GetHistoryResponse:
         try:
-            resolution, from_ms, to_ms = history_range(request)
+            resolution, from_ms, to_ms = request_range(request)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         rows = await asyncio.to_thread(read_history, self.backend.db_path, resolution, from_ms,

@@ -77,7 +77,10 @@ def create_app(ctx: WebContext) -> QuartTrio:
 
     @app.errorhandler(RequestError)
     async def request_error(exc: RequestError) -> Response:
-        return _json_error(exc.error, exc.detail, exc.status)
+        response = _json_error(exc.error, exc.detail, exc.status)
+        for header, value in exc.headers:
+            response.headers[header] = value
+        return response
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException) -> Response:

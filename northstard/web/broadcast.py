@@ -18,10 +18,24 @@ Peers are compared to the broadcast position by identity: every peer that
 took a broadcast holds the same ``Position`` object, so the hot loop does one
 ``is`` test per peer; anyone else (just connected, resumed) takes the slow
 path once through ``hub.catch_up``.
+
+A peer is in one ``PeerState`` at a time, and ``Peer._become`` is the one
+place it changes: it keeps the broadcaster's ``synced`` and ``behind``
+collections in step (through ``Broadcaster.add`` and ``remove``, which touch
+only those) and starts the drain task. The broadcaster writes no field of a
+peer; a peer writes none of the broadcaster's.
+
+    NEW ──▶ SYNCED ◀──▶ BEHIND        (live: they take each broadcast)
+     │        │           │
+     └────────┴─────┬─────┘
+                    ▼
+                DRAINING ──▶ SYNCED / BEHIND  (all owed sent, caught up)
+     any ──▶ CLOSING ──▶ FINISHED ◀── any    (goodbye sent / connection gone)
 """
 
 from __future__ import annotations
 
+import enum
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
@@ -33,11 +47,10 @@ from ..hub import Hub, HubClosed, Message, Position
 from ..metrics import Metrics
 from .sendmany import Batch, Sender
 
-__all__ = ["Broadcaster", "Peer", "send_all"]
+__all__ = ["Broadcaster", "Peer", "PeerState", "send_all"]
 
 log = structlog.get_logger("northstard.web")
 
-RECEIVE_BYTES = 65536
 SEND_ALL_S = 10.0
 REPLY_LIMIT = 65536  # bytes of replies a client may have queued while it does not read
 FRAMES_KEPT = 64  # encoded frames kept per hub position; past it (resumes from many places) not kept
@@ -58,6 +71,19 @@ async def send_all(sock: socket.socket, data: bytes) -> bool:
     return False
 
 
+class PeerState(enum.Enum):
+    NEW = "new"  # connected; its first message (snapshot or what it missed) not yet sent
+    SYNCED = "synced"  # live, at ``broadcaster.at``: moved by every broadcast (``broadcaster.synced``)
+    BEHIND = "behind"  # live elsewhere: caught up one by one at the next broadcast (``.behind``)
+    DRAINING = "draining"  # blocked: its drain task sends what is owed, then catches it up
+    CLOSING = "closing"  # its goodbye is queued; closed once sent and answered (or at the deadline)
+    FINISHED = "finished"  # gone: the connection ended or the close is done
+
+
+LIVE = (PeerState.SYNCED, PeerState.BEHIND)
+OWING = (PeerState.DRAINING, PeerState.CLOSING)  # a drain task sends the backlog
+
+
 class Peer:
     """One streaming client: its socket, its position and, only while blocked, what it is owed."""
 
@@ -71,12 +97,10 @@ class Peer:
         # the socket's own (it must then be called). Peers leave ``live`` before their socket closes.
         self.fd = sock.fileno() if type(sock) is socket.socket else -1  # tls.TlsSocket encrypts in send
         self.broadcaster = broadcaster
-        self._position = position
-        self.synced = False  # in broadcaster.synced: at broadcaster.at, moved by each broadcast
+        self._position = position  # where the client is, unless SYNCED (then ``broadcaster.at``)
+        self.state = PeerState.NEW
         self.backlog = bytearray()
         self.replies = 0
-        self.draining = False
-        self.closing = False
         self.close_deadline = 0.0
         self.last_progress = 0.0
         self.finished = trio.Event()
@@ -85,20 +109,67 @@ class Peer:
         self._waiting: trio.CancelScope | None = None
 
     def __repr__(self) -> str:
-        state = "closing" if self.closing else "draining" if self.draining else "live"
-        return f"<{type(self).__name__} {state} at {self.position} backlog={len(self.backlog)}>"
+        return (f"<{type(self).__name__} {self.state.value} at {self.position} "
+                f"backlog={len(self.backlog)}>")
 
     @property
     def position(self) -> Position | None:
         """Where the client is in the stream (a synced peer moves with every broadcast)."""
-        return self.broadcaster.at if self.synced else self._position
+        return self.broadcaster.at if self.state is PeerState.SYNCED else self._position
 
     @position.setter
     def position(self, position: Position | None) -> None:
-        if self.synced:  # still live, but no longer moved by the broadcasts
-            self.broadcaster.leave(self)
-            self.broadcaster.behind.add(self)
+        if self.state is PeerState.SYNCED:  # still live, but no longer moved by the broadcasts
+            self._become(PeerState.BEHIND)
         self._position = position
+
+    @property
+    def draining(self) -> bool:
+        """A drain task owns the socket's writes (blocked, or saying goodbye)."""
+        return self.state in OWING
+
+    @property
+    def closing(self) -> bool:
+        return self.state is PeerState.CLOSING
+
+    def _become(self, state: PeerState) -> None:
+        """The one place a peer changes state; the broadcaster's collections follow."""
+        old = self.state
+        if old is PeerState.FINISHED:
+            return
+        if old is PeerState.SYNCED:
+            self._position = self.broadcaster.at  # where the broadcasts left it
+        if old in LIVE:
+            self.broadcaster.remove(self, old)
+        self.state = state
+        if state in LIVE:
+            self.broadcaster.add(self, state)
+        elif state in OWING and old not in OWING and self.nursery is not None:
+            self.nursery.start_soon(self._drain)
+        elif state is PeerState.FINISHED:
+            self.finished.set()
+
+    def start(self, nursery: trio.Nursery) -> None:
+        """Run in ``nursery`` from now on; a peer refused before it started drains its goodbye."""
+        self.nursery = nursery
+        if self.state in OWING:
+            nursery.start_soon(self._drain)
+
+    def enlist(self) -> None:
+        """Current and owing nothing: take the broadcasts from now on."""
+        synced = self._position is self.broadcaster.at
+        self._become(PeerState.SYNCED if synced else PeerState.BEHIND)
+
+    def fall_behind(self) -> None:
+        """A broadcast that does not start where this synced peer is: catch it up one by one."""
+        if self.state is PeerState.SYNCED:
+            self._become(PeerState.BEHIND)
+
+    def rejoin(self) -> None:
+        """Leave the broadcasts and start again from ``position`` (a resume), unless draining."""
+        if self.state in LIVE:
+            self._become(PeerState.NEW)
+            self.broadcaster.join(self)
 
     def goodbye(self, code: int, reason: str) -> bytes:
         """The bytes that end the stream (a close frame, the last chunk)."""
@@ -106,9 +177,9 @@ class Peer:
 
     def write(self, data: bytes) -> None:
         """Send now if nothing is pending; else queue after what is (bounded)."""
-        if self.closing or self.finished.is_set():
+        if self.state is PeerState.CLOSING or self.state is PeerState.FINISHED:
             return
-        if not self.draining:
+        if self.state is not PeerState.DRAINING:
             self.after_send(data, self.send_some(data))
             return
         self.replies += len(data)
@@ -128,51 +199,64 @@ class Peer:
     def after_send(self, frame: bytes, sent: int) -> None:
         """After a send of ``frame`` that took ``sent`` bytes (-1: the connection is gone)."""
         if sent < 0:
-            self.lost()
+            self.finish()
         elif sent < len(frame):
             self.backlog += memoryview(frame)[sent:]
             self.last_progress = trio.current_time()
             self.start_drain()
 
-    def lost(self) -> None:
-        self.broadcaster.leave(self)
-        self.finished.set()
+    def finish(self) -> None:
+        """The connection is gone or the close is done: no more sends, the peer ends."""
+        self._become(PeerState.FINISHED)
 
     def close_soon(self, code: int, reason: str) -> None:
         """Queue the goodbye after the frame in flight; close once it is out (bounded)."""
-        if self.closing:
+        if self.state is PeerState.CLOSING or self.state is PeerState.FINISHED:
             return
-        self.closing = True
         self.close_deadline = trio.current_time() + self.broadcaster.close_grace_s
         self.backlog += self.goodbye(code, reason)
         if self._waiting is not None:  # blocked: the close deadline replaces the blocked one
             self._waiting.deadline = min(self._waiting.deadline, self.close_deadline)
-        self.start_drain()
+        self._become(PeerState.CLOSING)
 
     def start_drain(self) -> None:
-        self.broadcaster.leave(self)
-        if not self.draining and self.nursery is not None:
-            self.draining = True
-            self.nursery.start_soon(self._drain)
+        """The socket would block: leave the broadcasts; a task sends what is owed."""
+        if self.state is PeerState.NEW or self.state in LIVE:
+            self._become(PeerState.DRAINING)
+
+    def catch_up(self, queue: bool = False) -> bool:
+        """Send (or with ``queue``, queue) what brings the client to now; False if it was current."""
+        broadcaster = self.broadcaster
+        message = broadcaster.hub.catch_up(self.position)
+        if message is None:
+            if self.position == broadcaster.at:
+                self.position = broadcaster.at
+            return False
+        self.position = broadcaster.at if message.position == broadcaster.at else message.position
+        broadcaster.count(message.kind, 1)
+        frame = broadcaster.frame(message)
+        if queue:
+            self.backlog += frame
+        else:
+            self.after_send(frame, self.send_some(frame))
+        return True
 
     async def _drain(self) -> None:
         """Finish what is owed, catch up from the position, then rejoin ``live`` (or close)."""
-        broadcaster = self.broadcaster
-        while not self.finished.is_set():
+        while self.state is not PeerState.FINISHED:
             if self.backlog:
                 await self._flush_backlog()
-            elif self.closing:
+            elif self.state is PeerState.CLOSING:
                 await self._linger()
-            elif not broadcaster.catch_up(self, draining=True):
-                self.draining = False
+            elif not self.catch_up(queue=True):
                 self.replies = 0
-                broadcaster.enlist(self)
+                self.enlist()
                 return
 
     async def _flush_backlog(self) -> None:
         sent = self.send_some(self.backlog)
         if sent < 0:
-            self.lost()
+            self.finish()
             return
         if sent:
             del self.backlog[:sent]
@@ -191,8 +275,8 @@ class Peer:
                 self._waiting = None
         if not waiting.cancelled_caught:
             return
-        if self.closing:
-            self.lost()
+        if self.state is PeerState.CLOSING:
+            self.finish()
         else:
             log.info("closing a client that stopped reading", transport=self.broadcaster.transport,
                      seconds=limit, position=str(self.position))
@@ -203,7 +287,7 @@ class Peer:
         if self.expects_close_reply:
             with trio.move_on_at(self.close_deadline):
                 await self.reply_seen.wait()
-        self.finished.set()
+        self.finish()
 
 
 class Broadcaster:
@@ -240,20 +324,17 @@ class Broadcaster:
         """The peers that get each broadcast as it happens (a copy)."""
         return set(self.synced) | self.behind
 
-    def enlist(self, peer: Peer) -> None:
-        """``peer`` (current, nothing owed) takes the broadcasts from now on."""
-        if peer.position is self.at:
-            peer.synced = True
+    def add(self, peer: Peer, state: PeerState) -> None:
+        """``peer`` became live (SYNCED or BEHIND): it takes the broadcasts. ``Peer._become`` calls it."""
+        if state is PeerState.SYNCED:
             self.synced[peer] = None
             self._batch = None
         else:
             self.behind.add(peer)
 
-    def leave(self, peer: Peer) -> None:
-        """``peer`` stops taking broadcasts (blocked, closing, gone); its position is kept."""
-        if peer.synced:
-            peer.synced = False
-            peer._position = self.at
+    def remove(self, peer: Peer, state: PeerState) -> None:
+        """``peer`` left ``state`` (SYNCED or BEHIND). Only ``Peer._become`` calls it."""
+        if state is PeerState.SYNCED:
             del self.synced[peer]
             self._batch = None
         else:
@@ -292,11 +373,9 @@ class Broadcaster:
         self.hub.clients[self.transport] += 1
         try:
             async with trio.open_nursery() as nursery:
-                peer.nursery = nursery
                 nursery.start_soon(self._read, peer, read)
-                if peer.closing:  # refused after the upgrade: only the goodbye is owed
-                    peer.start_drain()
-                else:
+                peer.start(nursery)  # refused after the upgrade: only the goodbye is owed
+                if peer.state is PeerState.NEW:
                     self.join(peer)
                 if joined is not None:
                     joined()
@@ -304,7 +383,7 @@ class Broadcaster:
                 nursery.cancel_scope.cancel()
         finally:
             self.peers.discard(peer)
-            self.leave(peer)
+            peer.finish()
             self.hub.clients[self.transport] -= 1
             trio.lowlevel.notify_closing(peer.sock)
             peer.sock.close()
@@ -315,32 +394,16 @@ class Broadcaster:
         try:
             await read()
         finally:
-            peer.lost()
+            peer.finish()
 
     def join(self, peer: Peer) -> None:
         """A new peer: its first message (snapshot, or what it missed), then the broadcasts."""
         if self.hub.closed:
             peer.close_soon(1001, "server shutting down")
             return
-        self.catch_up(peer)
-        if not (peer.draining or peer.finished.is_set()):
-            self.enlist(peer)
-
-    def catch_up(self, peer: Peer, draining: bool = False) -> bool:
-        """Send ``peer`` what brings it to now; False when it was current already."""
-        message = self.hub.catch_up(peer.position)
-        if message is None:
-            if peer.position == self.at:
-                peer.position = self.at
-            return False
-        peer.position = self.at if message.position == self.at else message.position
-        self.count(message.kind, 1)
-        frame = self.frame(message)
-        if draining:
-            peer.backlog += frame
-        else:
-            peer.after_send(frame, peer.send_some(frame))
-        return True
+        peer.catch_up()
+        if peer.state is PeerState.NEW:
+            peer.enlist()
 
     def publish(self, message: Message, before: Position) -> None:
         """Send ``message`` (which moves clients at ``before`` to now) to every live peer.
@@ -352,8 +415,7 @@ class Broadcaster:
         """
         if before is not self.at:
             for peer in list(self.synced):
-                self.leave(peer)
-                self.behind.add(peer)
+                peer.fall_behind()
         self.at = message.position
         frame = self.frame(message)
         batch = self._batch
@@ -364,10 +426,9 @@ class Broadcaster:
         for peer, sent in stalled:
             peer.after_send(frame, sent)
         for peer in list(self.behind):
-            self.catch_up(peer)
-            if peer in self.behind:  # still live: synced from now on if it is current
-                self.behind.discard(peer)
-                self.enlist(peer)
+            peer.catch_up()
+            if peer.state is PeerState.BEHIND:  # still live: synced from now on if it is current
+                peer.enlist()
         self.quiet_since = trio.current_time()
 
     def offer(self, frame: bytes) -> None:

@@ -24,10 +24,10 @@ import trio
 from ..errors import RequestError
 from ..hub import Hub, Message, Position
 from ..metrics import Metrics
-from .broadcast import RECEIVE_BYTES, Broadcaster, Peer, send_all
+from .broadcast import Broadcaster, Peer, send_all
 from .cors import cors_headers, is_preflight, preflight_headers
 from .fastws import Authorize, allow_all
-from .http1 import BadRequest, Request, error_response, response_head
+from .http1 import RECEIVE_BYTES, Request, error_response, response_head
 from .params import parse_since
 from .sendmany import default_threads
 
@@ -108,14 +108,11 @@ class SseEdge:
             broadcaster.close_all(1001, "server shutting down")
 
     def _admit(self, request: Request) -> Position | None:
-        """The position to start from; BadRequest (405, 401/403, 400) to refuse the request."""
+        """The position to start from; RequestError (405, 401/403, 400) to refuse the request."""
         if request.method not in ("GET", "HEAD"):
-            raise BadRequest(405, "method_not_allowed", "use GET", [("allow", "GET")])
+            raise RequestError("method_not_allowed", "use GET", 405, [("allow", "GET")])
         self.authorize(request)
-        try:
-            return parse_since(request.args, request.headers.get("last-event-id"))
-        except RequestError as exc:
-            raise BadRequest(exc.status, exc.error, exc.detail) from None
+        return parse_since(request.args, request.headers.get("last-event-id"))
 
     async def serve(self, sock: socket.socket, request: Request, rest: bytes) -> None:
         origin = request.headers.get("origin")
@@ -127,7 +124,7 @@ class SseEdge:
         cors = cors_headers(origin, self.cors_origins)
         try:
             since = self._admit(request)
-        except BadRequest as exc:
+        except RequestError as exc:
             await send_all(sock, error_response(exc.status, exc.error, exc.detail, [*exc.headers, *cors]))
             return
         chunked = request.version == "HTTP/1.1"

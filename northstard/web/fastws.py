@@ -51,15 +51,15 @@ from ..wsframes import (
     text_frame,
     valid_key,
 )
-from .broadcast import RECEIVE_BYTES, Broadcaster, Peer, send_all
-from .http1 import BadRequest, Request, error_response, response_head
+from .broadcast import Broadcaster, Peer, send_all
+from .http1 import RECEIVE_BYTES, Request, error_response, response_head
 from .params import parse_since
 from .sendmany import default_threads
 
 __all__ = ["Authorize", "WsEdge", "WsSettings", "allow_all", "check_handshake", "origin_allowed"]
 
 Authorize = Callable[[Request], None]
-"""The auth hook: returns to accept, raises ``BadRequest(401 or 403, ...)`` to refuse."""
+"""The auth hook: returns to accept, raises ``RequestError(..., 401 or 403)`` to refuse."""
 
 PATH = "/ws"
 
@@ -103,24 +103,24 @@ def origin_allowed(origin: str | None, host: str, allowed: tuple[str, ...]) -> b
 
 
 def check_handshake(request: Request, allowed_origins: tuple[str, ...]) -> str:
-    """The ``Sec-WebSocket-Accept`` value for a valid upgrade request; BadRequest if not."""
+    """The ``Sec-WebSocket-Accept`` value for a valid upgrade request; RequestError if not."""
     if request.method != "GET":
-        raise BadRequest(405, "method_not_allowed", "use GET", [("allow", "GET")])
+        raise RequestError("method_not_allowed", "use GET", 405, [("allow", "GET")])
     if request.version != "HTTP/1.1" or "host" not in request.headers:
-        raise BadRequest(400, "bad_request", "a WebSocket upgrade needs HTTP/1.1 and a Host")
+        raise RequestError("bad_request", "a WebSocket upgrade needs HTTP/1.1 and a Host")
     if "websocket" not in request.tokens("upgrade"):
-        raise BadRequest(426, "upgrade_required", "this endpoint speaks WebSocket",
-                         [("upgrade", "websocket"), ("connection", "Upgrade")])
+        raise RequestError("upgrade_required", "this endpoint speaks WebSocket", 426,
+                           [("upgrade", "websocket"), ("connection", "Upgrade")])
     if "upgrade" not in request.tokens("connection"):
-        raise BadRequest(400, "bad_request", "Connection: Upgrade is missing")
+        raise RequestError("bad_request", "Connection: Upgrade is missing")
     if request.headers.get("sec-websocket-version") != "13":
-        raise BadRequest(426, "upgrade_required", "only WebSocket version 13 is spoken",
-                         [("sec-websocket-version", "13")])
+        raise RequestError("upgrade_required", "only WebSocket version 13 is spoken", 426,
+                           [("sec-websocket-version", "13")])
     key = request.headers.get("sec-websocket-key", "")
     if not valid_key(key):
-        raise BadRequest(400, "bad_request", "Sec-WebSocket-Key must be 16 bytes in base64")
+        raise RequestError("bad_request", "Sec-WebSocket-Key must be 16 bytes in base64")
     if not origin_allowed(request.headers.get("origin"), request.headers["host"], allowed_origins):
-        raise BadRequest(403, "forbidden", "this Origin may not open the stream")
+        raise RequestError("forbidden", "this Origin may not open the stream", 403)
     return accept_key(key)
 
 
@@ -209,7 +209,7 @@ class WsPeer(Peer):
             self.sock.shutdown(socket.SHUT_WR)
         with trio.move_on_at(self.close_deadline):
             await self.finished.wait()
-        self.finished.set()
+        self.finish()
 
     def handle(self, event: Message | Ping | Pong | Close) -> None:
         if isinstance(event, Close):
@@ -259,9 +259,7 @@ class WsPeer(Peer):
 
     def resume(self, position: Position | None) -> None:
         self.position = position
-        if not self.draining:
-            self.broadcaster.leave(self)
-            self.broadcaster.join(self)
+        self.rejoin()
 
 
 class WsEdge:
@@ -299,7 +297,7 @@ class WsEdge:
         try:
             accept = check_handshake(request, self.settings.allowed_origins)
             self.authorize(request)
-        except BadRequest as exc:
+        except RequestError as exc:
             await send_all(sock, error_response(exc.status, exc.error, exc.detail, exc.headers))
             return
         upgraded = response_head(101, [

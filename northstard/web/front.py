@@ -52,14 +52,14 @@ from hypercorn.typing import ConnectionState
 from hypercorn.utils import repr_socket_addr, wrap_app
 
 from ..activation import http_sockets, take_sockets
-from ..errors import ListenError
+from ..errors import ListenError, RequestError
 from ..metrics import Metrics
 from .broadcast import send_all
 from .handover import HandoverConnection, open_handover
 from .http1 import (
     MAX_HEAD_BYTES,
     MAX_LINE_BYTES,
-    BadRequest,
+    RECEIVE_BYTES,
     Request,
     error_response,
     head_end,
@@ -75,7 +75,6 @@ __all__ = ["Edge", "Front"]
 
 log = structlog.get_logger("northstard.web")
 
-RECEIVE_BYTES = 65536
 ACCEPT_BATCH = 64
 CAPACITY_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS}
 STREAM_RETRY_AFTER_S = 5
@@ -334,15 +333,15 @@ class Front:
         line = request_line(data)
         return self.routes.get(line[1].partition("?")[0]) if line else None
 
-    def _refusal(self, data: bytes | bytearray) -> BadRequest | None:
+    def _refusal(self, data: bytes | bytearray) -> RequestError | None:
         """Why the front refuses the request at the start of ``data`` (a whole head), if it does."""
         try:
             request_size(data)
-        except BadRequest as exc:
+        except RequestError as exc:
             return exc
         return None
 
-    async def _refuse(self, sock: socket.socket, refusal: BadRequest) -> None:
+    async def _refuse(self, sock: socket.socket, refusal: RequestError) -> None:
         """Answer a refused request and close: what follows it cannot be trusted."""
         self._count(refusal.error)
         await send_all(sock, error_response(refusal.status, refusal.error, refusal.detail, refusal.headers))
@@ -353,7 +352,7 @@ class Front:
             return None
         try:
             return request_size(data)
-        except BadRequest:
+        except RequestError:
             return None
 
     def _routed(self, buffer: bytearray) -> bool:
@@ -414,9 +413,9 @@ class Front:
         end = head_end(buffer)
         try:
             if end < 0:
-                raise BadRequest(431, "request_header_fields_too_large", "request head over 16 KiB")
+                raise RequestError("request_header_fields_too_large", "request head over 16 KiB", 431)
             request = parse_head(buffer[:end])
-        except BadRequest as exc:
+        except RequestError as exc:
             await send_all(sock, error_response(exc.status, exc.error, exc.detail, exc.headers))
             return
         limits = self.limits

@@ -22,9 +22,10 @@ from quart import Quart, Response, request
 
 from ..auth import QUERY_PARAM, Authenticator
 from ..change import dumps
+from ..errors import RequestError
 from .cors import cors_headers, is_preflight, preflight_headers
 from .fastws import Authorize
-from .http1 import BadRequest, Request
+from .http1 import Request
 from .login import LOGIN_ASSETS, request_head, see_other, start_session
 
 __all__ = ["OPENABLE", "add_cors", "add_guard", "edge_authorizer"]
@@ -43,13 +44,13 @@ def _challenge(presented: bool) -> str:
 
 
 def edge_authorizer(auth: Authenticator) -> Authorize:
-    """The WebSocket/SSE hook: BadRequest(401) unless the request carries an accepted token."""
+    """The WebSocket/SSE hook: RequestError(401) unless the request carries an accepted token."""
 
     def authorize(request: Request) -> None:
         if auth.enabled and auth.identify(request.headers, request.args) is None:
             presented = "authorization" in request.headers or QUERY_PARAM in request.args
-            raise BadRequest(401, "unauthorized", WRONG if presented else MISSING,
-                             [("www-authenticate", _challenge(presented))])
+            raise RequestError("unauthorized", WRONG if presented else MISSING, 401,
+                               [("www-authenticate", _challenge(presented))])
 
     return authorize
 

@@ -34,7 +34,8 @@ import trio
 from hypercorn.events import Event, Updated
 from hypercorn.trio.tcp_server import TCPServer
 
-from .tls import RECEIVE_BYTES, TlsSocket
+from .http1 import RECEIVE_BYTES
+from .tls import TlsSocket
 
 __all__ = ["HandoverConnection", "HandoverStream", "TlsHandoverStream", "TlsStream", "open_handover"]
 

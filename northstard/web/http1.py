@@ -22,26 +22,17 @@ from http import HTTPStatus
 from urllib.parse import parse_qsl
 
 from ..change import dumps
+from ..errors import RequestError
 
-__all__ = ["BadRequest", "Request", "error_response", "head_end", "parse_head", "request_line",
-           "request_size", "response_head"]
+__all__ = ["RECEIVE_BYTES", "Request", "error_response", "head_end", "parse_head",
+           "request_line", "request_size", "response_head"]
 
+RECEIVE_BYTES = 65536  # the most one recv() from a client socket reads (and allocates)
 MAX_HEAD_BYTES = 16384
 MAX_LINE_BYTES = 8192
 MAX_LENGTH_DIGITS = 18
 H2_PREFACE_LINE = ("PRI", "*", "HTTP/2.0")
 Headers = Iterable[tuple[str, str]]
-
-
-class BadRequest(Exception):
-    """A request to refuse with ``status`` and a JSON body."""
-
-    def __init__(self, status: int, error: str, detail: str, headers: Headers = ()) -> None:
-        super().__init__(f"{status} {error}: {detail}")
-        self.status = status
-        self.error = error
-        self.detail = detail
-        self.headers = tuple(headers)
 
 
 @dataclass(frozen=True)
@@ -89,16 +80,16 @@ def request_line(data: bytes | bytearray) -> tuple[str, str, str] | None:
 def _header(line: str) -> tuple[str, str]:
     name, sep, value = line.partition(":")
     if not sep or not name or name != name.strip() or line[0] in " \t":
-        raise BadRequest(400, "bad_request", "malformed header line")
+        raise RequestError("bad_request", "malformed header line")
     return name.lower(), value.strip(" \t")
 
 
 def parse_head(head: bytes | bytearray) -> Request:
-    """A complete request head (up to the blank line) to a Request; BadRequest (400) if malformed."""
+    """A complete request head (up to the blank line) to a Request; RequestError (400) if malformed."""
     lines = bytes(head).decode("latin-1").split("\r\n")
     method, target, version = request_line(head) or ("", "", "")
     if not method.isalpha() or not target.startswith("/") or not version.startswith("HTTP/1."):
-        raise BadRequest(400, "bad_request", "malformed request line")
+        raise RequestError("bad_request", "malformed request line")
     headers: dict[str, str] = {}
     for line in lines[1:]:
         if not line:
@@ -110,42 +101,42 @@ def parse_head(head: bytes | bytearray) -> Request:
 
 def _no_http2(line: tuple[str, str, str] | None, request: Request | None = None) -> None:
     if line == H2_PREFACE_LINE:
-        raise BadRequest(505, "http_version_not_supported",
-                         "HTTP/2 is not served on this port (no h2c prior knowledge); use HTTP/1.1")
+        raise RequestError("http_version_not_supported",
+                           "HTTP/2 is not served on this port (no h2c prior knowledge); use HTTP/1.1", 505)
     if request is not None and "h2c" in request.tokens("upgrade"):
-        raise BadRequest(400, "bad_request", "HTTP/2 is not served on this port (no h2c upgrade); "
-                         "send the request without Upgrade: h2c")
+        raise RequestError("bad_request", "HTTP/2 is not served on this port (no h2c upgrade); "
+                           "send the request without Upgrade: h2c")
 
 
 def body_length(request: Request) -> int:
-    """The length of the request's body; BadRequest for a framing that could be read two ways."""
+    """The length of the request's body; RequestError for a framing that could be read two ways."""
     headers = request.headers
     if "transfer-encoding" in headers:
         if "content-length" in headers:
-            raise BadRequest(400, "bad_request", "both Content-Length and Transfer-Encoding")
-        raise BadRequest(411, "length_required",
-                         "a request body needs a Content-Length (Transfer-Encoding is not accepted)")
+            raise RequestError("bad_request", "both Content-Length and Transfer-Encoding")
+        raise RequestError("length_required",
+                           "a request body needs a Content-Length (Transfer-Encoding is not accepted)", 411)
     value = headers.get("content-length")
     if value is None:
         return 0
     if not value.isdigit() or not value.isascii() or len(value) > MAX_LENGTH_DIGITS:
-        raise BadRequest(400, "bad_request", "one Content-Length of decimal digits")
+        raise RequestError("bad_request", "one Content-Length of decimal digits")
     return int(value)
 
 
 def request_size(data: bytes | bytearray) -> int:
     """Bytes of the request at the start of ``data`` (head and body), 0 while its head is
-    incomplete; BadRequest for a head to refuse (malformed, too long, or a shape above)."""
+    incomplete; RequestError for a head to refuse (malformed, too long, or a shape above)."""
     line = request_line(data)
     if line is None:
         if len(data) > MAX_LINE_BYTES:
-            raise BadRequest(400, "bad_request", "request line over 8 KiB")
+            raise RequestError("bad_request", "request line over 8 KiB")
         return 0
     _no_http2(line)
     end = head_end(data)
     if end < 0 or end > MAX_HEAD_BYTES:
         if end > MAX_HEAD_BYTES or len(data) > MAX_HEAD_BYTES:
-            raise BadRequest(431, "request_header_fields_too_large", "request head over 16 KiB")
+            raise RequestError("request_header_fields_too_large", "request head over 16 KiB", 431)
         return 0
     request = parse_head(data[:end])
     _no_http2(line, request)

@@ -18,16 +18,15 @@ the daemon, any number in tests.
 
 from __future__ import annotations
 
-import ipaddress
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Generic, Literal, TypeVar
 
+from ..hosts import is_loopback
 from ..tokenbucket import TokenBucket
 
-__all__ = ["Concurrency", "LimitSettings", "Limits", "OncePer", "RateLimiter", "connection_cap",
-           "is_loopback"]
+__all__ = ["Concurrency", "LimitSettings", "Limits", "OncePer", "RateLimiter", "connection_cap"]
 
 Cap = Literal["total", "client"]
 V = TypeVar("V")
@@ -130,18 +129,6 @@ class OncePer:
         return True
 
 
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 (and ::ffff:127.x), or a Unix socket (no address)."""
-    if not host:
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
-
-
 def connection_cap(configured: int, open_files: int, reserve: int) -> int:
     """Concurrent connections to admit (0: no cap): ``configured`` (0: none), at most the
     open-files limit less ``reserve`` (at least half the limit); an unlimited one adds nothing."""
@@ -196,8 +183,11 @@ class Limits:
                 f"open_connections={self.open_connections!r} streams={self.streams!r}>")
 
     def exempt(self, host: str) -> bool:
-        """Per-address limits do not apply to ``host`` (loopback, when so configured)."""
-        return self.settings.exempt_loopback and is_loopback(host)
+        """Per-address limits do not apply to ``host`` (loopback, when so configured).
+
+        A Unix socket peer has no address (``host`` is empty): it is local too.
+        """
+        return self.settings.exempt_loopback and (not host or is_loopback(host))
 
     def stream_key(self, host: str, principal: str | None) -> str | None:
         """Whose streams to count: the token's, else the address's (None: the total only)."""

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 from ..errors import RequestError
 from ..hub import Position, parse_position
 from ..money import DIGITS
+from ..times import ms_from_iso
 
 __all__ = ["parse_instant", "parse_since", "parse_wait"]
 
@@ -23,14 +23,11 @@ def parse_instant(name: str, value: str) -> int:
         ms = int(text)
     else:
         try:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            ms = ms_from_iso(text)
         except ValueError:
             raise RequestError(
                 "bad_parameter", f"{name}: expected ISO 8601 or epoch milliseconds"
             ) from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        ms = int(moment.timestamp() * 1000)
     if not 0 <= ms <= MAX_MS:
         raise RequestError("bad_parameter", f"{name}: out of range")
     return ms

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from contextlib import closing
-from datetime import UTC, datetime
 from typing import Any
 
 import trio
 from quart import Quart, Response, jsonify, request
 
-from ..buckets import RESOLUTIONS, bucket_start
+from ..buckets import history_range
 from ..cache import SizedChunk, chunk_bytes, chunk_starts, chunk_width
 from ..errors import RequestError
 from ..store import open_reader, read_buckets
+from ..times import iso_from_ms
 from .context import WebContext
 from .guard import OPENABLE
 from .openapi import openapi_spec
@@ -22,34 +23,19 @@ from .params import parse_instant
 
 __all__ = ["add_rest_routes"]
 
-MAX_BUCKETS = 5000
-DEFAULT_SPAN_MS = 3_600_000
 
-
-def _iso(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _history_range(args: Any) -> tuple[str, int, int]:
-    resolution = args.get("resolution", "1m")
-    if resolution not in RESOLUTIONS:
-        raise RequestError("bad_parameter", f"resolution: one of {', '.join(RESOLUTIONS)}")
-    now_ms = int(time.time() * 1000)
-    to_ms = parse_instant("to", args["to"]) if "to" in args else now_ms + 1
-    from_ms = parse_instant("from", args["from"]) if "from" in args else to_ms - DEFAULT_SPAN_MS
-    if from_ms >= to_ms:
-        raise RequestError("bad_parameter", "from: must be before to")
-    if (to_ms - from_ms) // RESOLUTIONS[resolution] > MAX_BUCKETS:
-        raise RequestError(
-            "bad_parameter", f"range too long: at most {MAX_BUCKETS} buckets of {resolution}"
-        )
-    return resolution, bucket_start(from_ms, resolution), to_ms
+def _history_range(args: Mapping[str, str]) -> tuple[str, int, int]:
+    to_ms = parse_instant("to", args["to"]) if "to" in args else None
+    from_ms = parse_instant("from", args["from"]) if "from" in args else None
+    try:
+        return history_range(args.get("resolution"), from_ms, to_ms, int(time.time() * 1000))
+    except ValueError as exc:
+        raise RequestError("bad_parameter", str(exc)) from None
 
 
 def _fragment(row: dict[str, Any]) -> bytes:
     """One bucket as the history answer sends it (compact JSON)."""
-    return json.dumps({"start": _iso(row["start_ms"]), **row}, separators=(",", ":")).encode()
+    return json.dumps({"start": iso_from_ms(row["start_ms"]), **row}, separators=(",", ":")).encode()
 
 
 def _read_chunks(ctx: WebContext, resolution: str, starts: tuple[int, ...]) -> dict[int, SizedChunk]:
@@ -81,7 +67,7 @@ async def _history_body(ctx: WebContext, resolution: str, from_ms: int, to_ms: i
         chunks.update((start, chunk) for start, (chunk, _) in read.items())
     rows = [fragment for start in chunk_starts(resolution, from_ms, to_ms)
             for start_ms, fragment in chunks[start] if from_ms <= start_ms < to_ms]
-    head = json.dumps({"resolution": resolution, "from": _iso(from_ms), "to": _iso(to_ms)},
+    head = json.dumps({"resolution": resolution, "from": iso_from_ms(from_ms), "to": iso_from_ms(to_ms)},
                       separators=(",", ":"))
     return head[:-1].encode() + b',"buckets":[' + b",".join(rows) + b"]}"
 

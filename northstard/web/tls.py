@@ -47,15 +47,14 @@ import structlog
 import trio
 
 from ..errors import ConfigError
-from .http1 import error_response
+from .http1 import RECEIVE_BYTES, error_response
 
-__all__ = ["RECEIVE_BYTES", "RECV_MIN", "TlsServer", "TlsSocket", "check_pair", "load_server_context",
+__all__ = ["RECV_MIN", "TlsServer", "TlsSocket", "check_pair", "load_server_context",
            "tls_server"]
 
 log = structlog.get_logger("northstard.web")
 
 RECV_MIN = 32768  # above the largest TLS record (16 KiB + overhead), so a record always fits
-RECEIVE_BYTES = 65536
 VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 HANDSHAKE_RECORD = b"\x16"
 PLAIN_HTTP = error_response(400, "bad_request",

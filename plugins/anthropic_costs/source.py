@@ -26,8 +26,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import structlog
 
+from northstard.errors import NotConfigured
 from northstard.fieldcheck import drift
-from northstard.http import NotConfigured, RetryPolicy
+from northstard.http import RetryPolicy
 from northstard.records import Reading, Record, Retract
 
 from .client import AnthropicClient

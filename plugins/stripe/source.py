@@ -19,9 +19,9 @@ from typing import Any
 
 import structlog
 
-from northstard.errors import SchemaDriftError
+from northstard.errors import NotConfigured, SchemaDriftError
 from northstard.fieldcheck import drift
-from northstard.http import NotConfigured, RetryPolicy
+from northstard.http import RetryPolicy
 from northstard.records import Reading, Record
 
 from .client import StripeClient

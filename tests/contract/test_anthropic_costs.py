@@ -15,14 +15,15 @@ import trio
 
 import northstard_plugins.anthropic_costs as anthropic_costs
 from northstard.config import load_config
-from northstard.errors import ConfigError, SchemaDriftError
-from northstard.http import (
+from northstard.errors import (
+    ConfigError,
     HttpStatusError,
     NotConfigured,
     RateLimited,
+    SchemaDriftError,
     Unreachable,
-    retry_after_s,
 )
+from northstard.http import retry_after_s
 from northstard.plugins import make_plugins
 from northstard.pnl import Book
 from northstard.records import Cost, Reading, Retract

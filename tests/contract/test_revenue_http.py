@@ -11,8 +11,7 @@ import trio
 
 import northstard_plugins.revenue_http as revenue_http
 from northstard.config import load_config
-from northstard.errors import ConfigError, SchemaDriftError
-from northstard.http import HttpStatusError, Unreachable
+from northstard.errors import ConfigError, HttpStatusError, SchemaDriftError, Unreachable
 from northstard.plugins import make_plugins
 from northstard.records import RevenueTotal
 from northstard_plugins.revenue_http import RevenueHttpSource, Settings

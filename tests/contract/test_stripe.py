@@ -12,8 +12,7 @@ import pytest
 import structlog
 import trio
 
-from northstard.errors import SchemaDriftError
-from northstard.http import HttpStatusError, NotConfigured, Unreachable
+from northstard.errors import HttpStatusError, NotConfigured, SchemaDriftError, Unreachable
 from northstard.pnl import Book
 from northstard.records import Invoice, Reading, Refund
 from northstard_plugins.stripe import Settings, StripeSource

@@ -18,8 +18,8 @@ import pytest
 import trio
 
 from northstard.bodylimit import MAX_BODY_BYTES
-from northstard.errors import BodyTooLarge
-from northstard.http import JsonClient, RateLimited
+from northstard.errors import BodyTooLarge, RateLimited
+from northstard.http import JsonClient
 from northstard_plugins.kalshi import KalshiStreamingSource, Settings
 from northstard_plugins.kalshi.client import KalshiClient
 from northstard_plugins.kalshi.signing import load_signer
