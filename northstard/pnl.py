@@ -391,6 +391,7 @@ class Book:
         self._cache: OrderedDict[Key, Record] = OrderedDict()
         self._fetched: dict[Key, Record | None] = {}  # store answers for one ingest or batch
         self._batch = False  # between ``prefetch`` and ``end_batch``
+        self._covered: set[int] = set()  # id() of the records ``prefetch`` looked up for
         self.sources: dict[str, SourceStatus] = {}
         self.prev_net: Decimal | None = None
         self.day: date | None = None
@@ -448,11 +449,12 @@ class Book:
         wanted: dict[str, list[str]] = defaultdict(list)
         for key in gone:
             wanted[key[1]].append(key[2])
-        _wanted(records, wanted)
+        covered = self._covered
+        _wanted([r for r in records if id(r) not in covered] if covered else records, wanted)
         for kind, ids in wanted.items():
             self._fetch(source, kind, ids)
 
-    def prefetch(self, readings: Iterable[tuple[str, Sequence[Record]]]) -> None:
+    def prefetch(self, readings: Sequence[tuple[str, Sequence[Record]]]) -> None:
         """Look up the records a batch of readings needs: one store query per source and kind.
 
         The answers serve every ``ingest`` until ``end_batch`` (the store only
@@ -477,10 +479,13 @@ class Book:
             self._fetched.clear()
             raise
         self._batch = True
+        # the record objects looked up for: ``ingest`` skips them (alive in the batch, ids unique)
+        self._covered = {id(record) for _, records in readings for record in records}
 
     def end_batch(self) -> None:
         """Let go of the store answers of ``prefetch`` (those worth keeping go to the cache)."""
         self._batch = False
+        self._covered = set()
         self._end_fetch()
 
     def _fetch(self, source: str, kind: str, ids: Iterable[str]) -> None:
