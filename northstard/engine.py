@@ -146,35 +146,20 @@ def _apply_all(
     now: datetime,
     observe_refused: ObserveRefused = _ignore_refused,
 ) -> tuple[list[tuple[str, Record]], bool]:
-    messages = list(messages)
     changed: list[tuple[str, Record]] = []
     touched = False
-    _prefetch(state.book, messages)
-    try:
-        for message in messages:
-            try:
-                changed.extend(_apply(state, message, now, observe_refused))
+    for message in messages:
+        try:
+            changed.extend(_apply(state, message, now, observe_refused))
+            touched = True
+        except Exception as exc:  # a poison reading must not stop the engine
+            state.rejected += 1
+            source = getattr(message, "source", "?")
+            log.error("reading rejected", source=source, error=f"{type(exc).__name__}: {exc}")
+            if source in state.book.sources:
+                state.book.source_failed(source, f"reading rejected: {type(exc).__name__}")
                 touched = True
-            except Exception as exc:  # a poison reading must not stop the engine
-                state.rejected += 1
-                source = getattr(message, "source", "?")
-                log.error("reading rejected", source=source, error=f"{type(exc).__name__}: {exc}")
-                if source in state.book.sources:
-                    state.book.source_failed(source, f"reading rejected: {type(exc).__name__}")
-                    touched = True
-    finally:
-        state.book.end_batch()
     return changed, touched
-
-
-def _prefetch(book: Book, messages: Sequence[Any]) -> None:
-    """Look up the stored records the batch's readings need, one query per source and kind."""
-    readings = [(m.source, m.records) for m in messages
-                if isinstance(m, Reading) and m.source in book.sources]
-    try:
-        book.prefetch(readings)
-    except Exception as exc:  # each reading asks the store itself then, and fails alone
-        log.warning("batch look-up failed", error=f"{type(exc).__name__}: {exc}")
 
 
 def next_change(

@@ -343,17 +343,6 @@ def _problem(
     return None
 
 
-def _wanted(records: Sequence[Record], wanted: dict[str, list[str]]) -> None:
-    """Add to ``wanted`` (kind -> ids) the keys ingesting ``records`` reads."""
-    for record in records:
-        if isinstance(record, Retract):
-            wanted[record.target_kind].append(record.id)
-            continue
-        wanted[record.kind].append(record.id)
-        if isinstance(record, Position):
-            wanted["price"].append(record.ticker)
-
-
 class Book:
     """Hot records, the totals (hot contributions + cold aggregates) and the per-source status.
 
@@ -389,9 +378,7 @@ class Book:
         self._fresh: set[Key] = set()  # changed since the last ``stamp``
         self._pins: dict[Key, int] = {}  # key -> seq of the change that carries it
         self._cache: OrderedDict[Key, Record] = OrderedDict()
-        self._fetched: dict[Key, Record | None] = {}  # store answers for one ingest or batch
-        self._batch = False  # between ``prefetch`` and ``end_batch``
-        self._covered: set[int] = set()  # id() of the records ``prefetch`` looked up for
+        self._fetched: dict[Key, Record | None] = {}  # store answers for one ingest
         self.sources: dict[str, SourceStatus] = {}
         self.prev_net: Decimal | None = None
         self.day: date | None = None
@@ -433,8 +420,7 @@ class Book:
             return changed
         finally:
             self._apply_cold()
-            if not self._batch:
-                self._end_fetch()
+            self._end_fetch()
 
     def _missing(self, source: str, kind: str, present: set[Key]) -> list[Key]:
         held = set(self._by_kind.get((source, kind), ()))
@@ -449,44 +435,15 @@ class Book:
         wanted: dict[str, list[str]] = defaultdict(list)
         for key in gone:
             wanted[key[1]].append(key[2])
-        covered = self._covered
-        _wanted([r for r in records if id(r) not in covered] if covered else records, wanted)
+        for record in records:
+            if isinstance(record, Retract):
+                wanted[record.target_kind].append(record.id)
+                continue
+            wanted[record.kind].append(record.id)
+            if isinstance(record, Position):
+                wanted["price"].append(record.ticker)
         for kind, ids in wanted.items():
             self._fetch(source, kind, ids)
-
-    def prefetch(self, readings: Sequence[tuple[str, Sequence[Record]]]) -> None:
-        """Look up the records a batch of readings needs: one store query per source and kind.
-
-        The answers serve every ``ingest`` until ``end_batch`` (the store only
-        changes by what the writer commits, and the Book holds that in memory
-        until ``saved``, which comes after the batch). They are bounded by the
-        records of the batch (the engine's ``max_batch`` readings), which are
-        in memory already. A failing query keeps no answer and raises: each
-        reading then asks for its own, as without a batch.
-        """
-        if self.store is None:
-            return
-        wanted: dict[tuple[str, str], list[str]] = {}
-        for source, records in readings:
-            by_kind: dict[str, list[str]] = defaultdict(list)
-            _wanted(records, by_kind)
-            for kind, ids in by_kind.items():
-                wanted.setdefault((source, kind), []).extend(ids)
-        try:
-            for (source, kind), ids in wanted.items():
-                self._fetch(source, kind, ids)
-        except BaseException:
-            self._fetched.clear()
-            raise
-        self._batch = True
-        # the record objects looked up for: ``ingest`` skips them (alive in the batch, ids unique)
-        self._covered = {id(record) for _, records in readings for record in records}
-
-    def end_batch(self) -> None:
-        """Let go of the store answers of ``prefetch`` (those worth keeping go to the cache)."""
-        self._batch = False
-        self._covered = set()
-        self._end_fetch()
 
     def _fetch(self, source: str, kind: str, ids: Iterable[str]) -> None:
         if self.store is None:

@@ -19,18 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from northstard.buckets import BucketSet
 from northstard.change import Change
 from northstard.config import SourceSection
-from northstard.engine import EngineState, _apply_all, next_change, recover, run_engine
+from northstard.engine import EngineState, next_change, recover
 from northstard.errors import StoreError
 from northstard.mergepatch import Doc
 from northstard.pnl import Book
-from northstard.records import Cost, Invoice, Position, Price, Reading, Record, record_to_json
+from northstard.records import Cost, Invoice, Position, Price, Record, record_to_json
 from northstard.store import (
     MIGRATIONS,
     SqliteRecords,
@@ -109,18 +108,6 @@ class Desk:
             self.flush()
         return change
 
-    def batch(self, readings: Sequence[tuple[str, Sequence[Record], Sequence[str]]]) -> Change:
-        """Several readings as one engine batch (``_apply_all``: one store look-up per kind)."""
-        self.now += timedelta(seconds=1)
-        messages = [Reading(source, tuple(records), self.now, complete_kinds=tuple(complete))
-                    for source, records, complete in readings]
-        changed, _ = _apply_all(self.state, messages, self.now)
-        change = next_change(self.state, changed, self.now)
-        self.pending.append(change)
-        if len(self.pending) >= self.write_every:
-            self.flush()
-        return change
-
     def flush(self) -> None:
         if self.pending:
             write_batch(self.conn, self.pending, self.writer, self.settings)
@@ -151,7 +138,7 @@ READING = st.tuples(
     st.lists(RECORDS | POSITIONS, max_size=6),
     st.sampled_from([(), (), (), ("position",), ("cost", "invoice"), ("price",)]),
 )
-STEP = READING | st.just("restart") | st.tuples(st.just("batch"), st.lists(READING, min_size=2, max_size=4))
+STEP = READING | st.just("restart")
 MONEY_KEYS = ("net_pnl", "trading", "revenue", "costs", "agents", "gross_margin_pct")
 
 
@@ -177,12 +164,10 @@ def test_recovery_gives_the_document_of_a_full_replay(
                 now = desk.now
                 assert desk.state.book.document(now) == full_replay(db, now)
                 continue
-            batch = step[0] == "batch"
-            readings = step[1] if batch else [step]
-            change = desk.batch(readings) if batch else desk.reading(*step)
-            for source, records, complete in readings:
-                reference.book.ingest(source, records, complete)
-                reference.book.source_ok(source, desk.now, desk.now)
+            source, records, complete = step
+            change = desk.reading(source, records, complete)
+            reference.book.ingest(source, records, complete)
+            reference.book.source_ok(source, desk.now, desk.now)
             expected = next_change(reference, [], desk.now)
             # the store-backed Book publishes what a Book holding every record publishes
             assert money(change.doc) == money(expected.doc)
@@ -399,71 +384,3 @@ async def test_the_daemon_lets_saved_cold_records_go_and_still_ingests_them_exac
         await FEEDS["stripe"].push([cost(5, "2.25", agent="a")])
         await until_costs("126.02")
     assert follower.doc["agents"]["a"]["costs"] == "126.00"
-
-
-class CountingStore:
-    """The real store, with every query it answers written down as (what, source, kind)."""
-
-    def __init__(self, store: SqliteRecords) -> None:
-        self.store = store
-        self.asked: list[tuple[str, str, str]] = []
-
-    def get(self, source: str, kind: str, ids: Sequence[str]) -> dict[str, Record]:
-        self.asked.append(("get", source, kind))
-        return self.store.get(source, kind, ids)
-
-    def ids(self, source: str, kind: str) -> set[str]:
-        self.asked.append(("ids", source, kind))
-        return self.store.ids(source, kind)
-
-
-async def test_an_engine_batch_asks_the_store_once_per_source_and_kind(tmp_path: Path) -> None:
-    desk = Desk(tmp_path / "n.db", cache_size=0)
-    try:
-        desk.reading("stripe", [cost(1), cost(2)])
-        desk.reading("kalshi", [Position(id="p", ticker="T1", count=D(0), cost_basis=D(0))])
-        desk.flush()  # all saved, nothing kept: every record below must be looked up
-        store = CountingStore(desk.stores[-1])
-        state = recover(load_persisted(desk.db), SECTIONS, now=desk.now, store=store)
-        state.book.cache_size = 0
-        invoice = Invoice(id="in-1", total=D("100"), paid=D(0), status="open", ts=T0)
-        readings = [
-            Reading("stripe", (cost(1, "9"), cost(3)), desk.now),
-            Reading("stripe", (cost(2), invoice), desk.now),
-            Reading("kalshi", (Position(id="p", ticker="T1", count=D(2), cost_basis=D(1)),), desk.now),
-            Reading("stripe", (cost(4), cost(1, "9")), desk.now),
-        ]
-        send, receive = trio.open_memory_channel[Any](len(readings))
-        out_send, out_receive = trio.open_memory_channel[Change](10)
-        for reading in readings:  # all waiting before the engine starts: one batch
-            send.send_nowait(reading)
-        await send.aclose()
-        async with trio.open_nursery() as nursery:
-            await nursery.start(run_engine, state, receive, out_send)
-            changes = [change async for change in out_receive]
-        assert len(changes) == 1
-        assert sorted(store.asked) == [("get", "kalshi", "position"), ("get", "kalshi", "price"),
-                                       ("get", "stripe", "cost"), ("get", "stripe", "invoice")]
-        assert state.book.total("costs", "total") == D("9") + D("1.25") * 3  # c-1 replaced once
-        assert state.book.total("revenue", "invoiced") == D("100")
-    finally:
-        desk.close()
-
-
-async def test_a_failing_batch_look_up_leaves_each_reading_to_fail_alone(tmp_path: Path) -> None:
-    desk = Desk(tmp_path / "n.db", cache_size=0)
-    try:
-        desk.reading("stripe", [cost(1)])
-        desk.flush()
-        book = desk.state.book
-        before = book.document(desk.now)
-        desk.stores[-1].conn.close()  # every read of the store now fails
-        messages = [Reading("stripe", (cost(1, "5"),), desk.now), Reading("stripe", (cost(2),), desk.now)]
-        changed, touched = _apply_all(desk.state, messages, desk.now)
-        assert changed == [] and touched
-        assert desk.state.rejected == 2  # each reading asked again and was rejected, as without a batch
-        assert book.total("costs", "total") == D("1.25")
-        assert book._fetched == {} and not book._batch
-        assert book.document(desk.now)["costs"] == before["costs"]
-    finally:
-        desk.close()
