@@ -79,7 +79,10 @@ def _labels(cls: type[_Base]) -> tuple[tuple[str, str], ...]:
     return labels
 
 
-CHECKED = "_checked_amounts"  # an instance attribute, not a field: no effect on eq, repr or JSON
+# An instance attribute, not a field: no effect on eq, hash, repr or JSON. Its cost: per
+# record, one tuple of the record's amount references (at most 5; about 80 bytes), kept
+# as long as the record is.
+CHECKED = "_checked_amounts"
 _AMOUNT_FIELDS: dict[type, tuple[str, ...]] = {}  # per record class (a few classes)
 
 
