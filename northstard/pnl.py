@@ -55,6 +55,7 @@ from .records import (
     Retract,
     RevenueTotal,
     Settlement,
+    checked,
 )
 
 __all__ = [
@@ -306,6 +307,8 @@ _AMOUNTS = {  # the amount fields of each record kind
 
 
 def _out_of_bounds(record: Record) -> str | None:
+    if checked(record):  # the usual case: checked when built, amounts untouched since
+        return None
     for name in _AMOUNTS[record.kind]:
         value = getattr(record, name)
         if not isinstance(value, Decimal) and value is not None:

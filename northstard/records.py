@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any, ClassVar, Literal, TypeAlias, get_type_hints
 
 from .errors import SchemaDriftError
-from .money import format_money, parse_money
+from .money import check_bounds, format_money, parse_money, within_bounds
 
 __all__ = [
     "Balance",
@@ -58,10 +58,61 @@ class _Base:
     def __post_init__(self) -> None:
         if not self.id:
             raise SchemaDriftError(f"{self.kind}: empty id")
-        for spec in dataclasses.fields(self):
-            value = getattr(self, spec.name)
-            if isinstance(value, Decimal):
-                parse_money(value, field=f"{self.kind}.{spec.name}")  # bounds and finiteness
+        values = self.__dict__  # a frozen dataclass without slots: its fields live here
+        for name, label in _labels(type(self)):
+            value = values[name]
+            if isinstance(value, Decimal) and not (type(value) is Decimal and within_bounds(value)):
+                check_bounds(value, label)  # bounds and finiteness: raises, naming the field
+        amounts = tuple(values[name] for name in amount_fields(type(self)))
+        if all(value is None or type(value) is Decimal for value in amounts):
+            object.__setattr__(self, CHECKED, amounts)  # see ``checked``
+
+
+_LABELS: dict[type, tuple[tuple[str, str], ...]] = {}  # per record class (a few classes)
+
+
+def _labels(cls: type[_Base]) -> tuple[tuple[str, str], ...]:
+    """Each field of record class ``cls`` with the name its errors give ("cost.amount")."""
+    labels = _LABELS.get(cls)
+    if labels is None:
+        labels = _LABELS[cls] = tuple((f.name, f"{cls.kind}.{f.name}") for f in dataclasses.fields(cls))
+    return labels
+
+
+# An instance attribute, not a field: no effect on eq, hash, repr or JSON. Its cost: per
+# record, one tuple of the record's amount references (at most 5; about 80 bytes), kept
+# as long as the record is.
+CHECKED = "_checked_amounts"
+_AMOUNT_FIELDS: dict[type, tuple[str, ...]] = {}  # per record class (a few classes)
+
+
+def amount_fields(cls: type) -> tuple[str, ...]:
+    """The names of the fields of record class ``cls`` typed Decimal, in field order."""
+    names = _AMOUNT_FIELDS.get(cls)
+    if names is None:
+        names = _AMOUNT_FIELDS[cls] = tuple(
+            f.name for f in dataclasses.fields(cls) if "Decimal" in str(f.type)
+        )
+    return names
+
+
+def checked(record: Record) -> bool:
+    """Whether ``record``'s amounts are the ones its ``__post_init__`` checked (O(amount fields)).
+
+    ``__post_init__`` keeps, once its checks pass, the amount values it saw
+    (each a Decimal or None); a Decimal is immutable, so a record whose
+    amount objects are still those very objects is within bounds. A record
+    made without ``__init__`` has no such mark, and one with an amount set
+    afterwards (``object.__setattr__``) no longer matches: both answer False.
+    """
+    values = record.__dict__  # a frozen dataclass without slots: its fields live here
+    amounts = values.get(CHECKED)
+    if amounts is None:
+        return False
+    for name, value in zip(amount_fields(type(record)), amounts, strict=True):
+        if values[name] is not value:
+            return False
+    return True
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -966,3 +966,40 @@ def test_a_record_built_around_its_checks_is_refused_by_the_screen(amount: Decim
     object.__setattr__(bad, "amount", amount)  # what a careless plugin could hand over
     good = Cost(id="d", amount=D(2), category="ai", ts=TS)
     assert screen(Book(), "shop", [bad, good]) == ([good], [f"cost 'c': amount: {reason}"])
+
+
+def test_a_record_made_without_init_is_refused_by_the_screen() -> None:
+    from northstard.pnl import screen
+
+    bad = object.__new__(Cost)  # never checked: no mark, every amount is checked by the screen
+    for name, value in (("id", "c"), ("agent", None), ("amount", D("1e15")), ("category", "ai"),
+                        ("ts", TS), ("model", None), ("cost_type", None), ("estimated", False)):
+        object.__setattr__(bad, name, value)
+    good = Cost(id="d", amount=D(2), category="ai", ts=TS)
+    assert screen(Book(), "shop", [bad, good]) == (
+        [good], ["cost 'c': amount: $100 trillion or more: '1E+15'"])
+
+
+def test_the_checked_mark_holds_only_for_the_very_amounts_checked() -> None:
+    from northstard.errors import SchemaDriftError
+    from northstard.pnl import screen
+    from northstard.records import checked
+
+    cost = Cost(id="c", amount=D(1), category="ai", ts=TS)
+    price = Price(id="T", yes_bid=D("0.5"))  # None amounts are part of the mark too
+    assert checked(cost) and checked(price) and checked(dataclasses.replace(cost, amount=D(3)))
+    assert cost == Cost(id="c", amount=D(1), category="ai", ts=TS)  # the mark is no field
+    equal = dataclasses.replace(cost)
+    object.__setattr__(equal, "amount", D("1.000"))  # equal, but not the object checked
+    assert not checked(equal)
+    assert screen(Book(), "shop", [equal]) == ([equal], [])  # checked by the screen, and fine
+    swapped = dataclasses.replace(cost)
+    object.__setattr__(swapped, "amount", D("0.1234567890123"))
+    assert not checked(swapped)
+    assert screen(Book(), "shop", [swapped]) == (
+        [], ["cost 'c': amount: more than 12 decimal places: '0.1234567890123'"])
+    kept = dataclasses.replace(cost)
+    object.__setattr__(kept, "amount", kept.amount)  # the same object again: still the checked one
+    assert checked(kept)
+    with pytest.raises(SchemaDriftError, match=r"cost\.amount: more than 12 decimal places"):
+        dataclasses.replace(cost, amount=D("0.1234567890123"))  # replace runs __init__: checked
