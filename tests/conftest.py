@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, MutableMapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import trio
+from structlog.testing import capture_logs
 
 from northstard.config import Config, load_config
 from northstard.daemon import Daemon, run_daemon
@@ -69,6 +74,31 @@ def build_config(tmp_path: Path, sources: Mapping[str, Any], **sections: Any) ->
 
 
 DEMO_FAST = {"demo": {"interval_s": 0.02, "seed": 7}}
+
+
+@asynccontextmanager
+async def running(tmp_path: Path, **sections: Any) -> AsyncIterator[Daemon]:
+    """A daemon on this test's database and state directory, stopped (and awaited) at exit."""
+    config = build_config(tmp_path, DEMO_FAST, **sections)
+    async with trio.open_nursery() as nursery:
+        run = functools.partial(run_daemon, config, plugins_for_tests(), handle_signals=False)
+        daemon: Daemon = await nursery.start(run)
+        try:
+            yield daemon
+        finally:
+            daemon.stop()
+
+
+@contextmanager
+def debug_logs() -> Iterator[list[MutableMapping[str, Any]]]:
+    """Log entries, debug included (whatever level an earlier test configured)."""
+    saved = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with capture_logs() as logs:
+            yield logs
+    finally:
+        structlog.configure(**saved)
 
 
 @pytest.fixture(autouse=True)

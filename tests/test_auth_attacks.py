@@ -4,31 +4,26 @@ revokes the cookie for good (bounded, across a restart)."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import stat
 import time
-from collections.abc import AsyncIterator, Iterator, MutableMapping
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import structlog
-import trio
 from hypothesis import given
 from hypothesis import strategies as st
-from structlog.testing import capture_logs
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from northstard.auth import Authenticator, TokenEntry, digest
-from northstard.daemon import Daemon, run_daemon
+from northstard.daemon import Daemon
 from northstard.revoked import FILE_NAME as REVOKED_FILE
 from northstard.revoked import Pending, Revoked, load_revoked, write_pending
 
 from clients import ws_url
-from conftest import DEMO_FAST, build_config, plugins_for_tests
+from conftest import debug_logs, running
 
 TOKEN = "nsd_reader-token-of-the-attack-tests"
 AUTH = {"tokens": [{"name": "reader", "sha256": digest(TOKEN)}]}
@@ -61,13 +56,8 @@ HEADERS = {name: {b"cookie": f"northstard_session={value}".encode()} for name, v
 @pytest.fixture
 def logged() -> Iterator[list[MutableMapping[str, Any]]]:
     """Every structlog event (any level) while the test runs."""
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with capture_logs() as logs:
-            yield logs
-    finally:
-        structlog.configure(**saved)
+    with debug_logs() as logs:
+        yield logs
 
 
 def no_errors(logs: list[MutableMapping[str, Any]], caplog: pytest.LogCaptureFixture) -> None:
@@ -128,19 +118,6 @@ async def test_token_in_the_query_serves_the_api_without_a_cookie_jar(start_daem
 
 OTHER = "nsd_second-token-of-the-attack-tests"
 BOTH = {"tokens": [digest(TOKEN), digest(OTHER)]}
-
-
-@asynccontextmanager
-async def running(tmp_path: Path, **sections: Any) -> AsyncIterator[Daemon]:
-    """A daemon on this test's database and state directory, stopped (and awaited) at exit."""
-    config = build_config(tmp_path, DEMO_FAST, **sections)
-    async with trio.open_nursery() as nursery:
-        run = functools.partial(run_daemon, config, plugins_for_tests(), handle_signals=False)
-        daemon: Daemon = await nursery.start(run)
-        try:
-            yield daemon
-        finally:
-            daemon.stop()
 
 
 async def signed_in(daemon: Daemon, token: str) -> str:

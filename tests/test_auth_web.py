@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-import trio
 from trio_websocket import ConnectionRejected, open_websocket_url
 
 from northstard.auth import digest
-from northstard.daemon import Daemon, run_daemon
+from northstard.daemon import Daemon
 
 from clients import ws_url
-from conftest import DEMO_FAST, build_config, plugins_for_tests
+from conftest import running
 from grpc_helpers import GRPC, with_client
 
 TOKEN = "nsd_reader-token-of-the-auth-tests"
@@ -166,19 +162,6 @@ async def test_a_removed_token_invalidates_its_cookie(tmp_path: Path) -> None:
         for token, status in ((TOKEN, 401), (OTHER, 200)):
             async with client(daemon, cookies={"northstard_session": cookies[token]}) as http:
                 assert (await http.get("/api/sources")).status_code == status, token
-
-
-@asynccontextmanager
-async def running(tmp_path: Path, **sections: Any) -> AsyncIterator[Daemon]:
-    """A daemon on this test's database and state directory, stopped (and awaited) at exit."""
-    config = build_config(tmp_path, DEMO_FAST, **sections)
-    async with trio.open_nursery() as nursery:
-        run = functools.partial(run_daemon, config, plugins_for_tests(), handle_signals=False)
-        daemon: Daemon = await nursery.start(run)
-        try:
-            yield daemon
-        finally:
-            daemon.stop()
 
 
 # -- the streams -------------------------------------------------------------------------------

@@ -9,26 +9,23 @@ SSLStream as the client.
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import structlog
 import trio
 import trio.testing
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypercorn.config import Config as HypercornConfig
-from structlog.testing import capture_logs
 from test_fastws import RawClient
 from trio_websocket import ConnectionClosed, open_websocket_url
 
@@ -45,7 +42,7 @@ from northstard.web.tls import TlsSocket, load_server_context, tls_server
 
 from certs import self_signed
 from clients import Follower, sse_events
-from conftest import DEMO_FAST, build_config, write_config
+from conftest import DEMO_FAST, build_config, debug_logs, write_config
 from proc import DaemonProcess
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -71,18 +68,6 @@ async def tls_daemon(start_daemon: Callable[..., Any], tls_files: tuple[Path, Pa
     daemon: Daemon = await start_daemon(
         DEMO_FAST, server={"tls_cert": str(cert), "tls_key": str(key), "tls_handshake_timeout_s": 0.5})
     return daemon
-
-
-@contextmanager
-def debug_logs() -> Iterator[list[MutableMapping[str, Any]]]:
-    """Log entries, debug included (whatever level an earlier test configured)."""
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with capture_logs() as logs:
-            yield logs
-    finally:
-        structlog.configure(**saved)
 
 
 def address(url: str) -> tuple[str, int]:
