@@ -34,6 +34,7 @@ from northstard.bodylimit import ACCEPT_ENCODING, MAX_BODY_BYTES, BoundedBody, t
 from northstard.config import Field
 from northstard.errors import HttpStatusError, RateLimited, SchemaDriftError, SourceError, Unreachable
 from northstard.fieldcheck import FieldLog
+from northstard.money import DIGITS
 from northstard.source import scrub
 
 __all__ = [
@@ -140,7 +141,7 @@ async def read_body(response: httpx.Response, limit: int, what: str) -> bytes:
     """
     encoding = response.headers.get("content-encoding", "")
     declared = response.headers.get("content-length", "")
-    if not encoding and declared.isdigit() and int(declared) > limit:
+    if not encoding and DIGITS.fullmatch(declared) and int(declared) > limit:
         raise too_large(what, limit, f" (Content-Length {declared})")
     body = BoundedBody(encoding, limit, what)
     async for chunk in response.aiter_raw():

@@ -30,6 +30,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .money import DIGITS
+
 __all__ = ["FILE_NAME", "MAX_REVOKED", "Pending", "Revoked", "load_revoked", "write_pending"]
 
 FILE_NAME = "northstard.session-revoked"
@@ -112,9 +114,9 @@ def _parse(text: str) -> tuple[int, dict[str, int]]:
     generation, entries = 0, {}
     for line in text.splitlines():
         first, _, second = line.partition(" ")
-        if first == "generation" and second.isascii() and second.isdigit():
+        if first == "generation" and DIGITS.fullmatch(second):
             generation = int(second)
-        elif first.isascii() and first.isdigit() and len(first) <= 12 and len(second) == 64:
+        elif DIGITS.fullmatch(first) and len(first) <= 12 and len(second) == 64:
             entries[second] = int(first)
     return generation, entries
 

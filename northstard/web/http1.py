@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl
 
 from ..change import dumps
 from ..errors import RequestError
+from ..money import DIGITS
 
 __all__ = ["RECEIVE_BYTES", "Request", "error_response", "head_end", "parse_head",
            "request_line", "request_size", "response_head"]
@@ -119,7 +120,7 @@ def body_length(request: Request) -> int:
     value = headers.get("content-length")
     if value is None:
         return 0
-    if not value.isdigit() or not value.isascii() or len(value) > MAX_LENGTH_DIGITS:
+    if DIGITS.fullmatch(value) is None or len(value) > MAX_LENGTH_DIGITS:
         raise RequestError("bad_request", "one Content-Length of decimal digits")
     return int(value)
 
