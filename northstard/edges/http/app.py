@@ -1,0 +1,95 @@
+"""The Quart (trio) application: pages, login, REST, long-polling, errors as JSON."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import structlog
+from quart import Response, request, send_from_directory
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from northstard.core.change import dumps
+from northstard.edges.http.context import WebContext
+from northstard.edges.http.guard import add_cors, add_guard
+from northstard.edges.http.login import add_login_routes
+from northstard.edges.http.rest import add_rest_routes
+from northstard.edges.http.streams import add_stream_routes
+from northstard.errors import RequestError
+
+__all__ = ["create_app"]
+
+log = structlog.get_logger("northstard.web")
+
+STATIC = Path(str(resources.files("northstard.edges.http") / "static"))
+PAGE_HEADERS = {  # no inline script or style anywhere (tests/test_auth_web.py checks the pages)
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self';"
+    " connect-src 'self' ws: wss:; img-src 'self' data:; object-src 'none';"
+    " frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+
+
+def _json_error(error: str, detail: str, status: int) -> Response:
+    return Response(dumps({"error": error, "detail": detail}), status=status,
+                    mimetype="application/json")
+
+
+def create_app(ctx: WebContext) -> QuartTrio:
+    app = QuartTrio("northstard", static_folder=None)
+    # No redirect built from the request's Host: "/a//b" is not merged into an absolute
+    # Location (werkzeug's default 308), and a missing or extra final slash is a 404.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
+    app.url_map.redirect_defaults = False
+    app.config["MAX_CONTENT_LENGTH"] = 1 << 20
+    # Page files are revalidated (ETag/Last-Modified -> 304) on every load, so
+    # an upgrade never leaves a browser mixing old and new dashboard modules.
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 0
+
+    add_cors(app, tuple(ctx.server.get("cors_allowed_origins", ())))  # preflights before the guard
+    add_guard(app, ctx.auth)
+    add_login_routes(app, ctx.auth)
+
+    @app.route("/")
+    async def index() -> Response:
+        return await send_from_directory(STATIC, "index.html")
+
+    @app.route("/static/<path:name>")
+    async def static_file(name: str) -> Response:
+        return await send_from_directory(STATIC, name)
+
+    add_rest_routes(app, ctx)
+    add_stream_routes(app, ctx)
+
+    @app.errorhandler(RequestError)
+    async def request_error(exc: RequestError) -> Response:
+        response = _json_error(exc.error, exc.detail, exc.status)
+        for header, value in exc.headers:
+            response.headers[header] = value
+        return response
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException) -> Response:
+        name = (exc.name or "error").lower().replace(" ", "_")
+        response = _json_error(name, exc.description or name, exc.code or 500)
+        for header, value in exc.get_headers():
+            if header.lower() != "content-type":
+                response.headers[header] = value  # e.g. Allow on a 405
+        return response
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception) -> Response:
+        log.error("request failed", path=request.path, error=f"{type(exc).__name__}: {exc}")
+        return _json_error("internal_error", "the request failed; see the daemon log", 500)
+
+    @app.after_request
+    async def headers(response: Response) -> Response:
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if response.mimetype == "text/html":
+            response.headers.update(PAGE_HEADERS)
+        return response
+
+    return app
