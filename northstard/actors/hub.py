@@ -24,8 +24,8 @@ import trio
 
 from northstard.core.change import Change, delta_message, snapshot_message
 from northstard.core.mergepatch import Doc
-from northstard.core.money import DIGITS
 from northstard.core.patchring import MergedCache, PatchRing
+from northstard.core.position import Position, parse_position
 from northstard.core.tokenbucket import TokenBucket
 
 __all__ = [
@@ -41,23 +41,6 @@ RECENT_CHANGES = 64  # a poll from within this many changes of now is a poller's
 
 class HubClosed(Exception):
     """The daemon is shutting down: streams end."""
-
-
-@dataclass(frozen=True)
-class Position:
-    epoch: str
-    seq: int
-
-    def __str__(self) -> str:
-        return f"{self.epoch}:{self.seq}"
-
-
-def parse_position(text: str) -> Position:
-    """``EPOCH:SEQ`` to a Position; ValueError when malformed."""
-    epoch, sep, seq = text.strip().strip('"').rpartition(":")
-    if not sep or not epoch or DIGITS.fullmatch(seq) is None or len(seq) > 18:
-        raise ValueError("expected EPOCH:SEQ")
-    return Position(epoch, int(seq))
 
 
 @dataclass(frozen=True)

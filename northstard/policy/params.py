@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from northstard.actors.hub import Position, parse_position
 from northstard.core.money import DIGITS
+from northstard.core.position import Position, parse_position
 from northstard.core.times import ms_from_iso
 from northstard.errors import RequestError
 

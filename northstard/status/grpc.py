@@ -1,18 +1,15 @@
 """What the gRPC edge publishes about itself (read-only for the rest): where it listens, or why not.
 
-Kept apart from ``actor.py`` so the web edge's health route can read it without
-importing the gRPC machinery.
+A status record: the gRPC edge writes it, the HTTP edge's health route reads it,
+so neither edge imports the other.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
-
-if TYPE_CHECKING:
-    from northstard.edges.grpc.server import GrpcServer
 
 __all__ = ["GrpcHandle"]
 
@@ -22,7 +19,7 @@ class GrpcHandle:
     """Where the gRPC edge listens (None while it does not), or why it cannot; set by ``run_grpc``."""
 
     address: str | None = None
-    server: GrpcServer | None = None
+    server: object | None = None  # the running GrpcServer (tests read its feed); no edge import
     error: str | None = None  # the bind failure while it is retrying
     failures: int = 0  # binds failed in a row
     _changed: trio.Event = field(default_factory=trio.Event, repr=False)

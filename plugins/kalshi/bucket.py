@@ -1,10 +1,11 @@
 """The read budget and the 429 back-off. Pure: no I/O, the caller passes the time in.
 
 Kalshi meters reads with token buckets: most calls cost 10 tokens, the basic
-tier refills 200 tokens/s with room for a burst. ``TokenBucket`` (``northstard.core.tokenbucket``) mirrors that
-on our side so that we never spend more than the configured budget; ``Backoff``
-spaces out retries after a 429 (Kalshi sends no Retry-After) exponentially,
-with "equal jitter" drawn from a number in [0, 1) the caller supplies.
+tier refills 200 tokens/s with room for a burst. ``TokenBucket``
+(``northstard.core.tokenbucket``) mirrors that on our side so that we never spend
+more than the configured budget; ``Backoff`` spaces out retries after a 429
+(Kalshi sends no Retry-After) exponentially, with "equal jitter" drawn from a
+number in [0, 1) the caller supplies.
 """
 
 from __future__ import annotations

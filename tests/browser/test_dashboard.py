@@ -28,7 +28,7 @@ from .pages import (
 )
 
 expect = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'").expect
-STATIC = Path(__file__).resolve().parents[2] / "northstard" / "web" / "static"
+STATIC = Path(__file__).resolve().parents[2] / "northstard" / "edges" / "http" / "static"
 
 
 def test_shows_the_live_value_the_server_has(start_daemon: Any, new_page: Any) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 __all__ = ["generate", "main", "stale_files"]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 PROTOS = REPO / "protos"
 OUT = REPO / "northstard" / "_proto"
 PACKAGE = "northstard._proto"

@@ -1,39 +1,28 @@
-"""The Quart (trio) application and its Hypercorn server task."""
+"""The Quart (trio) application: pages, login, REST, long-polling, errors as JSON."""
 
 from __future__ import annotations
 
-import math
-import resource
-from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import structlog
-import trio
-from hypercorn.config import Config as HypercornConfig
 from quart import Response, request, send_from_directory
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from northstard.core.change import dumps
 from northstard.edges.http.context import WebContext
-from northstard.edges.http.guard import add_cors, add_guard, edge_authorizer
+from northstard.edges.http.guard import add_cors, add_guard
 from northstard.edges.http.login import add_login_routes
 from northstard.edges.http.rest import add_rest_routes
 from northstard.edges.http.streams import add_stream_routes
-from northstard.edges.stream.fastsse import SseEdge
-from northstard.edges.stream.fastws import WsEdge, WsSettings
-from northstard.edges.stream.front import Edge, Front
-from northstard.edges.tls import tls_server
 from northstard.errors import RequestError
-from northstard.policy.limits import Limits, LimitSettings
 
-__all__ = ["create_app", "run_web"]
+__all__ = ["create_app"]
 
 log = structlog.get_logger("northstard.web")
 
-STATIC = Path(str(resources.files("northstard.web") / "static"))
+STATIC = Path(str(resources.files("northstard.edges.http") / "static"))
 PAGE_HEADERS = {  # no inline script or style anywhere (tests/test_auth_web.py checks the pages)
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self';"
     " connect-src 'self' ws: wss:; img-src 'self' data:; object-src 'none';"
@@ -104,44 +93,3 @@ def create_app(ctx: WebContext) -> QuartTrio:
         return response
 
     return app
-
-
-def hypercorn_config(ctx: WebContext, host: str, port: int) -> HypercornConfig:
-    config = HypercornConfig()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    config.websocket_max_message_size = int(ctx.server["ws_max_message_bytes"])
-    config.graceful_timeout = float(ctx.server["shutdown_grace_s"])
-    config.accesslog = None
-    config.errorlog = None
-    config.include_server_header = False
-    limits = LimitSettings.from_section(ctx.limits)
-    config.keep_alive_timeout = limits.idle_timeout_s  # Hypercorn: from idle until a whole head
-    config.read_timeout = math.ceil(float(ctx.server["longpoll_max_s"]) + limits.idle_timeout_s)
-    config.backlog = int(ctx.server["backlog"])
-    return config
-
-
-async def run_web(
-    ctx: WebContext,
-    shutdown: Callable[[], Awaitable[Any]],
-    *,
-    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Serve until ``shutdown`` returns; ``task_status.started`` gets the bound URLs.
-
-    One port: ``/ws`` and ``/api/pnl/stream`` go to the raw-socket edges, the
-    rest to the Quart app through Hypercorn (``front.py``).
-    """
-    app = create_app(ctx)
-    config = hypercorn_config(ctx, str(ctx.server["host"]), int(ctx.server["port"]))
-    authorize = edge_authorizer(ctx.auth)
-    edges: list[Edge] = [WsEdge(ctx.hub, ctx.metrics, WsSettings.from_server(ctx.server, ctx.max_rate_hz),
-                                authorize),
-             SseEdge(ctx.hub, ctx.metrics, ctx.server, ctx.max_rate_hz, authorize)]
-    limits = Limits(LimitSettings.from_section(ctx.limits), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-    log.info("connection caps", max_connections=limits.max_connections,
-             max_connections_per_client=limits.settings.max_connections_per_client)
-    front = Front(app, config, edges, limits=limits, metrics=ctx.metrics,
-                  principal=lambda request: ctx.auth.principal_of(request.headers, request.args))
-    front.tls = tls_server(ctx.server)  # None without server.tls_cert
-    await front.serve(shutdown, task_status=task_status)

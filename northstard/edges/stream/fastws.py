@@ -25,10 +25,9 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import trio
 
@@ -53,19 +52,13 @@ from northstard.core.wsframes import (
 from northstard.edges.stream.broadcast import Broadcaster, Peer, send_all
 from northstard.edges.stream.sendmany import default_threads
 from northstard.errors import RequestError
+from northstard.policy.access import Authorize, allow_all, origin_allowed
 from northstard.policy.params import parse_since
 from northstard.status.metrics import Metrics
 
-__all__ = ["Authorize", "WsEdge", "WsSettings", "allow_all", "check_handshake", "origin_allowed"]
-
-Authorize = Callable[[Request], None]
-"""The auth hook: returns to accept, raises ``RequestError(..., 401 or 403)`` to refuse."""
+__all__ = ["WsEdge", "WsSettings", "check_handshake"]
 
 PATH = "/ws"
-
-
-def allow_all(request: Request) -> None:
-    """The default auth hook: every client is accepted."""
 
 
 @dataclass(frozen=True)
@@ -89,17 +82,6 @@ class WsSettings:
             max_rate_hz=max_rate_hz,
             send_threads=int(server["send_threads"]) or default_threads(),
         )
-
-
-def origin_allowed(origin: str | None, host: str, allowed: tuple[str, ...]) -> bool:
-    """No Origin (not a browser), the page's own host, or one of ``allowed`` (``*``: any)."""
-    if origin is None or "*" in allowed or origin.lower() in (a.lower() for a in allowed):
-        return True
-    try:
-        netloc = urlsplit(origin).netloc
-    except ValueError:
-        return False
-    return bool(netloc) and netloc.lower() == host.strip().lower()
 
 
 def check_handshake(request: Request, allowed_origins: tuple[str, ...]) -> str:
