@@ -19,6 +19,7 @@ class GrpcHandle:
     """Where the gRPC edge listens (None while it does not), or why it cannot; set by ``run_grpc``."""
 
     address: str | None = None
+    server: object | None = None  # the running GrpcServer (tests read its feed); no edge import
     error: str | None = None  # the bind failure while it is retrying
     failures: int = 0  # binds failed in a row
     _changed: trio.Event = field(default_factory=trio.Event, repr=False)
