@@ -162,7 +162,7 @@ async def _serve(settings: GrpcSettings, deps: GrpcDeps, handle: GrpcHandle,
             handle.address = await thread.run(server.start())
         except ListenError as exc:
             return exc
-        handle.error, handle.failures = None, 0
+        handle.server, handle.error, handle.failures = server, None, 0
         handle.changed()
         log.info("grpc listening", address=handle.address, tls=settings.tls_cert is not None,
                  auth=bool(settings.tokens))
