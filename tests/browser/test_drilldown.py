@@ -1,0 +1,270 @@
+"""Drill-down, "What moved" and statements in a real Chromium against the real daemon.
+
+A scripted source holds still (the test pushes its records), so each figure
+and the records behind it can be compared exactly with what the API says.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+
+from northstard.records import Cost, Invoice, Retract
+
+from .pages import wait_transport
+
+expect = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'").expect
+LEDGER = {"ledger": {"plugin": "scripted"}}
+
+
+def exact(text: str) -> Decimal:
+    """A figure the views show exactly ("-1,234.5678"): separators are the only formatting."""
+    return Decimal(text.replace(",", "").replace("+", ""))
+
+
+def at(minutes_ago: int) -> datetime:
+    return datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=minutes_ago)
+
+
+BOOKS = [
+    Cost(id="c1", amount=Decimal("1.2345"), category="ai", model="claude-opus-4", agent="atlas", ts=at(50)),
+    Cost(id="c2", amount=Decimal("0.10"), category="ai", model="claude-sonnet-4", agent="atlas", ts=at(40)),
+    Cost(id="c3", amount=Decimal("7.5"), category="infrastructure", agent="borealis", ts=at(30)),
+    Cost(id="c4", amount=Decimal("2.0001"), category="ai", model="claude-opus-4", agent="borealis", ts=at(20)),
+    Invoice(id="i1", total=Decimal("120.00"), paid=Decimal("120.00"), status="paid", agent="atlas", ts=at(10)),
+]
+
+
+def push(daemon: Any, records: list[Any]) -> None:
+    from scripted import FEEDS
+
+    daemon.call(FEEDS["ledger"].push, records)
+
+
+def ledger_daemon(start_daemon: Any) -> Any:
+    from scripted import FEEDS, Feed
+
+    FEEDS["ledger"] = Feed("ledger")
+    daemon = start_daemon(LEDGER)
+    push(daemon, BOOKS)
+    settled_doc(daemon.url, lambda d: Decimal(d["costs"]["total"]) == Decimal("10.8346"))
+    return daemon
+
+
+def settled_doc(base: str, ready: Any) -> dict[str, Any]:
+    """The document once ``ready(doc)`` holds (long-polls for changes; no sleep)."""
+    for _ in range(40):
+        snap = httpx.get(f"{base}/api/pnl/current", timeout=10).json()
+        if ready(snap["data"]):
+            return dict(snap["data"])
+        httpx.get(f"{base}/api/pnl/changes", params={"since": f"{snap['epoch']}:{snap['seq']}", "wait": 5},
+                  timeout=15)
+    raise AssertionError("the pushed records never showed in the document")
+
+
+def figure(doc: dict[str, Any], path: str) -> Decimal:
+    """The amount at a dotted figure path ("costs.by_model.claude-opus-4", "agents.atlas.net")."""
+    head, rest = path.split(".", 1) if "." in path else (path, "")
+    if head == "agents":
+        agent, part = rest.rsplit(".", 1)
+        return Decimal(doc["agents"][agent][part])
+    if rest.startswith("by_"):
+        group, name = rest.split(".", 1)
+        return Decimal(doc[head][group][name])
+    return Decimal(doc[head][rest] if rest else doc[head])
+
+
+def open_live(page: Any, base: str) -> None:
+    page.goto(base)
+    wait_transport(page, "ws")
+    page.wait_for_function("() => /\\d/.test(document.querySelector('[data-testid=costs-total]').textContent)")
+
+
+def drilled_sum(page: Any) -> Decimal:
+    """Load every page of the records view; the sum it shows of the figure's contributions."""
+    more = page.get_by_test_id("records-more")
+    while more.is_visible():
+        count = page.get_by_test_id("record").count()
+        more.click()
+        page.wait_for_function("(n) => document.querySelectorAll('[data-testid=record]').length > n", arg=count)
+    page.get_by_test_id("records-sum").wait_for()
+    return exact(page.get_by_test_id("records-sum").text_content())
+
+
+def test_routes_and_exact_amounts(start_daemon: Any, new_page: Any) -> None:
+    """The pure parts: hash routes parse and print back; amounts keep every digit."""
+    page = new_page()
+    page.goto(start_daemon().url)
+    page.wait_for_function("() => window.northstard && window.northstard.routes")
+    routes = page.evaluate("""() => {
+      const r = window.northstard.routes;
+      const hrefs = ['#/records?kind=cost&model=claude-opus-4&figure=costs.by_model.claude-opus-4',
+                     '#/explain?from=abc%3A3&to=abc%3A9', '#/statement?period=week&from=2026-11-02&to=2026-12-07'];
+      return {
+        parsed: hrefs.map((h) => r.parseRoute(h)), printed: hrefs.map((h) => { const p = r.parseRoute(h); return r.routeHref(p.view, p.params); }),
+        live: ['', '#main', '#/', '#/nope?x=1'].map((h) => r.parseRoute(h).view),
+        agent: r.figureFilters('agents.atlas.costs'), model: r.figureHref('costs.by_model.a.b', { from: '2026-12-03T10:00:00.000Z' }),
+        month: r.statementRange('month', Date.UTC(2026, 11, 3)), week: r.statementRange('week', Date.UTC(2026, 11, 3)),
+      };
+    }""")
+    assert routes["parsed"][0] == {"view": "records", "params": {
+        "kind": "cost", "model": "claude-opus-4", "figure": "costs.by_model.claude-opus-4"}}
+    assert routes["parsed"][1]["params"] == {"from": "abc:3", "to": "abc:9"}
+    assert routes["printed"] == ["#/records?kind=cost&model=claude-opus-4&figure=costs.by_model.claude-opus-4",
+                                 "#/explain?from=abc%3A3&to=abc%3A9",
+                                 "#/statement?period=week&from=2026-11-02&to=2026-12-07"]
+    assert routes["live"] == ["live"] * 4
+    assert routes["agent"] == {"agent": "atlas", "kind": "cost"}
+    assert routes["model"] == ("#/records?kind=cost&model=a.b&from_time=2026-12-03T10%3A00%3A00.000Z"
+                               "&figure=costs.by_model.a.b")
+    assert routes["month"] == {"from": "2026-01-01", "to": "2027-01-01"}
+    assert routes["week"] == {"from": "2026-09-14", "to": "2026-12-07"}  # 12 weeks from a Monday
+    cases = {"-1234.5678": "-1,234.5678", "0.10": "0.10", "1000000": "1,000,000", "-0.0": "0.0",
+             "123456789012345678.123456789": "123,456,789,012,345,678.123456789", ".5": "0.5"}
+    shown = page.evaluate("(c) => c.map((v) => window.northstard.format.fmtExact(v))", list(cases))
+    assert dict(zip(cases, shown, strict=True)) == cases
+
+
+def test_each_figure_drills_down_to_records_that_add_up_to_it(start_daemon: Any, new_page: Any) -> None:
+    daemon = ledger_daemon(start_daemon)
+    doc = settled_doc(daemon.url, lambda d: True)
+    page = new_page()
+    open_live(page, daemon.url)
+    clicks = [
+        ("costs.by_model.claude-opus-4", page.locator("[data-figure='costs.by_model.claude-opus-4']")),
+        ("net_pnl", page.get_by_test_id("net-pnl")),
+        ("agents.borealis.costs", page.locator("[data-figure='agents.borealis.costs']")),
+        ("revenue.invoiced", page.get_by_test_id("revenue-invoiced")),
+    ]
+    for path, link in clicks:
+        link.click()
+        page.wait_for_url(f"**#/records?*figure={path}*")
+        assert drilled_sum(page) == figure(doc, path), path
+        shown = page.get_by_test_id("record-contribution")
+        assert shown.count() >= 1
+        page.go_back()
+        page.get_by_test_id("net-pnl").wait_for()
+        assert urlparse(page.url).fragment in ("", "/")
+    # A shared URL opens the same view; pages of 2 follow next_cursor and still add up.
+    other = new_page()
+    other.goto(f"{daemon.url}/#/records?kind=cost&limit=2&figure=costs.total")
+    assert drilled_sum(other) == Decimal(doc["costs"]["total"])
+    assert other.get_by_test_id("record").count() == 4
+    assert other.get_by_role("heading", level=1).text_content() == "Records behind Costs · total"
+
+
+def test_replaced_and_retracted_records_are_marked(start_daemon: Any, new_page: Any) -> None:
+    daemon = ledger_daemon(start_daemon)
+    push(daemon, [Cost(id="c2", amount=Decimal("0.25"), category="ai", model="claude-sonnet-4", agent="atlas",
+                       ts=BOOKS[1].ts), Retract(id="c3", target_kind="cost")])
+    doc = settled_doc(daemon.url, lambda d: Decimal(d["costs"]["total"]) == Decimal("3.4846"))
+    page = new_page()
+    page.goto(f"{daemon.url}/#/records?kind=cost&status=all&figure=costs.total")
+    assert drilled_sum(page) == Decimal(doc["costs"]["total"])  # replaced and retracted versions count nothing
+    rows = page.get_by_test_id("record")
+    statuses = [rows.nth(i).get_attribute("data-status") for i in range(rows.count())]
+    assert statuses.count("retracted") == 1 and statuses.count("replaced") == 1, statuses
+    retracted = page.locator("[data-testid=record][data-status=retracted]")
+    assert "c3" in retracted.text_content() and "retracted" in retracted.text_content()
+
+
+def test_what_moved_lists_the_explain_items_since_midnight_and_the_last_visit(
+    start_daemon: Any, new_page: Any
+) -> None:
+    daemon = ledger_daemon(start_daemon)
+    page = new_page()
+    open_live(page, daemon.url)
+    midnight = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00Z")
+    today = page.get_by_test_id("moved-today")
+    today.get_by_test_id("moved-item").first.wait_for()
+    explained = httpx.get(f"{daemon.url}/api/pnl/explain", params={"from_time": midnight, "limit": 5}).json()
+    labels = [item["label"] for item in explained["items"]]
+    expect(today.get_by_test_id("moved-item")).to_have_count(len(labels))
+    shown = today.get_by_test_id("moved-item").all_text_contents()
+    assert [text.startswith(label) for text, label in zip(shown, labels, strict=True)] == [True] * len(labels)
+    assert exact(today.locator(".moved-net .amt").text_content()) == Decimal(explained["difference"]["net_pnl"])
+    page.wait_for_function("() => localStorage.getItem('northstard.last')")
+    seen = page.evaluate("() => { const m = JSON.parse(localStorage.getItem('northstard.last')); return `${m.epoch}:${m.seq}`; }")
+
+    # Back later: more has happened since; the panel explains from the position this browser last saw.
+    push(daemon, [Cost(id="c9", amount=Decimal("300.00"), category="ai", model="claude-opus-4", agent="atlas",
+                       ts=at(0))])
+    page.evaluate("() => window.dispatchEvent(new Event('pagehide'))")
+    settled_doc(daemon.url, lambda d: Decimal(d["costs"]["total"]) == Decimal("310.8346"))
+    later = new_page(context=page.context)
+    page.close()
+    later.goto(daemon.url)
+    visit = later.get_by_test_id("moved-visit")
+    visit.get_by_test_id("moved-item").first.wait_for()
+    since = httpx.get(f"{daemon.url}/api/pnl/explain", params={"from": seen, "limit": 5}).json()
+    assert visit.get_by_test_id("moved-item").first.text_content().startswith(since["items"][0]["label"])
+    assert exact(visit.locator(".moved-net .amt").text_content()) == Decimal(since["difference"]["net_pnl"])
+    # Each item opens the records behind it; "All contributors" the full explanation.
+    visit.get_by_test_id("moved-item").first.get_by_role("link").click()
+    later.wait_for_url("**#/records?*")
+    expect(later.locator("[data-testid=record].rec-focus")).to_contain_text("c9")
+    later.go_back()
+    visit.get_by_role("link", name="All contributors").click()
+    later.wait_for_url("**#/explain?from=*")
+    later.get_by_test_id("explain-item").first.wait_for()
+    assert exact(later.locator("[data-testid=explain-net] .amt").text_content()) == Decimal(
+        since["difference"]["net_pnl"])
+
+
+def test_statement_page_shows_the_table_and_downloads_the_same_csv(
+    start_daemon: Any, new_page: Any, tmp_path: Path
+) -> None:
+    daemon = ledger_daemon(start_daemon)
+    page = new_page()
+    open_live(page, daemon.url)
+    page.get_by_test_id("nav-statement").click()
+    page.wait_for_url("**#/statement?period=month&from=*&to=*")  # the URL names the range shown
+    page.get_by_role("combobox", name="Period").select_option("day")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url("**#/statement?period=day&*")
+    page.get_by_test_id("statement-row").first.wait_for()
+    query = dict(p.split("=") for p in urlparse(page.url).fragment.split("?", 1)[1].split("&"))
+    body = httpx.get(f"{daemon.url}/api/pnl/statement", params=query).json()
+    rows = page.get_by_test_id("statement-row")
+    assert rows.count() == len(body["rows"])
+    last = body["rows"][-1]
+    row = page.locator(f"[data-testid=statement-row][data-start='{last['start']}']")
+    assert exact(row.locator("[data-col=net]").text_content()) == Decimal(last["net"])
+    assert exact(row.locator("[data-col=costs_total]").text_content()) == Decimal(last["costs_total"])
+    with page.expect_download() as info:
+        page.get_by_test_id("statement-csv").click()
+    downloaded = Path(info.value.path()).read_text()
+    table = list(csv.DictReader(io.StringIO(downloaded)))
+    assert [r["net"] for r in table] == [r["net"] for r in body["rows"]]
+    assert [r["costs_total"] for r in table] == [r["costs_total"] for r in body["rows"]]
+    assert table[-1]["costs_ai"] == last["costs_by_category"]["ai"]
+
+
+def test_keyboard_alone_reaches_a_drilldown_and_escape_comes_back(start_daemon: Any, new_page: Any) -> None:
+    daemon = ledger_daemon(start_daemon)
+    page = new_page()
+    open_live(page, daemon.url)
+    page.locator("body").focus()
+    for _ in range(30):  # Tab through the page until a figure has the focus
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.dataset.figure"):
+            break
+    target = page.evaluate("() => document.activeElement.dataset.figure")
+    assert target, "Tab never reached a figure"
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**figure={target}*")
+    page.get_by_test_id("records-sum").wait_for()
+    assert page.evaluate("() => document.activeElement.id") == "view-title"  # the view's heading, announced
+    assert page.get_by_test_id("records-summary").get_attribute("aria-live") == "polite"
+    assert page.locator("table[data-testid=records] th[scope=col]").count() >= 5
+    page.keyboard.press("Escape")
+    page.get_by_test_id("net-pnl").wait_for()
+    assert page.evaluate("() => document.activeElement.dataset.figure") == target  # focus back where it was
