@@ -104,15 +104,16 @@ def test_routes_and_exact_amounts(start_daemon: Any, new_page: Any) -> None:
     page = new_page()
     page.goto(start_daemon().url)
     page.wait_for_function("() => window.northstard && window.northstard.routes")
-    routes = page.evaluate("""() => {
+    routes = page.evaluate("""async () => {
       const r = window.northstard.routes;
+      const { statementRange } = await import('/static/views.js');
       const hrefs = ['#/records?kind=cost&model=claude-opus-4&figure=costs.by_model.claude-opus-4',
                      '#/explain?from=abc%3A3&to=abc%3A9', '#/statement?period=week&from=2026-11-02&to=2026-12-07'];
       return {
         parsed: hrefs.map((h) => r.parseRoute(h)), printed: hrefs.map((h) => { const p = r.parseRoute(h); return r.routeHref(p.view, p.params); }),
         live: ['', '#main', '#/', '#/nope?x=1'].map((h) => r.parseRoute(h).view),
         agent: r.figureFilters('agents.atlas.costs'), model: r.figureHref('costs.by_model.a.b', { from: '2026-12-03T10:00:00.000Z' }),
-        month: r.statementRange('month', Date.UTC(2026, 11, 3)), week: r.statementRange('week', Date.UTC(2026, 11, 3)),
+        month: statementRange('month', Date.UTC(2026, 11, 3)), week: statementRange('week', Date.UTC(2026, 11, 3)),
       };
     }""")
     assert routes["parsed"][0] == {"view": "records", "params": {

@@ -14,7 +14,7 @@ import {
 import { initMoved, refreshMoved } from './moved.js';
 import { currentRoute, startRouter } from './nav.js';
 import {
-  figureFilters, figureHref, parseRoute, routeHref, statementRange, utcMidnight,
+  figureFilters, figureHref, parseRoute, routeHref, utcMidnight,
 } from './routes.js';
 import { applied, loadSaved, mergePatch, onApply, position, readPref, saveNow, state, writePref } from './state.js';
 import { connect, LEVELS, retryAt, transitions } from './transport.js';
@@ -320,7 +320,7 @@ function boot() {
   window.northstard = {
     state, applied, transitions,
     format: { fmtMoney, fmtPct, fmtExact, roundDec, parseDec, mergePatch, cmpDec, decSum },
-    routes: { parseRoute, routeHref, figureFilters, figureHref, statementRange },
+    routes: { parseRoute, routeHref, figureFilters, figureHref },
   };
   for (const a of document.querySelectorAll('a[data-figure]')) a.href = figureHref(a.dataset.figure);
   byId('tz').textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local';

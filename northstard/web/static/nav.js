@@ -42,6 +42,9 @@ async function show() {
   view.hidden = false;
   const ctl = new AbortController();
   nav.abort = ctl;
+  if (!document.getElementById('views-css')) {
+    document.head.append(Object.assign(document.createElement('link'), { id: 'views-css', rel: 'stylesheet', href: '/static/views.css' }));
+  }
   const { RENDERERS } = await import('./views.js');
   if (ctl.signal.aborted) return;
   const done = RENDERERS[route.view](view, route.params, ctl.signal);

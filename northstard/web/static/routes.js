@@ -12,7 +12,6 @@ const API_KEYS = {
 };
 // figure: the dotted amount path whose contributions are summed; focus: a record id to mark.
 export const VIEW_KEYS = ['figure', 'focus', 'label'];
-export const PERIODS = ['day', 'week', 'month', 'quarter'];
 
 // "#/records?kind=cost&model=x" -> {view: 'records', params: {kind: 'cost', model: 'x'}}.
 // Anything that is not "#/<view>" (no hash, "#main", an unknown view) is the live page.
@@ -67,51 +66,9 @@ export function figureHref(path, range = {}) {
 }
 
 const pad = (n) => String(n).padStart(2, '0');
-const ymd = (d) => `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
-
-// Default statement range (UTC dates, half-open): the current period and the ones before it.
-export function statementRange(period, nowMs) {
-  const now = new Date(nowMs);
-  const y = now.getUTCFullYear();
-  const mo = now.getUTCMonth();
-  const day = (yy, mm, dd) => new Date(Date.UTC(yy, mm, dd));
-  switch (period) {
-    case 'day': return { from: ymd(day(y, mo, now.getUTCDate() - 29)), to: ymd(day(y, mo, now.getUTCDate() + 1)) };
-    case 'week': {
-      const monday = now.getUTCDate() - ((now.getUTCDay() + 6) % 7);
-      return { from: ymd(day(y, mo, monday - 7 * 11)), to: ymd(day(y, mo, monday + 7)) };
-    }
-    case 'quarter': {
-      const q = mo - (mo % 3);
-      return { from: ymd(day(y, q - 9, 1)), to: ymd(day(y, q + 3, 1)) };
-    }
-    default: return { from: ymd(day(y, mo - 11, 1)), to: ymd(day(y, mo + 1, 1)) };
-  }
-}
+export const ymd = (d) => `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())}`;
 
 export const utcMidnight = (nowMs) => `${ymd(new Date(nowMs))}T00:00:00Z`;
-
-const SECTION_NAMES = { trading: 'Trading', revenue: 'Revenue', costs: 'Costs' };
-// "costs.by_model.claude-opus-4" -> "Costs · by model · claude-opus-4"; "agents.atlas.net" -> "Agent atlas · net".
-export function figureLabel(path) {
-  const parts = String(path || '').split('.');
-  if (parts[0] === 'net_pnl') return 'Net P&L';
-  if (parts[0] === 'agents' && parts.length > 2) return `Agent ${parts.slice(1, -1).join('.')} · ${parts[parts.length - 1]}`;
-  if (SECTION_NAMES[parts[0]]) {
-    const rest = parts.slice(1);
-    if (rest[0] && rest[0].startsWith('by_')) return [SECTION_NAMES[parts[0]], rest[0].replace('_', ' '), rest.slice(1).join('.')].join(' · ');
-    return [SECTION_NAMES[parts[0]], ...rest].join(' · ');
-  }
-  return String(path || '');
-}
-
-// Figure paths in the order a statement reads: net first, then trading, revenue, costs, agents.
-const PATH_ORDER = ['net_pnl', 'trading', 'revenue', 'costs', 'agents'];
-export function comparePaths(a, b) {
-  const ra = PATH_ORDER.indexOf(a.split('.')[0]);
-  const rb = PATH_ORDER.indexOf(b.split('.')[0]);
-  return (ra < 0 ? 99 : ra) - (rb < 0 ? 99 : rb) || a.split('.').length - b.split('.').length || a.localeCompare(b);
-}
 
 // The records behind one explain item: its source, kind and subject, every version, the item's record marked.
 export function itemHref(item) {

@@ -5,9 +5,50 @@
 
 import { apiGet, errorText } from './api.js';
 import { decSum, fmtExact, localTime, signOf } from './format.js';
-import {
-  apiQuery, comparePaths, figureLabel, itemHref, PERIODS, RECORD_FILTERS, routeHref, statementRange,
-} from './routes.js';
+import { apiQuery, itemHref, RECORD_FILTERS, routeHref, ymd } from './routes.js';
+
+export const PERIODS = ['day', 'week', 'month', 'quarter'];
+const SECTION_NAMES = { trading: 'Trading', revenue: 'Revenue', costs: 'Costs' };
+// "costs.by_model.claude-opus-4" -> "Costs · by model · claude-opus-4"; "agents.atlas.net" -> "Agent atlas · net".
+export function figureLabel(path) {
+  const parts = String(path || '').split('.');
+  if (parts[0] === 'net_pnl') return 'Net P&L';
+  if (parts[0] === 'agents' && parts.length > 2) return `Agent ${parts.slice(1, -1).join('.')} · ${parts[parts.length - 1]}`;
+  if (SECTION_NAMES[parts[0]]) {
+    const rest = parts.slice(1);
+    if (rest[0] && rest[0].startsWith('by_')) return [SECTION_NAMES[parts[0]], rest[0].replace('_', ' '), rest.slice(1).join('.')].join(' · ');
+    return [SECTION_NAMES[parts[0]], ...rest].join(' · ');
+  }
+  return String(path || '');
+}
+
+// Figure paths in the order a statement reads: net first, then trading, revenue, costs, agents.
+const PATH_ORDER = ['net_pnl', 'trading', 'revenue', 'costs', 'agents'];
+export function comparePaths(a, b) {
+  const ra = PATH_ORDER.indexOf(a.split('.')[0]);
+  const rb = PATH_ORDER.indexOf(b.split('.')[0]);
+  return (ra < 0 ? 99 : ra) - (rb < 0 ? 99 : rb) || a.split('.').length - b.split('.').length || a.localeCompare(b);
+}
+
+// Default statement range (UTC dates, half-open): the current period and the ones before it.
+export function statementRange(period, nowMs) {
+  const now = new Date(nowMs);
+  const y = now.getUTCFullYear();
+  const mo = now.getUTCMonth();
+  const day = (yy, mm, dd) => new Date(Date.UTC(yy, mm, dd));
+  switch (period) {
+    case 'day': return { from: ymd(day(y, mo, now.getUTCDate() - 29)), to: ymd(day(y, mo, now.getUTCDate() + 1)) };
+    case 'week': {
+      const monday = now.getUTCDate() - ((now.getUTCDay() + 6) % 7);
+      return { from: ymd(day(y, mo, monday - 7 * 11)), to: ymd(day(y, mo, monday + 7)) };
+    }
+    case 'quarter': {
+      const q = mo - (mo % 3);
+      return { from: ymd(day(y, q - 9, 1)), to: ymd(day(y, q + 3, 1)) };
+    }
+    default: return { from: ymd(day(y, mo - 11, 1)), to: ymd(day(y, mo + 1, 1)) };
+  }
+}
 
 const TONES = { 1: 'pos', '-1': 'neg', 0: 'zero' };
 const KINDS = ['cost', 'invoice', 'refund', 'revenue_total', 'position', 'price', 'fill', 'settlement', 'balance'];
@@ -106,7 +147,7 @@ function recordRow(r, figure, focus) {
 export async function renderRecords(root, params, signal) {
   const figure = params.figure;
   const title = figure ? `Records behind ${figureLabel(figure)}` : 'Records';
-  const summary = el('p', { class: 'view-summary', 'aria-live': 'polite', 'data-testid': 'records-summary' });
+  const summary = el('div', { class: 'view-summary', 'aria-live': 'polite', 'data-testid': 'records-summary' });
   const body = el('tbody');
   const more = el('button', { type: 'button', class: 'btn', hidden: true, 'data-testid': 'records-more', text: 'Load more records' });
   const table = el('table', { class: 'rec-table', 'data-testid': 'records' },
