@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -38,8 +39,10 @@ BOOKS = [
     Cost(id="c1", amount=Decimal("1.2345"), category="ai", model="claude-opus-4", agent="atlas", ts=at(50)),
     Cost(id="c2", amount=Decimal("0.10"), category="ai", model="claude-sonnet-4", agent="atlas", ts=at(40)),
     Cost(id="c3", amount=Decimal("7.5"), category="infrastructure", agent="borealis", ts=at(30)),
-    Cost(id="c4", amount=Decimal("2.0001"), category="ai", model="claude-opus-4", agent="borealis", ts=at(20)),
-    Invoice(id="i1", total=Decimal("120.00"), paid=Decimal("120.00"), status="paid", agent="atlas", ts=at(10)),
+    Cost(id="c4", amount=Decimal("2.0001"), category="ai", model="claude-opus-4", agent="borealis",
+         ts=at(20)),
+    Invoice(id="i1", total=Decimal("120.00"), paid=Decimal("120.00"), status="paid", agent="atlas",
+            ts=at(10)),
 ]
 
 
@@ -82,10 +85,24 @@ def figure(doc: dict[str, Any], path: str) -> Decimal:
     return Decimal(doc[head][rest] if rest else doc[head])
 
 
+def page_position(context: Any, base: str) -> str:
+    """The position a closed page saved in its context's localStorage ("epoch:seq")."""
+    probe = context.new_page()
+    probe.route("**/*", lambda route: route.fulfill(body="<!doctype html><title>probe</title>",
+                                                      content_type="text/html"))
+    probe.goto(base)  # same origin, a blank page: the dashboard does not run and overwrite it
+    raw = probe.evaluate("() => localStorage.getItem('northstard.last')")
+    probe.close()
+    assert raw, "the page saved no position"
+    saved = json.loads(raw)
+    return f"{saved['epoch']}:{saved['seq']}"
+
+
 def open_live(page: Any, base: str) -> None:
     page.goto(base)
     wait_transport(page, "ws")
-    page.wait_for_function("() => /\\d/.test(document.querySelector('[data-testid=costs-total]').textContent)")
+    page.wait_for_function("() => /\\d/.test(document.querySelector('[data-testid=costs-total]')"
+                           ".textContent)")
 
 
 def drilled_sum(page: Any) -> Decimal:
@@ -94,7 +111,8 @@ def drilled_sum(page: Any) -> Decimal:
     while more.is_visible():
         count = page.get_by_test_id("record").count()
         more.click()
-        page.wait_for_function("(n) => document.querySelectorAll('[data-testid=record]').length > n", arg=count)
+        page.wait_for_function("(n) => document.querySelectorAll('[data-testid=record]').length > n",
+                               arg=count)
     page.get_by_test_id("records-sum").wait_for()
     return exact(page.get_by_test_id("records-sum").text_content())
 
@@ -108,18 +126,23 @@ def test_routes_and_exact_amounts(start_daemon: Any, new_page: Any) -> None:
       const r = window.northstard.routes;
       const { statementRange } = await import('/static/views.js');
       const hrefs = ['#/records?kind=cost&model=claude-opus-4&figure=costs.by_model.claude-opus-4',
-                     '#/explain?from=abc%3A3&to=abc%3A9', '#/statement?period=week&from=2026-11-02&to=2026-12-07'];
+                     '#/explain?from=abc%3A3&to=abc%3A9',
+                     '#/statement?period=week&from=2026-11-02&to=2026-12-07'];
+      const again = (h) => { const p = r.parseRoute(h); return r.routeHref(p.view, p.params); };
       return {
-        parsed: hrefs.map((h) => r.parseRoute(h)), printed: hrefs.map((h) => { const p = r.parseRoute(h); return r.routeHref(p.view, p.params); }),
+        parsed: hrefs.map((h) => r.parseRoute(h)), printed: hrefs.map(again),
         live: ['', '#main', '#/', '#/nope?x=1'].map((h) => r.parseRoute(h).view),
-        agent: r.figureFilters('agents.atlas.costs'), model: r.figureHref('costs.by_model.a.b', { from: '2026-12-03T10:00:00.000Z' }),
-        month: statementRange('month', Date.UTC(2026, 11, 3)), week: statementRange('week', Date.UTC(2026, 11, 3)),
+        agent: r.figureFilters('agents.atlas.costs'),
+        model: r.figureHref('costs.by_model.a.b', { from: '2026-12-03T10:00:00.000Z' }),
+        month: statementRange('month', Date.UTC(2026, 11, 3)),
+        week: statementRange('week', Date.UTC(2026, 11, 3)),
       };
     }""")
     assert routes["parsed"][0] == {"view": "records", "params": {
         "kind": "cost", "model": "claude-opus-4", "figure": "costs.by_model.claude-opus-4"}}
     assert routes["parsed"][1]["params"] == {"from": "abc:3", "to": "abc:9"}
-    assert routes["printed"] == ["#/records?kind=cost&model=claude-opus-4&figure=costs.by_model.claude-opus-4",
+    assert routes["printed"] == ["#/records?kind=cost&model=claude-opus-4"
+                                 "&figure=costs.by_model.claude-opus-4",
                                  "#/explain?from=abc%3A3&to=abc%3A9",
                                  "#/statement?period=week&from=2026-11-02&to=2026-12-07"]
     assert routes["live"] == ["live"] * 4
@@ -169,7 +192,8 @@ def test_replaced_and_retracted_records_are_marked(start_daemon: Any, new_page: 
     doc = settled_doc(daemon.url, lambda d: Decimal(d["costs"]["total"]) == Decimal("3.4846"))
     page = new_page()
     page.goto(f"{daemon.url}/#/records?kind=cost&status=all&figure=costs.total")
-    assert drilled_sum(page) == Decimal(doc["costs"]["total"])  # replaced and retracted versions count nothing
+    # Replaced and retracted versions add nothing.
+    assert drilled_sum(page) == Decimal(doc["costs"]["total"])
     rows = page.get_by_test_id("record")
     statuses = [rows.nth(i).get_attribute("data-status") for i in range(rows.count())]
     assert statuses.count("retracted") == 1 and statuses.count("replaced") == 1, statuses
@@ -191,23 +215,25 @@ def test_what_moved_lists_the_explain_items_since_midnight_and_the_last_visit(
     expect(today.get_by_test_id("moved-item")).to_have_count(len(labels))
     shown = today.get_by_test_id("moved-item").all_text_contents()
     assert [text.startswith(label) for text, label in zip(shown, labels, strict=True)] == [True] * len(labels)
-    assert exact(today.locator(".moved-net .amt").text_content()) == Decimal(explained["difference"]["net_pnl"])
-    page.wait_for_function("() => localStorage.getItem('northstard.last')")
-    seen = page.evaluate("() => { const m = JSON.parse(localStorage.getItem('northstard.last')); return `${m.epoch}:${m.seq}`; }")
+    net = Decimal(explained["difference"]["net_pnl"])
+    assert exact(today.locator(".moved-net .amt").text_content()) == net
+    context = page.context
+    page.close()  # the page keeps the position it saw last (pagehide)
+    seen = page_position(context, daemon.url)
 
     # Back later: more has happened since; the panel explains from the position this browser last saw.
     push(daemon, [Cost(id="c9", amount=Decimal("300.00"), category="ai", model="claude-opus-4", agent="atlas",
                        ts=at(0))])
-    page.evaluate("() => window.dispatchEvent(new Event('pagehide'))")
     settled_doc(daemon.url, lambda d: Decimal(d["costs"]["total"]) == Decimal("310.8346"))
-    later = new_page(context=page.context)
-    page.close()
+    later = new_page(context=context)
     later.goto(daemon.url)
     visit = later.get_by_test_id("moved-visit")
     visit.get_by_test_id("moved-item").first.wait_for()
     since = httpx.get(f"{daemon.url}/api/pnl/explain", params={"from": seen, "limit": 5}).json()
+    assert since["from"]["position"] == seen
     assert visit.get_by_test_id("moved-item").first.text_content().startswith(since["items"][0]["label"])
     assert exact(visit.locator(".moved-net .amt").text_content()) == Decimal(since["difference"]["net_pnl"])
+    assert Decimal(since["difference"]["costs.total"]) == Decimal("300.00")  # c9, and nothing seen before
     # Each item opens the records behind it; "All contributors" the full explanation.
     visit.get_by_test_id("moved-item").first.get_by_role("link").click()
     later.wait_for_url("**#/records?*")
