@@ -347,7 +347,7 @@ function boot() {
   if (window.ResizeObserver) new ResizeObserver(() => scheduleRender()).observe(byId('main'));
   window.addEventListener('pagehide', saveNow);
   setInterval(movedDue, 15000);
-  startRouter({ onLive: () => scheduleRender() });
+  startRouter({ onLive: () => { scheduleRender(); movedDue(); } });
 }
 
 boot();
