@@ -13,6 +13,8 @@ built by numbered migrations tracked in ``PRAGMA user_version``.
     snapshots   a full document every N changes and at shutdown
     current     the last published document (one row)
     buckets     history buckets: (resolution, start_ms) -> OHLC JSON
+    rec_log     every version of every record, with the change that stored and ended it
+                (see record_log)
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from . import record_log
 from .buckets import RESOLUTIONS, Bucket
 from .errors import StoreError
 from .mergepatch import Doc
@@ -111,7 +114,9 @@ def _migration_2(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_run_migration_1, _migration_2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _run_migration_1, _migration_2, record_log.migration_3,
+]
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 from ..change import dumps
 from ..errors import RequestError
 from .context import WebContext
+from .drill import add_drill_routes
 from .fastsse import SseEdge
 from .fastws import WsEdge, WsSettings
 from .front import Edge, Front
@@ -73,6 +74,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
         return await send_from_directory(STATIC, name)
 
     add_rest_routes(app, ctx)
+    add_drill_routes(app, ctx)
     add_stream_routes(app, ctx)
 
     @app.errorhandler(RequestError)
