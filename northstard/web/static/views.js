@@ -295,7 +295,7 @@ export async function renderStatement(root, raw, signal) {
     el('tbody', {}, ...(rows.length ? rows.map((r) => el('tr', { 'data-testid': 'statement-row', 'data-start': r.start },
       th(`${r.start} – ${r.end}`, 'row'),
       ...cols.map(([k, t]) => el('td', { 'data-label': t, 'data-col': k },
-        r[k] === null || cell(r, k) === undefined ? el('span', { class: 'muted', text: 'n/a' }) : amount(cell(r, k), { tone: k === 'net' })))))) : [el('tr', {}, el('td', { class: 'empty', colSpan: cols.length + 1, text: 'No data in this range' }))])));
+        r[k] === null || cell(r, k) === undefined ? el('span', { class: 'muted', text: 'n/a' }) : amount(cell(r, k), { tone: k === 'net' }))))) : [el('tr', {}, el('td', { class: 'empty', colSpan: cols.length + 1, text: 'No data in this range' }))])));
   root.lastChild.replaceWith(el('p', { class: 'muted small', text: `Amounts in ${res.body.currency || 'USD'}; fees are already inside realized.` }), el('div', { class: 'table-wrap' }, table));
 }
 
