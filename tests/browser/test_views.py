@@ -107,13 +107,13 @@ def open_live(page: Any, base: str) -> None:
 
 def drilled_sum(page: Any) -> Decimal:
     """Load every page of the records view; the sum it shows of the figure's contributions."""
+    page.get_by_test_id("records-sum").wait_for()  # the first page is in
     more = page.get_by_test_id("records-more")
     while more.is_visible():
         count = page.get_by_test_id("record").count()
         more.click()
         page.wait_for_function("(n) => document.querySelectorAll('[data-testid=record]').length > n",
                                arg=count)
-    page.get_by_test_id("records-sum").wait_for()
     return exact(page.get_by_test_id("records-sum").text_content())
 
 
