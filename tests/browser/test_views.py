@@ -157,7 +157,9 @@ def test_routes_and_exact_amounts(start_daemon: Any, new_page: Any) -> None:
     assert dict(zip(cases, shown, strict=True)) == cases
 
 
-def test_each_figure_drills_down_to_records_that_add_up_to_it(start_daemon: Any, new_page: Any) -> None:
+def test_each_figure_drills_down_to_records_that_add_up_to_it(
+    start_daemon: Any, new_page: Any, output: Path
+) -> None:
     daemon = ledger_daemon(start_daemon)
     doc = settled_doc(daemon.url, lambda d: True)
     page = new_page()
@@ -172,11 +174,22 @@ def test_each_figure_drills_down_to_records_that_add_up_to_it(start_daemon: Any,
         link.click()
         page.wait_for_url(f"**#/records?*figure={path}*")
         assert drilled_sum(page) == figure(doc, path), path
-        shown = page.get_by_test_id("record-contribution")
-        assert shown.count() >= 1
+        rows = page.locator("[data-testid=record][data-status=current]")
+        cells = rows.locator("[data-testid=record-contribution] .amt").all_text_contents()
+        assert cells and sum(map(exact, cells)) == figure(doc, path), path  # each record's, added up here
         page.go_back()
         page.get_by_test_id("net-pnl").wait_for()
         assert urlparse(page.url).fragment in ("", "/")
+    # A chart bucket (a day of the daily table) opens the records of its time range.
+    page.get_by_text("Daily figures").click()
+    day = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    page.get_by_test_id("daily-table").get_by_role("link").first.click()
+    page.wait_for_url(f"**from_time={day:%Y-%m-%dT%H}%3A00%3A00.000Z"
+                      f"&to_time={day + timedelta(days=1):%Y-%m-%dT%H}%3A00%3A00.000Z&figure=net_pnl")
+    page.get_by_test_id("records-summary").get_by_test_id("records-sum").wait_for()
+    page.screenshot(path=output / "desktop-light-records.png", full_page=True)
+    page.go_back()
+
     # A shared URL opens the same view; pages of 2 follow next_cursor and still add up.
     other = new_page()
     other.goto(f"{daemon.url}/#/records?kind=cost&limit=2&figure=costs.total")
@@ -202,7 +215,7 @@ def test_replaced_and_retracted_records_are_marked(start_daemon: Any, new_page: 
 
 
 def test_what_moved_lists_the_explain_items_since_midnight_and_the_last_visit(
-    start_daemon: Any, new_page: Any
+    start_daemon: Any, new_page: Any, output: Path
 ) -> None:
     daemon = ledger_daemon(start_daemon)
     page = new_page()
@@ -231,6 +244,7 @@ def test_what_moved_lists_the_explain_items_since_midnight_and_the_last_visit(
     visit.get_by_test_id("moved-item").first.wait_for()
     since = httpx.get(f"{daemon.url}/api/pnl/explain", params={"from": seen, "limit": 5}).json()
     assert since["from"]["position"] == seen
+    later.screenshot(path=output / "desktop-light-what-moved.png")
     assert visit.get_by_test_id("moved-item").first.text_content().startswith(since["items"][0]["label"])
     assert exact(visit.locator(".moved-net .amt").text_content()) == Decimal(since["difference"]["net_pnl"])
     assert Decimal(since["difference"]["costs.total"]) == Decimal("300.00")  # c9, and nothing seen before
@@ -247,7 +261,7 @@ def test_what_moved_lists_the_explain_items_since_midnight_and_the_last_visit(
 
 
 def test_statement_page_shows_the_table_and_downloads_the_same_csv(
-    start_daemon: Any, new_page: Any, tmp_path: Path
+    start_daemon: Any, new_page: Any, output: Path
 ) -> None:
     daemon = ledger_daemon(start_daemon)
     page = new_page()
@@ -266,6 +280,7 @@ def test_statement_page_shows_the_table_and_downloads_the_same_csv(
     row = page.locator(f"[data-testid=statement-row][data-start='{last['start']}']")
     assert exact(row.locator("[data-col=net]").text_content()) == Decimal(last["net"])
     assert exact(row.locator("[data-col=costs_total]").text_content()) == Decimal(last["costs_total"])
+    page.screenshot(path=output / "desktop-light-statement.png", full_page=True)
     with page.expect_download() as info:
         page.get_by_test_id("statement-csv").click()
     downloaded = Path(info.value.path()).read_text()
