@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -99,3 +99,33 @@ async def test_bad_parameters_answer_400_naming_them_and_old_positions_410(tmp_p
         gone = await http.get("/api/pnl/explain", params={"from": "someoneelse:1"})
         assert gone.status_code == 410
         assert gone.json()["error"] == "position_gone" and gone.json()["message"]
+
+
+async def test_a_statement_equals_the_history_closes_in_json_and_csv(tmp_path: Path) -> None:
+    today = datetime.now(UTC).date()
+    days = {"period": "day", "from": today.isoformat(), "to": (today + timedelta(days=1)).isoformat()}
+    async with daemon_on(tmp_path) as daemon, httpx.AsyncClient(base_url=daemon.url) as http:
+        await push_and_wait(http, [opus(1, "1.25"), Cost(
+            id="c-9", amount=D("0.10"), category="infrastructure", ts=T), Invoice(
+            id="i-1", total=D("500"), paid=D("0"), status="open", ts=T)], "1.35")
+        current = (await http.get("/api/pnl/current")).json()["data"]
+        body = (await http.get("/api/pnl/statement", params=days)).json()
+        as_csv = await http.get("/api/pnl/statement", params=days, headers={"Accept": "text/csv"})
+        history = (await http.get("/api/pnl/history", params={"resolution": "1d"})).json()
+        months = (await http.get("/api/pnl/statement", params={
+            "period": "quarter", "from": "2026-11-15", "to": "2027-01-02"})).json()
+        refused = [await http.get("/api/pnl/statement", params={**days, **bad}) for bad in (
+            {"period": "year"}, {"from": "2026-12"}, {"to": "2001-01-01"}, {"format": "xls"})]
+    [row] = body["rows"]
+    assert row["net"] == current["net_pnl"] == history["buckets"][-1]["net"]["close"] == "498.65"
+    assert row["costs_by_category"] == {"ai": "1.25", "infrastructure": "0.10"}
+    assert row["revenue_invoiced"] == "500.00" and row["margin_pct"] == "99.73"
+    lines = as_csv.text.splitlines()
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert lines[0] == ("start,end,trading_realized,trading_unrealized,trading_fees,revenue_invoiced,"
+                        "revenue_collected,costs_total,costs_ai,costs_infrastructure,net,margin_pct")
+    assert lines[1].split(",")[7:] == ["1.35", "1.25", "0.10", "498.65", "99.73"]
+    assert [(r["start"], r["end"]) for r in months["rows"]] == [
+        ("2026-10-01", "2027-01-01"), ("2027-01-01", "2027-04-01")]
+    assert [r.status_code for r in refused] == [400] * 4
+    assert [r.json()["detail"].split(":")[0] for r in refused] == ["period", "from", "to", "format"]

@@ -13,6 +13,23 @@ __all__ = ["drill_paths", "drill_schemas"]
 _LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000}
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 200}
 _NAME = {"type": ["string", "null"]}
+_DAY = {"type": "string", "format": "date", "description": "YYYY-MM-DD (UTC days)"}
+
+
+def _statement(obj: Callable[..., dict[str, Any]], money_map: dict[str, Any]) -> dict[str, Any]:
+    money = money_map["additionalProperties"]
+    day = {"type": "string", "format": "date"}
+    amounts = ("trading_realized", "trading_unrealized", "trading_fees", "revenue_invoiced",
+               "revenue_collected", "costs_total", "net")
+    row = obj({"start": day, "end": day, **dict.fromkeys(amounts, money),
+               "costs_by_category": money_map,
+               "margin_pct": {"anyOf": [money, {"type": "null"}],
+                              "description": "null while the period's revenue is not positive"}},
+              ("start", "end", *amounts, "costs_by_category", "margin_pct"))
+    return obj({"period": {"enum": ["day", "week", "month", "quarter"]},
+                "currency": {"type": "string"},
+                "rows": {"type": "array", "items": row, "maxItems": 366}},
+               ("period", "currency", "rows"))
 
 
 def drill_schemas(obj: Callable[..., dict[str, Any]], money_map: dict[str, Any],
@@ -42,6 +59,7 @@ def drill_schemas(obj: Callable[..., dict[str, Any]], money_map: dict[str, Any],
                                        ("source", "kind", "agent", "model", "ticker")},
                                       ("source", "kind", "agent", "model", "ticker"))},
                        ("from", "to", "difference", "items", "groups")),
+        "Statement": _statement(obj, money_map),
         "Gone": obj({"error": {"const": "position_gone"}, "detail": {"type": "string"},
                      "message": {"type": "string"}}, ("error", "detail", "message")),
     }
@@ -73,5 +91,17 @@ def drill_paths(get: Callable[..., Any], json: Callable[..., Any], ref: Callable
              "410": json("a position no longer held (position_gone)", ref("Gone"))},
             [query("from", position), query("to", position), query("from_time", instant),
              query("to_time", instant), query("limit", _LIMIT)],
+        ),
+        "/api/pnl/statement": get(
+            "One row per period (day, week, month, quarter) from the stored documents; "
+            "format=csv or Accept: text/csv for a spreadsheet",
+            {"200": {"description": "the statement",
+                     "content": {"application/json": {"schema": ref("Statement")},
+                                 "text/csv": {"schema": {"type": "string"}}}},
+             "400": error,
+             "410": json("a boundary older than the stored changes (position_gone)", ref("Gone"))},
+            [{**query("from", _DAY), "required": True}, {**query("to", _DAY), "required": True},
+             query("period", {"enum": ["day", "week", "month", "quarter"]}),
+             query("format", {"enum": ["json", "csv"]})],
         ),
     }
