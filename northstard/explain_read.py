@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 
 from .contributions import Figures, add_into, figures, formatted, subtract
@@ -28,8 +29,9 @@ from .mergepatch import Doc, apply_patch
 from .record_log import log_from, version_at
 from .record_pages import revenue_basis
 from .records import Position, Price, record_from_json
+from .statement import boundaries, row
 
-__all__ = ["MAX_KEYS", "database_epoch", "doc_at", "explain", "position_at_ms"]
+__all__ = ["MAX_KEYS", "database_epoch", "doc_at", "explain", "position_at_ms", "statement"]
 
 MAX_KEYS = 50_000
 MAX_DELTAS = 10_000  # deltas replayed to rebuild one document, whatever snapshot_every says
@@ -181,3 +183,25 @@ def _add_unexplained(items: list[Item], difference: Figures) -> None:
     if rest:
         items.append(Item("", "unexplained", "", "not in the record log", rest))
 
+
+
+def statement(conn: sqlite3.Connection, period: str, start: date, end: date) -> dict[str, Any]:
+    """One row per period, from the documents at the boundaries (see ``statement``).
+
+    Reads one document per boundary (``MAX_ROWS`` + 1 at most, each rebuilt from
+    its snapshot and at most ``snapshot_every`` deltas); Gone when a boundary is
+    older than the stored changes.
+    """
+    try:
+        days = boundaries(period, start, end)
+    except ValueError as exc:
+        raise RequestError("bad_parameter", str(exc)) from None
+    basis = revenue_basis(conn)
+    at = [figures(doc_at(conn, position_at_ms(conn, _ms(day) - 1))) for day in days]
+    rows = [row(days[i], days[i + 1], at[i], at[i + 1], basis) for i in range(len(days) - 1)]
+    currency = _current(conn)[1].get("currency", "USD")
+    return {"period": period, "currency": currency, "rows": rows}
+
+
+def _ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp() * 1000)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Mapping
 from contextlib import closing
+from datetime import date
 from typing import Any, TypeVar
 
 import trio
@@ -17,9 +18,10 @@ from quart import Quart, Response, jsonify, request
 
 from ..change import dumps
 from ..errors import RequestError
-from ..explain_read import database_epoch, explain, position_at_ms
+from ..explain_read import database_epoch, explain, position_at_ms, statement
 from ..hub import Position, parse_position
 from ..record_pages import MAX_LIMIT, RecordQuery, decode_cursor, encode_cursor, read_page
+from ..statement import PERIODS, csv_text
 from ..store import RECORD_KINDS, open_reader
 from .context import WebContext
 from .params import parse_instant
@@ -119,7 +121,46 @@ def _gone(exc: RequestError) -> Response:
     return Response(dumps(body), status=exc.status, mimetype="application/json")
 
 
+def _day(args: Mapping[str, str], name: str) -> date:
+    text = args.get(name)
+    if text is None:
+        raise RequestError("bad_parameter", f"{name}: required (YYYY-MM-DD)")
+    try:
+        if len(text) != len("YYYY-MM-DD"):
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise RequestError("bad_parameter", f"{name}: expected YYYY-MM-DD") from None
+
+
+def statement_request(args: Mapping[str, str], accept: str) -> tuple[str, date, date, bool]:
+    """(period, from, to, as CSV) of a statement request (400 naming a bad parameter)."""
+    period = args.get("period", "month")
+    if period not in PERIODS:
+        raise RequestError("bad_parameter", f"period: one of {', '.join(PERIODS)}")
+    fmt = args.get("format")
+    if fmt not in (None, "json", "csv"):
+        raise RequestError("bad_parameter", "format: json or csv")
+    as_csv = fmt == "csv" or (fmt is None and "text/csv" in accept)
+    return period, _day(args, "from"), _day(args, "to"), as_csv
+
+
 def add_drill_routes(app: Quart, ctx: WebContext) -> None:
+    @app.route("/api/pnl/statement")
+    async def statement_route() -> Response:
+        period, start, end, as_csv = statement_request(request.args, request.headers.get("Accept", ""))
+        try:
+            body = await read_db(ctx, lambda conn: statement(conn, period, start, end))
+        except RequestError as exc:
+            if exc.status == 410:
+                return _gone(exc)
+            raise
+        if as_csv:
+            name = f"statement-{period}-{start}-{end}.csv"
+            return Response(csv_text(body["rows"]), mimetype="text/csv",
+                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return jsonify(body)
+
     @app.route("/api/pnl/explain")
     async def explain_route() -> Response:
         read = explain_request(request.args)
