@@ -268,14 +268,14 @@ def test_statement_page_shows_the_table_and_downloads_the_same_csv(
     open_live(page, daemon.url)
     page.get_by_test_id("nav-statement").click()
     page.wait_for_url("**#/statement?period=month&from=*&to=*")  # the URL names the range shown
-    page.get_by_role("combobox", name="Period").select_option("day")
+    page.get_by_role("combobox", name="Period").select_option("day")  # the last 30 days by default
     page.get_by_role("button", name="Show").click()
     page.wait_for_url("**#/statement?period=day&*")
     page.get_by_test_id("statement-row").first.wait_for()
     query = dict(p.split("=") for p in urlparse(page.url).fragment.split("?", 1)[1].split("&"))
     body = httpx.get(f"{daemon.url}/api/pnl/statement", params=query).json()
     rows = page.get_by_test_id("statement-row")
-    assert rows.count() == len(body["rows"])
+    assert rows.count() == len(body["rows"]) == 30
     last = body["rows"][-1]
     row = page.locator(f"[data-testid=statement-row][data-start='{last['start']}']")
     assert exact(row.locator("[data-col=net]").text_content()) == Decimal(last["net"])

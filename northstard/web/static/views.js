@@ -266,6 +266,12 @@ function statementForm(params) {
     el('label', { class: 'field' }, el('span', { text: 'From (UTC date)' }), el('input', { name: 'from', type: 'date', value: params.from })),
     el('label', { class: 'field' }, el('span', { text: 'To (UTC date, excluded)' }), el('input', { name: 'to', type: 'date', value: params.to })),
     el('button', { type: 'submit', class: 'btn', text: 'Show' }));
+  // A new period comes with its own default range (a year of days would be 365 rows).
+  form.elements.period.addEventListener('change', () => {
+    const range = statementRange(form.elements.period.value, Date.now());
+    form.elements.from.value = range.from;
+    form.elements.to.value = range.to;
+  });
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     location.hash = routeHref('statement', { period: form.elements.period.value, from: form.elements.from.value, to: form.elements.to.value });
@@ -288,14 +294,14 @@ export async function renderStatement(root, raw, signal) {
   const rows = Array.isArray(res.body.rows) ? res.body.rows : [];
   const cats = [...new Set(rows.flatMap((r) => Object.keys(r.costs_by_category || {})))].sort();
   const cols = [...STATEMENT_COLUMNS, ...cats.map((c) => [`cat:${c}`, `Costs · ${c}`]), ['net', 'Net'], ['margin_pct', 'Margin %']];
-  const cell = (r, key) => (key.startsWith('cat:') ? (r.costs_by_category || {})[key.slice(4)] ?? '0' : r[key]);
+  const cell = (r, key) => (key.startsWith('cat:') ? (r.costs_by_category || {})[key.slice(4)] : r[key]);
   const table = el('table', { class: 'num-table', 'data-testid': 'statement' },
     el('caption', { class: 'sr-only', text: `Statement by ${params.period}, ${res.body.currency || 'USD'}` }),
-    el('thead', {}, el('tr', {}, th('Period (UTC)'), ...cols.map(([, t]) => th(t)))),
+    el('thead', {}, el('tr', {}, th(params.period === 'day' ? 'Day (UTC)' : 'Period (UTC, end excluded)'), ...cols.map(([, t]) => th(t)))),
     el('tbody', {}, ...(rows.length ? rows.map((r) => el('tr', { 'data-testid': 'statement-row', 'data-start': r.start },
-      th(`${r.start} – ${r.end}`, 'row'),
+      th(params.period === 'day' ? r.start : `${r.start} – ${r.end}`, 'row'),
       ...cols.map(([k, t]) => el('td', { 'data-label': t, 'data-col': k },
-        r[k] === null || cell(r, k) === undefined ? el('span', { class: 'muted', text: 'n/a' }) : amount(cell(r, k), { tone: k === 'net' }))))) : [el('tr', {}, el('td', { class: 'empty', colSpan: cols.length + 1, text: 'No data in this range' }))])));
+        cell(r, k) === null || cell(r, k) === undefined ? el('span', { class: 'muted', text: k === 'margin_pct' ? 'n/a' : '—' }) : amount(cell(r, k), { tone: k === 'net' }))))) : [el('tr', {}, el('td', { class: 'empty', colSpan: cols.length + 1, text: 'No data in this range' }))])));
   root.lastChild.replaceWith(el('p', { class: 'muted small', text: `Amounts in ${res.body.currency || 'USD'}; fees are already inside realized.` }), el('div', { class: 'table-wrap' }, table));
 }
 
