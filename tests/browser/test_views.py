@@ -310,3 +310,19 @@ def test_keyboard_alone_reaches_a_drilldown_and_escape_comes_back(start_daemon: 
     page.keyboard.press("Escape")
     page.get_by_test_id("net-pnl").wait_for()
     assert page.evaluate("() => document.activeElement.dataset.figure") == target  # focus back where it was
+
+
+def test_a_last_visit_the_daemon_no_longer_holds_is_said_so(start_daemon: Any, new_page: Any) -> None:
+    daemon = ledger_daemon(start_daemon)
+    page = new_page()
+    saved = {"type": "snapshot", "epoch": "0123456789abcd", "seq": 3, "ts": 1_700_000_000_000,
+             "data": {"net_pnl": "1.00", "currency": "USD"}}
+    page.context.add_init_script(f"localStorage.setItem('northstard.last', {json.dumps(json.dumps(saved))})")
+    with page.expect_response(lambda r: "/api/pnl/explain?from=0123456789abcd" in r.url) as info:
+        page.goto(daemon.url)
+    assert info.value.status == 410 and info.value.json()["error"] == "position_gone"
+    visit = page.get_by_test_id("moved-visit")
+    expect(visit).to_have_attribute("data-state", "gone")
+    expect(visit.locator(".moved-net")).to_have_text(
+        "Your last visit is older than the history the daemon holds.")
+    expect(page.get_by_test_id("moved-today")).to_have_attribute("data-state", "ok")  # the rest still answers
