@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import trio
 
@@ -27,7 +28,7 @@ LEDGER = {"ledger": {"plugin": "scripted"}}
 
 @asynccontextmanager
 async def daemon_on(tmp_path: Path, sources: Mapping[str, Any] = LEDGER) -> AsyncIterator[Daemon]:
-    config = build_config(tmp_path, sources)
+    config = build_config(tmp_path, sources, grpc={"port": 0, "shutdown_grace_s": 1.0})
     async with trio.open_nursery() as nursery:
         daemon: Daemon = await nursery.start(
             lambda task_status: run_daemon(config, plugins_for_tests(), handle_signals=False,
@@ -164,3 +165,43 @@ async def test_export_reads_the_database_while_the_daemon_runs(tmp_path: Path) -
     assert nothing.stdout.decode().splitlines() == [rows[0]]
     assert by_day.returncode == 0 and by_day.stdout.decode() == api.text
     assert bad.returncode == 2 and b"--from" in bad.stderr
+
+
+async def test_grpc_explain_gives_the_rest_answer(tmp_path: Path) -> None:
+    from google.protobuf import json_format
+
+    from northstard._proto.northstar.v1 import pnl_pb2 as pb
+    from northstard.grpc_edge.client import open_channel
+
+    from grpc_helpers import on_asyncio, until_serving
+
+    async with daemon_on(tmp_path) as daemon, httpx.AsyncClient(base_url=daemon.url) as http:
+        start = await push_and_wait(http, [opus(1, "1.25")], "1.25")
+        await push_and_wait(http, [opus(2, "300.00"), opus(3, "0.01")], "301.26")
+        rest = (await http.get("/api/pnl/explain", params={"from": start, "limit": 1})).json()
+        epoch, seq = start.split(":")
+
+        async def call(request: pb.ExplainRequest) -> Any:
+            async with open_channel(daemon.grpc_address or "") as channel:
+                await until_serving(channel)
+                explain = channel.unary_unary(
+                    "/northstar.v1.PnlStream/Explain",
+                    request_serializer=pb.ExplainRequest.SerializeToString,
+                    response_deserializer=pb.ExplainResponse.FromString)
+                try:
+                    return await explain(request)
+                except grpc.aio.AioRpcError as exc:
+                    return exc.code(), exc.details()
+
+        answer = await on_asyncio(call, pb.ExplainRequest(
+            from_position=pb.StreamPosition(epoch=epoch, seq=int(seq)), limit=1))
+        gone = await on_asyncio(call, pb.ExplainRequest(
+            from_position=pb.StreamPosition(epoch="other", seq=1)))
+        missing = await on_asyncio(call, pb.ExplainRequest())
+    assert dict(answer.difference) == rest["difference"]
+    assert [json_format.MessageToDict(i, preserving_proto_field_name=True) for i in answer.items] == [
+        {k: v for k, v in item.items() if v not in (None, "")} for item in rest["items"]]
+    assert [i.kind for i in answer.items] == ["cost", "other"]
+    assert dict(answer.groups["agent"].values["atlas"].amounts) == rest["groups"]["agent"]["atlas"]
+    assert gone[0] == grpc.StatusCode.OUT_OF_RANGE and gone[1].startswith("position_gone")
+    assert missing[0] == grpc.StatusCode.INVALID_ARGUMENT and "from_position" in missing[1]
