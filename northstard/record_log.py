@@ -55,8 +55,11 @@ def migration_3(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX rec_log_ended ON rec_log (ended_seq) WHERE ended_seq IS NOT NULL")
     row = conn.execute("SELECT seq FROM current WHERE id = 1").fetchone()
     start = row[0] if row is not None else 0
-    if start:  # an existing database: the log covers what comes after it (absent: 0)
+    if start:  # an existing database: the log covers what comes after it (absent: 0), and
+        # explain needs the document there: kept as a snapshot row (retention applies to it)
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('log_from', ?)", (str(start),))
+        conn.execute("INSERT OR IGNORE INTO snapshots (epoch, seq, ts_ms, doc)"
+                     " SELECT epoch, seq, ts_ms, doc FROM current WHERE id = 1")
     from .store import RECORD_KINDS  # the store imports this module for its migrations
 
     n = 0

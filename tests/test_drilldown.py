@@ -13,13 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_pnl import SOURCED, feed
-from test_recovery import STEP, Desk, cost
+from test_recovery import STEP, Desk, _schema_1_database, cost
 
 from northstard.contributions import Figures, add_into, figure_contributions, figures
 from northstard.errors import RequestError
 from northstard.explain_read import database_epoch, doc_at, explain
 from northstard.hub import Position as At
 from northstard.pnl import Book
+from northstard.record_log import log_from
 from northstard.record_pages import SCAN_BUDGET, RecordQuery, query_plan, read_page
 from northstard.records import Invoice, Position, Price, Record
 from northstard.store import open_reader
@@ -202,3 +203,34 @@ def test_a_position_before_the_log_or_another_epoch_is_gone(tmp_path: Path) -> N
             assert ahead.value.status == 400
     finally:
         desk.close()
+
+
+def test_an_old_database_gets_its_records_into_the_log_and_explains_from_then_on(
+    tmp_path: Path,
+) -> None:
+    records: list[tuple[str, Record]] = [
+        ("stripe", cost(1, agent="a")),
+        ("kalshi", Position(id="open", ticker="T", count=D(2), cost_basis=D("1.00"))),
+        ("kalshi", Price(id="T", yes_bid=D("0.6"))),
+    ]
+    reference = Book()
+    for source, record in records:
+        reference.add_source(source, source, 60.0)
+        reference.ingest(source, [record])
+    db = tmp_path / "old.db"
+    _schema_1_database(db, records, reference.document(T0))  # at position old:7
+    desk = Desk(db)
+    try:
+        desk.reading("kalshi", [Price(id="T", yes_bid=D("0.7"))])
+        with closing(open_reader(db)) as conn:
+            copied = list(all_pages(conn, RecordQuery()))
+            assert log_from(conn) == 7
+            with pytest.raises(RequestError) as caught:
+                explain(conn, At("old", 6), None, limit=10)
+            answer = explain(conn, At("old", 7), None, limit=10)
+    finally:
+        desk.close()
+    assert caught.value.status == 410 and "starts at position 7" in caught.value.detail
+    assert sorted(r["id"] for r in copied) == ["T", "c-1", "open"]
+    assert same(summed([r["contributions"] for r in copied]), figures(desk.state.doc or {}))
+    assert [i["label"] for i in answer["items"]] == ["T bid 0.60 → 0.70: unrealized +0.20"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -9,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import trio
 
@@ -25,7 +28,7 @@ LEDGER = {"ledger": {"plugin": "scripted"}}
 
 @asynccontextmanager
 async def daemon_on(tmp_path: Path, sources: Mapping[str, Any] = LEDGER) -> AsyncIterator[Daemon]:
-    config = build_config(tmp_path, sources)
+    config = build_config(tmp_path, sources, grpc={"port": 0, "shutdown_grace_s": 1.0})
     async with trio.open_nursery() as nursery:
         daemon: Daemon = await nursery.start(
             lambda task_status: run_daemon(config, plugins_for_tests(), handle_signals=False,
@@ -129,3 +132,76 @@ async def test_a_statement_equals_the_history_closes_in_json_and_csv(tmp_path: P
         ("2026-10-01", "2027-01-01"), ("2027-01-01", "2027-04-01")]
     assert [r.status_code for r in refused] == [400] * 4
     assert [r.json()["detail"].split(":")[0] for r in refused] == ["period", "from", "to", "format"]
+
+
+async def export(*argv: str) -> trio.CompletedProcess[bytes]:
+    return await trio.run_process([sys.executable, "-m", "northstard", "export", *argv],
+                                  capture_stdout=True, capture_stderr=True, check=False)
+
+
+async def test_export_reads_the_database_while_the_daemon_runs(tmp_path: Path) -> None:
+    db = str(tmp_path / "northstard.db")
+    today = datetime.now(UTC).date()
+    days = ["--from", today.isoformat(), "--to", (today + timedelta(days=1)).isoformat()]
+    async with daemon_on(tmp_path) as daemon, httpx.AsyncClient(base_url=daemon.url) as http:
+        await push_and_wait(http, [opus(1, "1.25"), opus(2, "2.50")], "3.75")
+        await push_and_wait(http, [opus(2, "3.00")], "4.25")  # c-2 replaced
+        as_csv = await export("--db", db, "--from", "2026-12-03", "--to", "2026-12-04")
+        as_jsonl = await export("--db", db, "--from", "2026-12-03T00:00:00Z", "--to", "2026-12-04",
+                                "--format", "jsonl", "--kind", "cost", "--status", "all")
+        nothing = await export("--db", db, "--from", "2026-12-04", "--to", "2026-12-05")
+        by_day = await export("--db", db, "--statement", "day", *days)
+        api = await http.get("/api/pnl/statement", params={
+            "period": "day", "from": days[1], "to": days[3], "format": "csv"})
+        bad = await export("--db", db, "--from", "soon", "--to", "2026-12-04")
+        assert daemon.supervisor.healthy()  # the daemon went on beside the reader
+    assert as_csv.returncode == 0, as_csv.stderr
+    rows = as_csv.stdout.decode().splitlines()
+    assert rows[0] == "source,kind,id,time,status,net_pnl,fields,contributions"
+    assert [r.split(",")[2] + " " + r.split(",")[5] for r in rows[1:]] == ["c-1 -1.25", "c-2 -3.00"]
+    lines = [json.loads(line) for line in as_jsonl.stdout.decode().splitlines()]
+    assert [(r["id"], r["status"]) for r in lines] == [
+        ("c-1", "current"), ("c-2", "replaced"), ("c-2", "current")]
+    assert nothing.stdout.decode().splitlines() == [rows[0]]
+    assert by_day.returncode == 0 and by_day.stdout.decode() == api.text
+    assert bad.returncode == 2 and b"--from" in bad.stderr
+
+
+async def test_grpc_explain_gives_the_rest_answer(tmp_path: Path) -> None:
+    from google.protobuf import json_format
+
+    from northstard._proto.northstar.v1 import pnl_pb2 as pb
+    from northstard.grpc_edge.client import open_channel
+
+    from grpc_helpers import on_asyncio, until_serving
+
+    async with daemon_on(tmp_path) as daemon, httpx.AsyncClient(base_url=daemon.url) as http:
+        start = await push_and_wait(http, [opus(1, "1.25")], "1.25")
+        await push_and_wait(http, [opus(2, "300.00"), opus(3, "0.01")], "301.26")
+        rest = (await http.get("/api/pnl/explain", params={"from": start, "limit": 1})).json()
+        epoch, seq = start.split(":")
+
+        async def call(request: pb.ExplainRequest) -> Any:
+            async with open_channel(daemon.grpc_address or "") as channel:
+                await until_serving(channel)
+                explain = channel.unary_unary(
+                    "/northstar.v1.PnlStream/Explain",
+                    request_serializer=pb.ExplainRequest.SerializeToString,
+                    response_deserializer=pb.ExplainResponse.FromString)
+                try:
+                    return await explain(request)
+                except grpc.aio.AioRpcError as exc:
+                    return exc.code(), exc.details()
+
+        answer = await on_asyncio(call, pb.ExplainRequest(
+            from_position=pb.StreamPosition(epoch=epoch, seq=int(seq)), limit=1))
+        gone = await on_asyncio(call, pb.ExplainRequest(
+            from_position=pb.StreamPosition(epoch="other", seq=1)))
+        missing = await on_asyncio(call, pb.ExplainRequest())
+    assert dict(answer.difference) == rest["difference"]
+    assert [json_format.MessageToDict(i, preserving_proto_field_name=True) for i in answer.items] == [
+        {k: v for k, v in item.items() if v not in (None, "")} for item in rest["items"]]
+    assert [i.kind for i in answer.items] == ["cost", "other"]
+    assert dict(answer.groups["agent"].values["atlas"].amounts) == rest["groups"]["agent"]["atlas"]
+    assert gone[0] == grpc.StatusCode.OUT_OF_RANGE and gone[1].startswith("position_gone")
+    assert missing[0] == grpc.StatusCode.INVALID_ARGUMENT and "from_position" in missing[1]

@@ -15,7 +15,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "northstard"
 PURE_CORE = ("pnl", "mergepatch", "money", "records", "buckets", "breaker", "tokenbucket",
-             "patchring", "change", "fieldcheck", "wsframes", "hosts", "times", "web.limits")
+             "patchring", "change", "fieldcheck", "wsframes", "hosts", "times", "web.limits",
+             "contributions", "explain", "statement")
 ALLOWED_INSIDE = {f"northstard.{name}" for name in PURE_CORE} | {"northstard.errors"}
 IO_MODULES = {"trio", "asyncio", "anyio", "sqlite3", "httpx", "quart", "quart_trio", "hypercorn",
               "grpc", "socket", "ssl", "select", "selectors", "threading", "subprocess", "os",
