@@ -230,6 +230,8 @@ def test_what_moved_lists_the_explain_items_since_midnight_and_the_last_visit(
     assert [text.startswith(label) for text, label in zip(shown, labels, strict=True)] == [True] * len(labels)
     net = Decimal(explained["difference"]["net_pnl"])
     assert exact(today.locator(".moved-net .amt").text_content()) == net
+    status = page.get_by_role("status").filter(has_text="Since 00:00 UTC: Net")  # what a screen reader hears
+    expect(status).to_have_attribute("aria-live", "polite")
     context = page.context
     page.close()  # the page keeps the position it saw last (pagehide)
     seen = page_position(context, daemon.url)

@@ -80,8 +80,12 @@ export async function refreshMoved(force = false) {
       jobs.push(load(document.querySelector('[data-testid="moved-visit"]'), `from=${encodeURIComponent(panel.lastSeen.position)}`, 'Your last visit'));
     }
     await Promise.all(jobs);
+    document.getElementById('moved-updated').textContent = `Updated ${localTime(Date.now())}`;
+    // Announced only when a net change differs from the last announcement (not every refresh).
+    const said = [...document.querySelectorAll('.moved-block:not([hidden])')]
+      .map((b) => `${b.querySelector('h3').textContent}: ${b.querySelector('.moved-net').textContent}`).join('; ');
     const status = document.getElementById('moved-status');
-    status.textContent = `Updated ${localTime(Date.now())}`;
+    if (status.textContent !== said) status.textContent = said;
   } finally {
     panel.busy = false;
   }
