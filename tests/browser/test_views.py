@@ -328,3 +328,30 @@ def test_a_last_visit_the_daemon_no_longer_holds_is_said_so(start_daemon: Any, n
     expect(visit.locator(".moved-net")).to_have_text(
         "Your last visit is older than the history the daemon holds.")
     expect(page.get_by_test_id("moved-today")).to_have_attribute("data-state", "ok")  # the rest still answers
+
+
+def test_chart_buckets_are_one_tab_stop_with_arrows(start_daemon: Any, new_page: Any) -> None:
+    daemon = ledger_daemon(start_daemon)
+    page = new_page()
+    open_live(page, daemon.url)
+    page.wait_for_function("() => document.querySelector('#spark a.chart-link[tabindex=\"0\"]')")
+    stops = page.locator("#spark a.chart-link[tabindex='0']")
+    assert stops.count() == 1  # however many buckets, one Tab stop
+    page.locator("body").focus()
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.matches('#spark a.chart-link')"):
+            break
+    newest = page.evaluate("() => document.activeElement.dataset.t")
+    assert newest == page.locator("#spark a.chart-link").last.get_attribute("data-t")
+    page.keyboard.press("Home")
+    oldest = page.evaluate("() => document.activeElement.dataset.t")
+    assert oldest == page.locator("#spark a.chart-link").first.get_attribute("data-t")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**#/records?from_time=*&to_time=*&figure=net_pnl")
+    params = dict(p.split("=", 1) for p in urlparse(page.url).fragment.split("?", 1)[1].split("&"))
+    start, end = (datetime.fromisoformat(params[k].replace("%3A", ":").replace("Z", "+00:00"))
+                  for k in ("from_time", "to_time"))
+    assert end - start == timedelta(minutes=1)  # one 1h-range bucket
+    assert int(start.timestamp() * 1000) == int(oldest)
+    page.get_by_test_id("records-sum").wait_for()

@@ -11,6 +11,7 @@ import {
 import {
   ago, cmpDec, decSum, fmtExact, fmtMoney, fmtPct, hourMinute, localTime, parseDec, roundDec, setCurrency, signOf,
 } from './format.js';
+import { settleChartKeys, wireChartKeys } from './chartkeys.js';
 import { initMoved, refreshMoved } from './moved.js';
 import { currentRoute, startRouter } from './nav.js';
 import {
@@ -273,6 +274,8 @@ function renderAll() {
   renderDoc();
   drawHistory();
   drawTrend(state.doc);
+  settleChartKeys(byId('spark'));
+  settleChartKeys(byId('trend'));
   renderBadge();
 }
 
@@ -325,6 +328,8 @@ function boot() {
   for (const a of document.querySelectorAll('a[data-figure]')) a.href = figureHref(a.dataset.figure);
   byId('tz').textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local';
   wireRangePicker();
+  wireChartKeys(byId('spark'));
+  wireChartKeys(byId('trend'));
   const saved = readPref('range', '1h');
   pickRange(RANGES[saved] ? saved : '1h');
   if (loadSaved() && state.ts) pushLive(state.ts, state.doc.net_pnl);

@@ -34,7 +34,7 @@ function svgEl(tag, attrs, text) {
 const iso = (ms) => new Date(ms).toISOString();
 const bucketHref = (t, span) => figureHref('net_pnl', { from: iso(t), to: iso(t + span) });
 function svgLink(t, span, label, ...children) {
-  const a = svgEl('a', { href: bucketHref(t, span), class: 'chart-link', 'aria-label': label });
+  const a = svgEl('a', { href: bucketHref(t, span), class: 'chart-link', 'aria-label': label, 'data-t': t, tabindex: -1 });
   a.append(svgEl('title', {}, label), ...children);
   return a;
 }
@@ -146,14 +146,13 @@ export function drawHistory() {
     svg.append(svgEl('path', { d: `${path(seg)}L${last[0].toFixed(1)},${base}L${first[0].toFixed(1)},${base}Z`, class: 'spark-area' }));
     svg.append(svgEl('path', { d: path(seg), class: 'spark-line' }));
   }
-  // Each bucket opens its records (pointer; the daily table's links serve the keyboard).
+  // Each bucket opens its records (keyboard: one Tab stop, arrows move along; app.js wires it).
   const slotW = (bucket / span) * (w - 5);
   for (const p of hist.points) {
     const x = X(p.t);
     if (x + slotW < 0) continue;
     const hit = svgLink(p.t, bucket, `Records from ${hourMinute(p.t)}, net ${fmtMoney(p.close)}`,
       svgEl('rect', { x: x.toFixed(1), y: 0, width: Math.max(1, slotW).toFixed(1), height: h, class: 'spark-hit' }));
-    hit.setAttribute('tabindex', '-1');
     svg.append(hit);
   }
   const end = segments[segments.length - 1].slice(-1)[0];
@@ -267,7 +266,6 @@ export function drawTrend(doc) {
     if (cx < 0) continue;
     const g = svgLink(v.t, DAY, `Records of ${utcDay(v.t)} (UTC)`);
     g.setAttribute('class', 'trend-day');
-    g.setAttribute('tabindex', '-1');
     g.firstChild.textContent = `${utcDay(v.t)} (UTC): revenue ${fmtMoney(v.r.revenue)}, costs ${fmtMoney(v.r.costs)}, trading ${fmtMoney(v.r.trading, { plus: true })}, net ${fmtMoney(v.r.net, { plus: true })}`;
     const bar = (value, x, cls) => svgEl('rect', {
       x: x.toFixed(1), width: barW.toFixed(1), class: cls,
