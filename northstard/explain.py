@@ -102,9 +102,8 @@ def explain_items(
     for change in changes:
         if change.kind == "price" or (change.before is None and change.after is None):
             continue  # a price's effect is the price item of its market
-        start = _start_price(change, prices)
-        new = _contribution(change.after, start, basis)
-        old = _contribution(change.before, start, basis)
+        new = _contribution(change.after, _start_price(change.source, change.after, prices), basis)
+        old = _contribution(change.before, _start_price(change.source, change.before, prices), basis)
         figures = subtract(new, old)
         record = change.after or change.before
         assert record is not None
@@ -124,12 +123,12 @@ def explain_items(
     return items
 
 
-def _start_price(change: KeyChange, prices: Mapping[Market, tuple[Price | None, Price | None]]
-                 ) -> Price | None:
-    record = change.after or change.before
+def _start_price(source: str, record: Record | None,
+                 prices: Mapping[Market, tuple[Price | None, Price | None]]) -> Price | None:
+    """The start price of a position's own market (a position may move to another ticker)."""
     if not isinstance(record, Position):
         return None
-    return prices.get((change.source, record.ticker), (None, None))[0]
+    return prices.get((source, record.ticker), (None, None))[0]
 
 
 def _contribution(record: Record | None, price: Price | None, basis: RevenueBasis) -> Figures:

@@ -136,9 +136,9 @@ def _items_between(conn: sqlite3.Connection, ends: Ends) -> list[Item]:
     moved = {(c.source, c.id) for c in changes if c.kind == "price"}
     markets = set(moved)
     for change in changes:
-        record = change.after or change.before
-        if isinstance(record, Position):
-            markets.add((change.source, record.ticker))
+        for record in (change.before, change.after):
+            if isinstance(record, Position):
+                markets.add((change.source, record.ticker))
     prices = {m: (_price(conn, *m, ends.start), _price(conn, *m, ends.end)) for m in sorted(markets)}
     positions = {m: _market_positions(conn, *m, ends.end) for m in sorted(moved)}
     return explain_items(changes, positions, prices, revenue_basis(conn))

@@ -129,6 +129,25 @@ def test_a_price_move_is_an_item_of_its_own(tmp_path: Path) -> None:
     assert answer["difference"]["net_pnl"] == "0.36"
 
 
+def test_a_position_moving_to_another_market_is_counted_at_each_markets_price(tmp_path: Path) -> None:
+    desk = Desk(tmp_path / "n.db")
+    try:
+        desk.reading("kalshi", [Price(id="T1", yes_bid=D("0.50")), Price(id="T2", yes_bid=D("0.90")),
+                                Position(id="a", ticker="T1", count=D(2), cost_basis=D("0.40"))])
+        start = desk.state.seq
+        before = desk.state.doc
+        desk.reading("kalshi", [Position(id="a", ticker="T2", count=D(2), cost_basis=D("0.40"))])
+        with closing(open_reader(desk.db)) as conn:
+            answer = explain(conn, At(database_epoch(conn), start), None, limit=10)
+        after = desk.state.doc
+    finally:
+        desk.close()
+    assert before is not None and after is not None
+    [item] = answer["items"]
+    assert item["contributions"]["trading.unrealized"] == "0.80"  # 2 x 0.90 - 2 x 0.50
+    assert same(summed([item["contributions"]]), _diff(figures(after), figures(before)))
+
+
 def test_replaced_and_retracted_versions_stay_visible(tmp_path: Path) -> None:
     desk = Desk(tmp_path / "n.db")
     try:
