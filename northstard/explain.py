@@ -24,7 +24,7 @@ from typing import Any
 
 from .contributions import Figures, add_into, figure_contributions, formatted, subtract
 from .money import ZERO, format_money
-from .pnl import RevenueBasis, exact
+from .pnl import UNATTRIBUTED, RevenueBasis, exact
 from .records import Cost, Position, Price, Record
 
 __all__ = ["GROUPS", "Item", "KeyChange", "explain_items", "grouped", "limited", "rendered"]
@@ -109,7 +109,7 @@ def explain_items(
         assert record is not None
         items.append(Item(change.source, change.kind, change.id,
                           _describe(change, figures.get("net_pnl", ZERO)), figures,
-                          agent=record.agent, model=getattr(record, "model", None),
+                          agent=record.agent or UNATTRIBUTED, model=getattr(record, "model", None),
                           ticker=getattr(record, "ticker", None)))
     for (source, ticker), held in sorted(positions.items()):
         before, after = prices.get((source, ticker), (None, None))

@@ -28,7 +28,7 @@ from .hub import Position as StreamPosition
 from .mergepatch import Doc, apply_patch
 from .record_log import log_from, version_at
 from .record_pages import revenue_basis
-from .records import Position, Price, record_from_json
+from .records import Position, Price, Record, record_from_json
 from .statement import boundaries, row
 
 __all__ = ["MAX_KEYS", "database_epoch", "doc_at", "explain", "position_at_ms", "statement"]
@@ -96,15 +96,28 @@ def _check_held(conn: sqlite3.Connection, name: str, position: StreamPosition) -
         raise Gone(f"{name}: the record log starts at position {start}")
 
 
-def _changed_keys(conn: sqlite3.Connection, start: int, end: int) -> list[tuple[str, str, str]]:
-    rows = conn.execute(
-        "SELECT source, kind, id FROM rec_log WHERE seq > ?1 AND seq <= ?2 UNION"
-        " SELECT source, kind, id FROM rec_log WHERE ended_seq > ?1 AND ended_seq <= ?2"
-        " LIMIT ?3", (start, end, MAX_KEYS + 1)).fetchall()
-    if len(rows) > MAX_KEYS:
-        raise RequestError("range_too_large",
-                           f"from: more than {MAX_KEYS} records changed in the range; ask a shorter one")
-    return sorted(rows)
+def _changes(conn: sqlite3.Connection, start: int, end: int) -> list[KeyChange]:
+    """Every key whose record changed in (start, end], with its versions at both ends.
+
+    Two range reads, no lookup per key: a version current at ``end`` and stored
+    after ``start`` is a key's end version; a version current at ``start`` and
+    ended by ``end`` is its start version (a key changes only by a new version
+    or a retraction, both of which end the version before).
+    """
+    after = conn.execute(
+        "SELECT source, kind, id, body FROM rec_log WHERE seq > ? AND seq <= ?"
+        " AND (ended_seq IS NULL OR ended_seq > ?) LIMIT ?", (start, end, end, MAX_KEYS + 1))
+    before = conn.execute(
+        "SELECT source, kind, id, body FROM rec_log WHERE ended_seq > ? AND ended_seq <= ?"
+        " AND seq <= ? LIMIT ?", (start, end, start, MAX_KEYS + 1))
+    ends: dict[tuple[str, str, str], list[Record | None]] = {}
+    for side, rows in ((1, after), (0, before)):
+        for source, kind, record_id, body in rows:
+            ends.setdefault((source, kind, record_id), [None, None])[side] = record_from_json(body)
+            if len(ends) > MAX_KEYS:
+                raise RequestError("range_too_large", f"from: more than {MAX_KEYS} records changed "
+                                   "in the range; ask a shorter one")
+    return [KeyChange(*key, old, new) for key, (old, new) in sorted(ends.items())]
 
 
 def _market_positions(conn: sqlite3.Connection, source: str, ticker: str, seq: int) -> list[Position]:
@@ -130,9 +143,7 @@ class Ends:
 
 
 def _items_between(conn: sqlite3.Connection, ends: Ends) -> list[Item]:
-    keys = _changed_keys(conn, ends.start, ends.end)
-    changes = [KeyChange(*key, version_at(conn, key, ends.start), version_at(conn, key, ends.end))
-               for key in keys]
+    changes = _changes(conn, ends.start, ends.end)
     moved = {(c.source, c.id) for c in changes if c.kind == "price"}
     markets = set(moved)
     for change in changes:

@@ -10,7 +10,8 @@ same transaction as the records (``write_change``).
 
 Columns for the records API's filters and order: ``time_ms`` (the record's
 own time: its ``ts``, or when it was stored for positions and prices, which
-have none), ``agent``, ``model`` (costs), ``ticker`` (trading records; a
+have none), ``agent`` ("unattributed" when the record names none, as the
+document's agents do), ``model`` (costs), ``ticker`` (trading records; a
 price's id). One index per lead filter, each ending in the page order
 ``(time_ms, source, kind, id, seq)``, so a page is one index range read.
 
@@ -31,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from .change import Change
+from .pnl import UNATTRIBUTED
 from .records import Cost, Record, Retract, record_from_json, record_to_json
 
 __all__ = ["LEADS", "log_from", "migration_3", "record_columns", "write_change"]
@@ -83,7 +85,7 @@ def record_columns(record: Record, stored_ms: int) -> tuple[int, str | None, str
     time_ms = int(moment.timestamp() * 1000) if moment is not None else stored_ms
     model = record.model if isinstance(record, Cost) else None
     ticker = getattr(record, "ticker", None) or (record.id if record.kind == "price" else None)
-    return time_ms, record.agent, model, ticker
+    return time_ms, record.agent or UNATTRIBUTED, model, ticker
 
 
 def _row(seq: int, n: int, source: str, record: Record, stored_ms: int) -> tuple[Any, ...]:

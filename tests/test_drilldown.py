@@ -157,6 +157,7 @@ def test_replaced_and_retracted_versions_stay_visible(tmp_path: Path) -> None:
         with closing(open_reader(desk.db)) as conn:
             every = list(all_pages(conn, RecordQuery(status="all")))
             current = list(all_pages(conn, RecordQuery(agent="atlas")))
+            nobody = list(all_pages(conn, RecordQuery(agent="unattributed", status="all")))
     finally:
         desk.close()
     by_status = {(r["id"], r["status"]): r for r in every}
@@ -164,6 +165,7 @@ def test_replaced_and_retracted_versions_stay_visible(tmp_path: Path) -> None:
     assert by_status["c-1", "replaced"]["changes"][1]["action"] == "replaced"
     assert by_status["c-2", "retracted"]["contributions"] == {}
     assert [r["fields"]["amount"] for r in current] == ["3.00"]
+    assert [r["id"] for r in nobody] == ["c-2"]  # the document's "unattributed" agent
     assert current[0]["contributions"]["costs.by_model.claude-haiku-4"] == "3.00"
     assert current[0]["contributions"]["agents.atlas.net"] == "-3.00"
 

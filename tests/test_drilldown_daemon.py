@@ -205,3 +205,34 @@ async def test_grpc_explain_gives_the_rest_answer(tmp_path: Path) -> None:
     assert dict(answer.groups["agent"].values["atlas"].amounts) == rest["groups"]["agent"]["atlas"]
     assert gone[0] == grpc.StatusCode.OUT_OF_RANGE and gone[1].startswith("position_gone")
     assert missing[0] == grpc.StatusCode.INVALID_ARGUMENT and "from_position" in missing[1]
+
+
+async def test_explain_of_the_demo_business_sums_exactly_and_shows_price_moves(tmp_path: Path) -> None:
+    from conftest import DEMO_FAST
+
+    async with daemon_on(tmp_path, DEMO_FAST) as daemon, httpx.AsyncClient(base_url=daemon.url) as http:
+        current = (await http.get("/api/pnl/current")).json()
+        with trio.fail_after(30):
+            while True:  # long-polls until a market price has moved since position 5
+                await http.get("/api/pnl/changes", params={
+                    "since": f"{current['epoch']}:{current['seq']}", "wait": 5})
+                current = (await http.get("/api/pnl/current")).json()
+                if current["seq"] <= 5:
+                    continue
+                start, end = f"{current['epoch']}:5", f"{current['epoch']}:{current['seq']}"
+                answer = (await http.get("/api/pnl/explain", params={"from": start, "to": end,
+                                                                     "limit": 1000})).json()
+                if "price" in {item["kind"] for item in answer["items"]}:
+                    break
+        first = (await http.get("/api/pnl/explain", params={"from": f"{current['epoch']}:0",
+                                                            "to": end, "limit": 5})).json()
+    for body in (answer, first):
+        total: dict[str, Decimal] = {}
+        for item in body["items"]:
+            for path, amount in item["contributions"].items():
+                total[path] = total.get(path, D(0)) + D(amount)
+        assert {p: a for p, a in total.items() if a} == {
+            p: D(a) for p, a in body["difference"].items()}
+        assert "unexplained" not in {item["kind"] for item in body["items"]}
+    assert first["difference"]["net_pnl"] == current["data"]["net_pnl"]  # from the empty document
+    assert len(first["items"]) == 6 and first["items"][-1]["kind"] == "other"
