@@ -32,11 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from history import build, stored_records
 
+from northstard.actors.hub import Position
 from northstard.errors import RequestError
-from northstard.explain_read import database_epoch, explain, position_at_ms, statement
-from northstard.hub import Position
-from northstard.record_pages import RecordQuery, read_page
-from northstard.store import open_reader
+from northstard.store.explain_read import database_epoch, explain, position_at_ms, statement
+from northstard.store.record_pages import RecordQuery, read_page
+from northstard.store.sqlite import open_reader
 
 
 def timed(db: Path, read: Callable[[Any], Any], repeat: int) -> tuple[float, Any]:

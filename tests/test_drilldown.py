@@ -15,15 +15,15 @@ from hypothesis import strategies as st
 from test_pnl import SOURCED, feed
 from test_recovery import STEP, Desk, _schema_1_database, cost
 
-from northstard.contributions import Figures, add_into, figure_contributions, figures
+from northstard.actors.hub import Position as At
+from northstard.core.contributions import Figures, add_into, figure_contributions, figures
+from northstard.core.pnl import Book
+from northstard.core.records import Invoice, Position, Price, Record
 from northstard.errors import RequestError
-from northstard.explain_read import database_epoch, doc_at, explain
-from northstard.hub import Position as At
-from northstard.pnl import Book
-from northstard.record_log import log_from
-from northstard.record_pages import SCAN_BUDGET, RecordQuery, query_plan, read_page
-from northstard.records import Invoice, Position, Price, Record
-from northstard.store import open_reader
+from northstard.store.explain_read import database_epoch, doc_at, explain
+from northstard.store.record_log import log_from
+from northstard.store.record_pages import SCAN_BUDGET, RecordQuery, query_plan, read_page
+from northstard.store.sqlite import open_reader
 
 from unit_helpers import T0
 

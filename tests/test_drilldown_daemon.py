@@ -15,8 +15,8 @@ import grpc
 import httpx
 import trio
 
+from northstard.core.records import Cost, Invoice, Record
 from northstard.daemon import Daemon, run_daemon
-from northstard.records import Cost, Invoice, Record
 
 from conftest import build_config, plugins_for_tests
 from scripted import FEEDS
@@ -171,7 +171,7 @@ async def test_grpc_explain_gives_the_rest_answer(tmp_path: Path) -> None:
     from google.protobuf import json_format
 
     from northstard._proto.northstar.v1 import pnl_pb2 as pb
-    from northstard.grpc_edge.client import open_channel
+    from northstard.edges.grpc.client import open_channel
 
     from grpc_helpers import on_asyncio, until_serving
 

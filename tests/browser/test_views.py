@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from northstard.records import Cost, Invoice, Retract
+from northstard.core.records import Cost, Invoice, Retract
 
 from .pages import wait_transport
 
