@@ -111,7 +111,7 @@ def test_open_writer_builds_the_schema(db: Path) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    expected = {"meta", "deltas", "snapshots", "current", "buckets", "totals"} | {
+    expected = {"meta", "deltas", "snapshots", "current", "buckets", "totals", "rec_log"} | {
         f"rec_{k}" for k in RECORD_KINDS
     }
     assert tables == expected

@@ -24,6 +24,7 @@ import trio
 from northstard.core.buckets import BucketSet, components
 from northstard.core.change import Change
 from northstard.core.records import Position, Retract, record_to_json
+from northstard.store import record_log
 from northstard.store.sqlite import open_writer, path_text
 
 __all__ = ["WriterSettings", "WriterState", "run_writer", "write_batch"]
@@ -105,7 +106,7 @@ def write_batch(
 ) -> None:
     """One transaction: the batch's records (one executemany per kind), the cold aggregates
     its changes carry (the last value of each path), its deltas, due snapshots, the current
-    document and the buckets it touched."""
+    document, the buckets it touched and the record log (``record_log``)."""
     now_ms = int(time.time() * 1000)
     touched = {}
     rows: dict[str, list[Row]] = {}
@@ -114,6 +115,7 @@ def write_batch(
     with conn:
         for change in batch:
             _add_records(conn, change, now_ms, rows)
+            record_log.write_change(conn, change, now_ms)
             totals.update(change.totals)
             deltas.append((change.epoch, change.seq, change.prev, change.ts_ms, change.patch_json))
             if change.seq % settings.snapshot_every == 0:

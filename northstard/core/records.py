@@ -22,6 +22,7 @@ from northstard.core.money import check_bounds, format_money, parse_money, withi
 from northstard.errors import SchemaDriftError
 
 __all__ = [
+    "RECORD_KINDS",
     "Balance",
     "Cost",
     "Fill",
@@ -245,6 +246,7 @@ KINDS: dict[str, type[_Base]] = {
     cls.kind: cls
     for cls in (Position, Price, Fill, Settlement, Balance, Invoice, Refund, RevenueTotal, Cost, Retract)
 }
+RECORD_KINDS = tuple(k for k in KINDS if k != "retract")  # the kinds the store keeps (one table each)
 
 
 @dataclass(frozen=True)

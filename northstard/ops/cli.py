@@ -30,6 +30,7 @@ from northstard.actors.supervisor import SupervisorGaveUp
 from northstard.config import Config, load_config, redacted
 from northstard.daemon import Daemon, run_daemon
 from northstard.errors import ConfigError, ListenError, PluginError, StoreError, leaf
+from northstard.ops.export import add_export_arguments, run_export
 from northstard.ops.logs import configure_logging
 from northstard.ops.tail import add_arguments as add_tail_arguments
 from northstard.plugins import Plugins, make_plugins
@@ -72,6 +73,10 @@ def _parser() -> argparse.ArgumentParser:
     restore.add_argument("path", type=Path, help="the backup file")
     for command in (backup, restore):
         _config_argument(command)
+    export = commands.add_parser("export", help="write records or a statement from the database "
+                                 "(read-only: runs beside the daemon)")
+    add_export_arguments(export)
+    _config_argument(export)
     tail = commands.add_parser("tail", help="print the live net P&L and each change (a client)")
     add_tail_arguments(tail)
     token = commands.add_parser("token", help="API tokens for [auth]")
@@ -127,11 +132,15 @@ def main(argv: list[str] | None = None) -> int:
         return tail(args)
     if args.command == "token":
         return _new_token(args.name)
+    if args.command == "export" and args.db is not None:  # no config needed
+        return run_export(args, args.db)
     try:
         config, plugins = _load(args)
     except (ConfigError, PluginError) as exc:
         print(f"northstard: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.command == "export":
+        return run_export(args, config.db_path)
     if args.command in ("backup", "restore"):
         return _backup_or_restore(args.command, args.path, config.db_path)
     log_section = config.sections["log"]

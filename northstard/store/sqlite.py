@@ -13,6 +13,8 @@ built by numbered migrations tracked in ``PRAGMA user_version``.
     snapshots   a full document every N changes and at shutdown
     current     the last published document (one row)
     buckets     history buckets: (resolution, start_ms) -> OHLC JSON
+    rec_log     every version of every record, with the change that stored and ended it
+                (see record_log)
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from northstard.core.buckets import RESOLUTIONS, Bucket
 from northstard.core.mergepatch import Doc
 from northstard.core.money import ZERO
 from northstard.core.pnl import contribution, exact, is_hot
-from northstard.core.records import KINDS, Position, Price, Record, record_from_json
+from northstard.core.records import RECORD_KINDS, Position, Price, Record, record_from_json
 from northstard.errors import StoreError
+from northstard.store import record_log
 
 __all__ = [
     "RECORD_KINDS",
@@ -49,7 +52,6 @@ __all__ = [
     "read_deltas",
 ]
 
-RECORD_KINDS = tuple(k for k in KINDS if k != "retract")
 
 
 def _migration_1() -> list[str]:
@@ -111,7 +113,9 @@ def _migration_2(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_run_migration_1, _migration_2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _run_migration_1, _migration_2, record_log.migration_3,
+]
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

@@ -75,6 +75,10 @@ class DaemonThread:
             self.url = self._daemon.url
             ready.set()
 
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run async ``fn(*args)`` in the daemon's trio run (e.g. push a scripted source's reading)."""
+        return trio.from_thread.run(fn, *args, trio_token=self._token)
+
     def stop(self, timeout: float = 20) -> None:
         if self._thread is None:
             return

@@ -18,10 +18,14 @@ from northstard.actors.hub import Hub
 from northstard.actors.source import SourceStats
 from northstard.config import SourceSection
 from northstard.core.buckets import history_range
+from northstard.core.position import Position
 from northstard.edges.grpc.convert import ms_from_timestamp, timestamp_from_iso, timestamp_from_ms
+from northstard.errors import RequestError
+from northstard.store.explain_read import database_epoch, explain, position_at_ms
 from northstard.store.sqlite import open_reader, read_buckets
 
-__all__ = ["history_response", "read_history", "request_range", "source_entries", "sources_response"]
+__all__ = ["explain_response", "history_response", "read_explain", "read_history", "request_range",
+           "source_entries", "sources_response"]
 
 SERIES = ("net", "trading", "revenue", "costs")
 
@@ -87,4 +91,43 @@ def sources_response(entries: list[dict[str, Any]]) -> pb.ListSourcesResponse:
         source = response.sources.add(**fields)
         if "as_of" in entry:
             source.as_of.CopyFrom(timestamp_from_iso(entry["as_of"]))
+    return response
+
+
+def _end(conn: Any, position: pb.StreamPosition | None, ms: int | None, epoch: str) -> Position | None:
+    if position is not None:
+        return Position(position.epoch, position.seq)
+    return None if ms is None else Position(epoch, position_at_ms(conn, ms))
+
+
+def read_explain(db_path: Path, request: pb.ExplainRequest) -> dict[str, Any]:
+    """Blocking: the explain answer /api/pnl/explain gives (RequestError as REST raises it)."""
+    def ms(name: str) -> int | None:
+        return ms_from_timestamp(getattr(request, name)) if request.HasField(name) else None
+
+    with closing(open_reader(db_path)) as conn:
+        epoch = database_epoch(conn)
+        first = _end(conn, request.from_position if request.HasField("from_position") else None,
+                     ms("from_time"), epoch)
+        if first is None:
+            raise RequestError("bad_parameter", "from_position: give it or from_time")
+        last = _end(conn, request.to_position if request.HasField("to_position") else None,
+                    ms("to_time"), epoch)
+        return explain(conn, first, last, min(request.limit, 1000) or 100)
+
+
+def explain_response(body: dict[str, Any]) -> pb.ExplainResponse:
+    response = pb.ExplainResponse(
+        from_end=pb.ExplainEnd(position=body["from"]["position"], as_of=body["from"]["as_of"] or ""),
+        to_end=pb.ExplainEnd(position=body["to"]["position"], as_of=body["to"]["as_of"] or ""),
+        difference=body["difference"],
+    )
+    for item in body["items"]:
+        named = {k: item[k] for k in ("agent", "model", "ticker") if item[k] is not None}
+        response.items.add(source=item["source"], kind=item["kind"], id=item["id"],
+                           label=item["label"], contributions=item["contributions"], **named)
+    for name, values in body["groups"].items():
+        group = response.groups[name]
+        for value, sums in values.items():
+            group.values[value].amounts.update(sums)
     return response

@@ -23,8 +23,16 @@ import grpc.aio
 
 from northstard._proto.northstar.v1 import pnl_pb2 as pb
 from northstard.actors.hub import RESUME_BUDGET, RING_MAX_BYTES, Position, ResumeBudget
-from northstard.edges.grpc.queries import history_response, read_history, request_range, sources_response
+from northstard.edges.grpc.queries import (
+    explain_response,
+    history_response,
+    read_explain,
+    read_history,
+    request_range,
+    sources_response,
+)
 from northstard.edges.grpc.ring import EventRing, Published
+from northstard.errors import RequestError
 from northstard.policy.auth import bearer, digest
 from northstard.policy.limits import Limits, LimitSettings, RateLimiter
 
@@ -196,6 +204,14 @@ class PnlStream:
     ) -> pb.ListSourcesResponse:
         return sources_response(await self.backend.sources())
 
+    async def explain(self, request: pb.ExplainRequest, context: Context) -> pb.ExplainResponse:
+        try:
+            body = await asyncio.to_thread(read_explain, self.backend.db_path, request)
+        except RequestError as exc:
+            code = grpc.StatusCode.OUT_OF_RANGE if exc.status == 410 else grpc.StatusCode.INVALID_ARGUMENT
+            await context.abort(code, f"{exc.error}: {exc.detail}")
+        return explain_response(body)
+
 
 def method_handlers(service: PnlStream) -> grpc.GenericRpcHandler:
     """The service's handlers; Subscribe and GetCurrent send pre-encoded bytes as they are."""
@@ -212,6 +228,11 @@ def method_handlers(service: PnlStream) -> grpc.GenericRpcHandler:
             service.get_history,
             request_deserializer=pb.GetHistoryRequest.FromString,
             response_serializer=pb.GetHistoryResponse.SerializeToString,
+        ),
+        "Explain": grpc.unary_unary_rpc_method_handler(
+            service.explain,
+            request_deserializer=pb.ExplainRequest.FromString,
+            response_serializer=pb.ExplainResponse.SerializeToString,
         ),
         "ListSources": grpc.unary_unary_rpc_method_handler(
             service.list_sources,

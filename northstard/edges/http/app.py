@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 
 from northstard.core.change import dumps
 from northstard.edges.http.context import WebContext
+from northstard.edges.http.drill import add_drill_routes
 from northstard.edges.http.guard import add_cors, add_guard
 from northstard.edges.http.login import add_login_routes
 from northstard.edges.http.rest import add_rest_routes
@@ -62,6 +63,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
         return await send_from_directory(STATIC, name)
 
     add_rest_routes(app, ctx)
+    add_drill_routes(app, ctx)
     add_stream_routes(app, ctx)
 
     @app.errorhandler(RequestError)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from northstard.edges.http.openapi_drill import drill_paths, drill_schemas
+
 __all__ = ["openapi_spec"]
 
 def _ref(name: str) -> dict[str, str]:
@@ -189,6 +191,8 @@ _SCHEMAS: dict[str, Any] = {
     }, ("status", "epoch", "seq", "uptime_s", "actors", "sources", "clients", "store", "backup", "grpc")),
 }
 
+_SCHEMAS.update(drill_schemas(_obj, _MONEY_MAP, _TIME))
+
 
 _OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -230,6 +234,7 @@ _OPENAPI: dict[str, Any] = {
              "400": _ERROR},
             [_SINCE, {"name": "Last-Event-ID", "in": "header", "schema": _POSITION}],
         ),
+        **drill_paths(_get, _json, _ref, _ERROR, _INSTANT, _POSITION),
         "/metrics": _get("Prometheus metrics",
                          {"200": {"description": "the Prometheus text format",
                                   "content": {"text/plain": {"schema": {"type": "string"}}}}}),

@@ -263,3 +263,106 @@ class ListSourcesResponse(_message.Message):
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     sources: _containers.RepeatedCompositeFieldContainer[Source]
     def __init__(self, sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ...) -> None: ...
+
+class ExplainRequest(_message.Message):
+    __slots__ = ("from_position", "to_position", "from_time", "to_time", "limit")
+    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    TO_POSITION_FIELD_NUMBER: _ClassVar[int]
+    FROM_TIME_FIELD_NUMBER: _ClassVar[int]
+    TO_TIME_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    from_position: StreamPosition
+    to_position: StreamPosition
+    from_time: _timestamp_pb2.Timestamp
+    to_time: _timestamp_pb2.Timestamp
+    limit: int
+    def __init__(self, from_position: _Optional[_Union[StreamPosition, _Mapping]] = ..., to_position: _Optional[_Union[StreamPosition, _Mapping]] = ..., from_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., to_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ExplainEnd(_message.Message):
+    __slots__ = ("position", "as_of")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    position: str
+    as_of: str
+    def __init__(self, position: _Optional[str] = ..., as_of: _Optional[str] = ...) -> None: ...
+
+class Figures(_message.Message):
+    __slots__ = ("amounts",)
+    class AmountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    AMOUNTS_FIELD_NUMBER: _ClassVar[int]
+    amounts: _containers.ScalarMap[str, str]
+    def __init__(self, amounts: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ExplainItem(_message.Message):
+    __slots__ = ("source", "kind", "id", "label", "agent", "model", "ticker", "contributions")
+    class ContributionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    AGENT_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    TICKER_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTIONS_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    kind: str
+    id: str
+    label: str
+    agent: str
+    model: str
+    ticker: str
+    contributions: _containers.ScalarMap[str, str]
+    def __init__(self, source: _Optional[str] = ..., kind: _Optional[str] = ..., id: _Optional[str] = ..., label: _Optional[str] = ..., agent: _Optional[str] = ..., model: _Optional[str] = ..., ticker: _Optional[str] = ..., contributions: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ExplainGroup(_message.Message):
+    __slots__ = ("values",)
+    class ValuesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: Figures
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[Figures, _Mapping]] = ...) -> None: ...
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    values: _containers.MessageMap[str, Figures]
+    def __init__(self, values: _Optional[_Mapping[str, Figures]] = ...) -> None: ...
+
+class ExplainResponse(_message.Message):
+    __slots__ = ("from_end", "to_end", "difference", "items", "groups")
+    class DifferenceEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class GroupsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: ExplainGroup
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[ExplainGroup, _Mapping]] = ...) -> None: ...
+    FROM_END_FIELD_NUMBER: _ClassVar[int]
+    TO_END_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    from_end: ExplainEnd
+    to_end: ExplainEnd
+    difference: _containers.ScalarMap[str, str]
+    items: _containers.RepeatedCompositeFieldContainer[ExplainItem]
+    groups: _containers.MessageMap[str, ExplainGroup]
+    def __init__(self, from_end: _Optional[_Union[ExplainEnd, _Mapping]] = ..., to_end: _Optional[_Union[ExplainEnd, _Mapping]] = ..., difference: _Optional[_Mapping[str, str]] = ..., items: _Optional[_Iterable[_Union[ExplainItem, _Mapping]]] = ..., groups: _Optional[_Mapping[str, ExplainGroup]] = ...) -> None: ...

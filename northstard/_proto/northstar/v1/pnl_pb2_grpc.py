@@ -55,6 +55,11 @@ class PnlStreamStub:
                 request_serializer=northstar_dot_v1_dot_pnl__pb2.ListSourcesRequest.SerializeToString,
                 response_deserializer=northstar_dot_v1_dot_pnl__pb2.ListSourcesResponse.FromString,
                 _registered_method=True)
+        self.Explain = channel.unary_unary(
+                '/northstar.v1.PnlStream/Explain',
+                request_serializer=northstar_dot_v1_dot_pnl__pb2.ExplainRequest.SerializeToString,
+                response_deserializer=northstar_dot_v1_dot_pnl__pb2.ExplainResponse.FromString,
+                _registered_method=True)
 
 
 class PnlStreamServicer:
@@ -92,6 +97,15 @@ class PnlStreamServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Explain(self, request, context):
+        """Why the P&L moved between two positions: the same answer as GET
+        /api/pnl/explain. OUT_OF_RANGE (message "position_gone: ...") for a position
+        no longer held, INVALID_ARGUMENT for a malformed request.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PnlStreamServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +128,11 @@ def add_PnlStreamServicer_to_server(servicer, server):
                     servicer.ListSources,
                     request_deserializer=northstar_dot_v1_dot_pnl__pb2.ListSourcesRequest.FromString,
                     response_serializer=northstar_dot_v1_dot_pnl__pb2.ListSourcesResponse.SerializeToString,
+            ),
+            'Explain': grpc.unary_unary_rpc_method_handler(
+                    servicer.Explain,
+                    request_deserializer=northstar_dot_v1_dot_pnl__pb2.ExplainRequest.FromString,
+                    response_serializer=northstar_dot_v1_dot_pnl__pb2.ExplainResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,6 +244,33 @@ class PnlStream:
             '/northstar.v1.PnlStream/ListSources',
             northstar_dot_v1_dot_pnl__pb2.ListSourcesRequest.SerializeToString,
             northstar_dot_v1_dot_pnl__pb2.ListSourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Explain(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/northstar.v1.PnlStream/Explain',
+            northstar_dot_v1_dot_pnl__pb2.ExplainRequest.SerializeToString,
+            northstar_dot_v1_dot_pnl__pb2.ExplainResponse.FromString,
             options,
             channel_credentials,
             insecure,

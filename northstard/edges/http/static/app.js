@@ -9,8 +9,14 @@ import {
   drawHistory, drawTrend, historyIsOld, loadHistory, loadTrend, pushLive, RANGES, setRange, trendIsOld,
 } from './chart.js';
 import {
-  ago, cmpDec, decSum, fmtMoney, fmtPct, hourMinute, localTime, parseDec, roundDec, setCurrency, signOf,
+  ago, cmpDec, decSum, fmtExact, fmtMoney, fmtPct, hourMinute, localTime, parseDec, roundDec, setCurrency, signOf,
 } from './format.js';
+import { settleChartKeys, wireChartKeys } from './chartkeys.js';
+import { initMoved, refreshMoved } from './moved.js';
+import { currentRoute, startRouter } from './nav.js';
+import {
+  figureFilters, figureHref, parseRoute, routeHref, utcMidnight,
+} from './routes.js';
 import { applied, loadSaved, mergePatch, onApply, position, readPref, saveNow, state, writePref } from './state.js';
 import { connect, LEVELS, retryAt, transitions } from './transport.js';
 
@@ -62,7 +68,16 @@ function emptyRow(body, columns, text) {
 
 // ---------- sections ----------
 
-function renderBars(id, map) {
+// A figure as a link to the records behind it (since the start of the data).
+function drillLink(path, cls, ...children) {
+  const a = el('a', `drill ${cls || ''}`.trim());
+  a.dataset.figure = path;
+  a.href = figureHref(path);
+  a.append(...children);
+  return a;
+}
+
+function renderBars(id, map, prefix) {
   const list = byId(id);
   const entries = Object.entries(map || {}).sort((a, b) => cmpDec(b[1], a[1]) || a[0].localeCompare(b[0]));
   if (!entries.length) { list.replaceChildren(el('li', 'empty', 'None')); return; }
@@ -74,7 +89,7 @@ function renderBars(id, map) {
     bar.style.width = `${Math.min(100, (Math.abs(Number(value)) / top) * 100).toFixed(1)}%`;
     const track = el('span', 'bar-track');
     track.append(bar);
-    li.append(el('span', 'bar-name', name), el('span', 'bar-value', fmtMoney(value)), track);
+    li.append(drillLink(`${prefix}.${name}`, 'bar-link', el('span', 'bar-name', name), el('span', 'bar-value', fmtMoney(value))), track);
     return li;
   }));
 }
@@ -90,7 +105,10 @@ function renderAgents(agents) {
     th.scope = 'row';
     tr.append(th);
     for (const key of ['trading', 'revenue', 'costs', 'net']) {
-      const td = el('td', key === 'net' ? `num strong ${toneClass(get(a, key))}` : 'num', fmtMoney(get(a, key)));
+      const td = el('td', key === 'net' ? `num strong ${toneClass(get(a, key))}` : 'num');
+      const link = drillLink(`agents.${name}.${key}`, null, fmtMoney(get(a, key)));
+      link.setAttribute('aria-label', `${name} ${key}: ${link.textContent}`);
+      td.append(link);
       td.dataset.testid = `agent-${name}-${key}`;
       td.dataset.label = key[0].toUpperCase() + key.slice(1);
       tr.append(td);
@@ -163,6 +181,7 @@ function renderChangeLabel(day) {
   const midnight = day ? Date.parse(`${day}T00:00:00Z`) : NaN;
   const local = Number.isFinite(midnight) && new Date(midnight).getTimezoneOffset() !== 0 ? ` (${hourMinute(midnight)} local)` : '';
   setText(byId('chg-mid-label'), `Since 00:00 UTC${local}`);
+  if (Number.isFinite(midnight)) byId('change-since-midnight').href = routeHref('explain', { from_time: utcMidnight(midnight) });
 }
 
 function renderDoc() {
@@ -186,8 +205,8 @@ function renderDoc() {
   setText(byTest('gross-margin'), gm === undefined ? 'n/a' : fmtPct(gm), gm === undefined ? 'zero' : toneClass(gm));
   setText(byId('gm-note'), gm === undefined ? 'Undefined until there is revenue'
     : `(revenue − costs) ÷ revenue${basis ? `, ${basis} basis` : ''}`);
-  renderBars('costs-by-category', get(d, 'costs', 'by_category'));
-  renderBars('costs-by-model', get(d, 'costs', 'by_model'));
+  renderBars('costs-by-category', get(d, 'costs', 'by_category'), 'costs.by_category');
+  renderBars('costs-by-model', get(d, 'costs', 'by_model'), 'costs.by_model');
   renderAgents(d.agents);
   renderSources(d.sources);
   renderStale(d.sources);
@@ -255,6 +274,8 @@ function renderAll() {
   renderDoc();
   drawHistory();
   drawTrend(state.doc);
+  settleChartKeys(byId('spark'));
+  settleChartKeys(byId('trend'));
   renderBadge();
 }
 
@@ -301,27 +322,37 @@ function wireRangePicker() {
 function boot() {
   window.northstard = {
     state, applied, transitions,
-    format: { fmtMoney, fmtPct, roundDec, parseDec, mergePatch, cmpDec, decSum },
+    format: { fmtMoney, fmtPct, fmtExact, roundDec, parseDec, mergePatch, cmpDec, decSum },
+    routes: { parseRoute, routeHref, figureFilters, figureHref },
   };
+  for (const a of document.querySelectorAll('a[data-figure]')) a.href = figureHref(a.dataset.figure);
   byId('tz').textContent = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local';
   wireRangePicker();
+  wireChartKeys(byId('spark'));
+  wireChartKeys(byId('trend'));
   const saved = readPref('range', '1h');
   pickRange(RANGES[saved] ? saved : '1h');
   if (loadSaved() && state.ts) pushLive(state.ts, state.doc.net_pnl);
+  // The position this browser saw last (an earlier visit): "What moved" explains from it.
+  initMoved(state.doc ? { position: position(), ts: state.ts } : null);
+  const movedDue = () => { if (currentRoute().view === 'live' && LEVELS.includes(state.transport)) refreshMoved(); };
   onApply((m) => {
     if (m.type === 'error') { showNotice(`Server: ${m.error || 'error'}${m.detail ? ' — ' + m.detail : ''}`); return; }
     if (state.doc) pushLive(state.ts, state.doc.net_pnl);
     if (m.type === 'snapshot') reloadIfOld();
     scheduleRender();
+    movedDue();
   });
   renderAll();
   reloadHistory();
   reloadTrend();
-  connect({ pinned: PINNED, stepUpMs: STEP_UP_MS, onChange: renderBadge, onLive: reloadIfOld });
+  connect({ pinned: PINNED, stepUpMs: STEP_UP_MS, onChange: () => { renderBadge(); movedDue(); }, onLive: reloadIfOld });
   setInterval(renderBadge, 1000);
   setInterval(() => { if (trendIsOld()) reloadTrend(); }, 60000);
   if (window.ResizeObserver) new ResizeObserver(() => scheduleRender()).observe(byId('main'));
   window.addEventListener('pagehide', saveNow);
+  setInterval(movedDue, 15000);
+  startRouter({ onLive: () => { scheduleRender(); movedDue(); } });
 }
 
 boot();

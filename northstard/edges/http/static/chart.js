@@ -5,6 +5,7 @@
 import {
   decSub, decSum, fmtMoney, hourMinute, localDay, parseDec, signOf, utcDay, utcWeekday,
 } from './format.js';
+import { figureHref } from './routes.js';
 import { getJson } from './transport.js';
 
 // Resolution per range: at most a few hundred buckets (the server caps a request at 5,000).
@@ -27,6 +28,15 @@ function svgEl(tag, attrs, text) {
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+// The records behind a chart bucket [t, t + span): a link, in SVG or HTML.
+const iso = (ms) => new Date(ms).toISOString();
+const bucketHref = (t, span) => figureHref('net_pnl', { from: iso(t), to: iso(t + span) });
+function svgLink(t, span, label, ...children) {
+  const a = svgEl('a', { href: bucketHref(t, span), class: 'chart-link', 'aria-label': label, 'data-t': t, tabindex: -1 });
+  a.append(svgEl('title', {}, label), ...children);
+  return a;
 }
 
 const bucketsOf = (body) => (Array.isArray(body && body.buckets) ? body.buckets : [])
@@ -136,6 +146,15 @@ export function drawHistory() {
     svg.append(svgEl('path', { d: `${path(seg)}L${last[0].toFixed(1)},${base}L${first[0].toFixed(1)},${base}Z`, class: 'spark-area' }));
     svg.append(svgEl('path', { d: path(seg), class: 'spark-line' }));
   }
+  // Each bucket opens its records (keyboard: one Tab stop, arrows move along; app.js wires it).
+  const slotW = (bucket / span) * (w - 5);
+  for (const p of hist.points) {
+    const x = X(p.t);
+    if (x + slotW < 0) continue;
+    const hit = svgLink(p.t, bucket, `Records from ${hourMinute(p.t)}, net ${fmtMoney(p.close)}`,
+      svgEl('rect', { x: x.toFixed(1), y: 0, width: Math.max(1, slotW).toFixed(1), height: h, class: 'spark-hit' }));
+    svg.append(hit);
+  }
   const end = segments[segments.length - 1].slice(-1)[0];
   svg.append(svgEl('circle', { cx: end[0].toFixed(1), cy: end[1].toFixed(1), r: 3.5, class: 'spark-dot' }));
   const change = decSub(pts[pts.length - 1].text, pts[0].text);
@@ -196,7 +215,8 @@ function trendTable(rows) {
   }
   body.replaceChildren(...rows.slice().reverse().map((r) => {
     const tr = document.createElement('tr');
-    const th = Object.assign(document.createElement('th'), { scope: 'row', textContent: utcWeekday(r.t) });
+    const th = Object.assign(document.createElement('th'), { scope: 'row' });
+    th.append(Object.assign(document.createElement('a'), { href: bucketHref(r.t, DAY), textContent: utcWeekday(r.t), className: 'drill' }));
     tr.append(th);
     for (const key of SERIES) {
       const td = document.createElement('td');
@@ -244,8 +264,9 @@ export function drawTrend(doc) {
   for (const v of vals) {
     const cx = ((v.t - first) / DAY + 0.5) * slot;
     if (cx < 0) continue;
-    const g = svgEl('g', { class: 'trend-day' });
-    g.append(svgEl('title', {}, `${utcDay(v.t)} (UTC): revenue ${fmtMoney(v.r.revenue)}, costs ${fmtMoney(v.r.costs)}, trading ${fmtMoney(v.r.trading, { plus: true })}, net ${fmtMoney(v.r.net, { plus: true })}`));
+    const g = svgLink(v.t, DAY, `Records of ${utcDay(v.t)} (UTC)`);
+    g.setAttribute('class', 'trend-day');
+    g.firstChild.textContent = `${utcDay(v.t)} (UTC): revenue ${fmtMoney(v.r.revenue)}, costs ${fmtMoney(v.r.costs)}, trading ${fmtMoney(v.r.trading, { plus: true })}, net ${fmtMoney(v.r.net, { plus: true })}`;
     const bar = (value, x, cls) => svgEl('rect', {
       x: x.toFixed(1), width: barW.toFixed(1), class: cls,
       y: Math.min(Y(value), zero).toFixed(1), height: Math.max(0.5, Math.abs(Y(value) - zero)).toFixed(1),

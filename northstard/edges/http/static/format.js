@@ -65,6 +65,14 @@ export function fmtMoney(value, opts = {}) {
   return `${sign}${sym}${group(r.int)}${r.frac ? '.' + r.frac : ''}`;
 }
 
+// The decimal string exactly as sent, with thousands separators only: "-1234.5678" -> "-1,234.5678".
+export function fmtExact(value, opts = {}) {
+  const d = parseDec(value);
+  if (!d || !/^[+-]?\d*(\.\d*)?$/.test(String(value).trim())) return typeof value === 'string' && value ? value : '—';
+  const sign = d.zero ? '' : (d.neg ? '-' : (opts.plus ? '+' : ''));
+  return `${sign}${group(d.int || '0')}${String(value).includes('.') ? '.' + d.frac : ''}`;
+}
+
 export function fmtPct(value) {
   const d = parseDec(value);
   if (!d) return '—';

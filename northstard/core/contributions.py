@@ -1,0 +1,133 @@
+"""What one record contributes to each figure of the snapshot document. Pure: no I/O.
+
+The engine's totals are kept per internal path (``pnl.contribution``); the
+document shows *figures* derived from them: ``net_pnl``, ``trading.total``,
+an agent's ``revenue`` (on the revenue basis) and ``net``. This module maps
+one record's internal contribution onto the figure paths with the same rules
+``pnl.Book.document`` applies, so the figures of a document are exactly the
+sum of the contributions of its current records (tests/test_contributions.py).
+
+A figure path is the dotted amount path of the document: ``net_pnl``,
+``trading.realized``, ``costs.by_model.claude-opus-4``, ``agents.atlas.net``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+from northstard.core.mergepatch import Doc
+from northstard.core.money import ZERO, format_money
+from northstard.core.pnl import RevenueBasis, contribution, exact
+from northstard.core.records import Price, Record
+
+__all__ = [
+    "add_into",
+    "figure_contributions",
+    "figures",
+    "formatted",
+    "subtract",
+]
+
+Figures = dict[str, Decimal]
+
+_DIRECT: dict[tuple[str, ...], tuple[str, ...]] = {  # internal path -> figure paths it adds to (sign +1)
+    ("trading", "realized"): ("trading.realized", "trading.total", "net_pnl"),
+    ("trading", "unrealized"): ("trading.unrealized", "trading.total", "net_pnl"),
+    ("trading", "fees"): ("trading.fees",),
+    ("trading", "balance"): ("trading.balance",),
+    ("costs", "estimated"): ("costs.estimated",),
+}
+
+
+def _add(into: Figures, path: str, amount: Decimal) -> None:
+    into[path] = into.get(path, ZERO) + amount
+
+
+def _map(path: tuple[str, ...], amount: Decimal, basis: RevenueBasis, into: Figures) -> None:
+    direct = _DIRECT.get(path)
+    if direct is not None:
+        for figure in direct:
+            _add(into, figure, amount)
+    elif path[0] == "revenue":
+        _add(into, f"revenue.{path[1]}", amount)
+        if path[1] == basis:
+            _add(into, "net_pnl", amount)
+    elif path == ("costs", "total"):
+        _add(into, "costs.total", amount)
+        _add(into, "net_pnl", -amount)
+    elif path[0] == "costs":
+        _add(into, ".".join(path), amount)
+    elif path[0] == "agents":
+        _agent(path[1], path[2], amount, basis, into)
+
+
+def _agent(name: str, part: str, amount: Decimal, basis: RevenueBasis, into: Figures) -> None:
+    prefix = f"agents.{name}."
+    if part == "trading":
+        _add(into, prefix + "trading", amount)
+        _add(into, prefix + "net", amount)
+    elif part == "costs":
+        _add(into, prefix + "costs", amount)
+        _add(into, prefix + "net", -amount)
+    elif part == basis:
+        _add(into, prefix + "revenue", amount)
+        _add(into, prefix + "net", amount)
+
+
+@exact
+def figure_contributions(record: Record, price: Price | None, basis: RevenueBasis) -> Figures:
+    """The record's contribution to each figure (a position also needs its market's price).
+
+    Zero entries are left out, so a record that moves nothing answers ``{}``.
+    """
+    into: Figures = {}
+    for path, amount in contribution(record, price).items():
+        _map(path, amount, basis, into)
+    return {path: amount for path, amount in into.items() if amount}
+
+
+@exact
+def add_into(total: Figures, part: Mapping[str, Decimal], sign: int = 1) -> None:
+    """``total += sign * part``, path by path, exactly."""
+    for path, amount in part.items():
+        total[path] = total.get(path, ZERO) + (amount if sign > 0 else -amount)
+
+
+@exact
+def subtract(new: Mapping[str, Decimal], old: Mapping[str, Decimal]) -> Figures:
+    """``new - old`` per path, zero entries left out."""
+    out = dict(new)
+    add_into(out, old, -1)
+    return {path: amount for path, amount in out.items() if amount}
+
+
+def formatted(values: Mapping[str, Decimal]) -> dict[str, str]:
+    """Decimal strings in the document's canonical form, paths sorted."""
+    return {path: format_money(values[path]) for path in sorted(values)}
+
+
+_SECTIONS = {"trading": ("realized", "unrealized", "fees", "total", "balance"),
+             "revenue": ("invoiced", "collected"), "costs": ("total", "estimated")}
+
+
+def figures(doc: Doc) -> Figures:
+    """Every amount figure of a snapshot document, by figure path (an empty doc: none)."""
+    out: Figures = {}
+    if "net_pnl" in doc:
+        out["net_pnl"] = Decimal(doc["net_pnl"])
+    for section, keys in _SECTIONS.items():
+        part = doc.get(section, {})
+        out.update((f"{section}.{key}", Decimal(part[key])) for key in keys if key in part)
+    for group in ("by_category", "by_model"):
+        for name, amount in doc.get("costs", {}).get(group, {}).items():
+            out[f"costs.{group}.{name}"] = Decimal(amount)
+    for name, entry in doc.get("agents", {}).items():
+        out.update((f"agents.{name}.{key}", Decimal(entry[key]))
+                   for key in ("trading", "revenue", "costs", "net") if key in entry)
+    return out
+
+
+def paths_of(*maps: Iterable[str]) -> list[str]:
+    """Every path of these figure maps, sorted."""
+    return sorted({path for paths in maps for path in paths})

@@ -1,0 +1,171 @@
+"""Explain a change of the P&L between two positions: the records behind it. Pure: no I/O.
+
+Input: every key whose record changed between the positions (its version at
+each end, None when absent) and the prices of the markets involved at each
+end. Each changed record becomes an item whose contribution is its
+contribution at the end minus at the start (``contributions``); a position's
+change is split in two, so a price move is an item of its own:
+
+    position item: c(position_end, price_start) - c(position_start, price_start)
+    price item:    sum over the market's positions of c(position_end, price_end)
+                   - c(position_end, price_start)
+
+The two parts add up to c(position_end, price_end) - c(position_start, price_start),
+so the items sum exactly to the difference of every figure, as the documents
+at the two positions show it (the caller checks, and the tests prove it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from northstard.core.contributions import Figures, add_into, figure_contributions, formatted, subtract
+from northstard.core.money import ZERO, format_money
+from northstard.core.pnl import UNATTRIBUTED, RevenueBasis, exact
+from northstard.core.records import Cost, Position, Price, Record
+
+__all__ = ["GROUPS", "Item", "KeyChange", "explain_items", "grouped", "limited", "rendered"]
+
+GROUPS = ("source", "kind", "agent", "model", "ticker")
+Market = tuple[str, str]  # (source, ticker)
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    """One record key and its version at the start and at the end (None: absent)."""
+
+    source: str
+    kind: str
+    id: str
+    before: Record | None
+    after: Record | None
+
+
+@dataclass
+class Item:
+    source: str
+    kind: str
+    id: str
+    label: str
+    contributions: Figures
+    agent: str | None = None
+    model: str | None = None
+    ticker: str | None = None
+
+    def net(self) -> Decimal:
+        return self.contributions.get("net_pnl", ZERO)
+
+
+def _signed(amount: Decimal) -> str:
+    text = format_money(amount)
+    return text if text.startswith("-") else "+" + text
+
+
+def _describe(change: KeyChange, net: Decimal) -> str:
+    record = change.after or change.before
+    assert record is not None
+    verb = "retracted" if change.after is None else ("new" if change.before is None else "changed")
+    detail = ""
+    if isinstance(record, Cost):
+        detail = f" {record.model or record.category}"
+    elif isinstance(record, Position):
+        detail = f" {record.ticker}"
+    who = f" ({record.agent})" if record.agent else ""
+    return f"{change.kind}{detail}{who} {change.id} {verb}: net {_signed(net)}"
+
+
+def _quote(price: Price | None) -> str:
+    if price is None:
+        return "none"
+    value = price.yes_bid if price.yes_bid is not None else price.last
+    return "none" if value is None else str(value)
+
+
+def _price_label(ticker: str, before: Price | None, after: Price | None, figures: Figures) -> str:
+    unrealized = figures.get("trading.unrealized", ZERO)
+    return f"{ticker} bid {_quote(before)} → {_quote(after)}: unrealized {_signed(unrealized)}"
+
+
+@exact
+def explain_items(
+    changes: Sequence[KeyChange],
+    positions: Mapping[Market, Sequence[Position]],
+    prices: Mapping[Market, tuple[Price | None, Price | None]],
+    basis: RevenueBasis,
+) -> list[Item]:
+    """The items of a change. ``positions``: per market whose price changed, the positions
+    in it at the end; ``prices``: per market involved, its price at the start and the end."""
+    items: list[Item] = []
+    for change in changes:
+        if change.kind == "price" or (change.before is None and change.after is None):
+            continue  # a price's effect is the price item of its market
+        new = _contribution(change.after, _start_price(change.source, change.after, prices), basis)
+        old = _contribution(change.before, _start_price(change.source, change.before, prices), basis)
+        figures = subtract(new, old)
+        record = change.after or change.before
+        assert record is not None
+        items.append(Item(change.source, change.kind, change.id,
+                          _describe(change, figures.get("net_pnl", ZERO)), figures,
+                          agent=record.agent or UNATTRIBUTED, model=getattr(record, "model", None),
+                          ticker=getattr(record, "ticker", None)))
+    for (source, ticker), held in sorted(positions.items()):
+        before, after = prices.get((source, ticker), (None, None))
+        moved: Figures = {}
+        for position in held:
+            add_into(moved, figure_contributions(position, after, basis))
+            add_into(moved, figure_contributions(position, before, basis), -1)
+        moved = {path: amount for path, amount in moved.items() if amount}
+        items.append(Item(source, "price", ticker, _price_label(ticker, before, after, moved),
+                          moved, ticker=ticker))
+    return items
+
+
+def _start_price(source: str, record: Record | None,
+                 prices: Mapping[Market, tuple[Price | None, Price | None]]) -> Price | None:
+    """The start price of a position's own market (a position may move to another ticker)."""
+    if not isinstance(record, Position):
+        return None
+    return prices.get((source, record.ticker), (None, None))[0]
+
+
+def _contribution(record: Record | None, price: Price | None, basis: RevenueBasis) -> Figures:
+    return {} if record is None else figure_contributions(record, price, basis)
+
+
+def _order(item: Item) -> tuple[Decimal, str, str, str]:
+    return -abs(item.net()), item.source, item.kind, item.id
+
+
+@exact
+def grouped(items: Sequence[Item]) -> dict[str, dict[str, Figures]]:
+    """Per group (source, kind, agent, model, ticker), per value, the sum of contributions."""
+    groups: dict[str, dict[str, Figures]] = {name: {} for name in GROUPS}
+    for item in items:
+        for name in GROUPS:
+            value = getattr(item, name)
+            if value is not None:
+                add_into(groups[name].setdefault(value, {}), item.contributions)
+    return groups
+
+
+@exact
+def limited(items: Sequence[Item], limit: int) -> list[Item]:
+    """The ``limit`` largest items by |net contribution|, then one "other" item for the rest."""
+    ordered = sorted(items, key=_order)
+    kept, rest = ordered[:limit], ordered[limit:]
+    if rest:
+        other: Figures = {}
+        for item in rest:
+            add_into(other, item.contributions)
+        kept.append(Item("", "other", "", f"{len(rest)} more", other))
+    return kept
+
+
+def rendered(item: Item) -> dict[str, Any]:
+    body: dict[str, Any] = {"source": item.source, "kind": item.kind, "id": item.id,
+                            "label": item.label, "agent": item.agent, "model": item.model,
+                            "ticker": item.ticker, "contributions": formatted(item.contributions)}
+    return body

@@ -1,0 +1,132 @@
+"""The record log: every version of every record, and the change that stored and ended it.
+
+``rec_<kind>`` holds only the current version of each record; ``rec_log``
+keeps each version with the sequence number of the change that stored it
+(``seq``) and of the one that replaced or retracted it (``ended_seq``,
+``ended`` = "replaced" | "retracted"). The version of a key current at a
+position N is the one with ``seq <= N`` and no end at or before N: that is
+what ``explain`` and the records API read. The writer adds the rows in the
+same transaction as the records (``write_change``).
+
+Columns for the records API's filters and order: ``time_ms`` (the record's
+own time: its ``ts``, or when it was stored for positions and prices, which
+have none), ``agent`` ("unattributed" when the record names none, as the
+document's agents do), ``model`` (costs), ``ticker`` (trading records; a
+price's id). One index per lead filter, each ending in the page order
+``(time_ms, source, kind, id, seq)``, so a page is one index range read.
+
+Migration 3 copies the current records in once (one scan of an existing
+database) at the position the database was at (``meta.log_from``): explain
+answers from that position on.
+
+Growth: one row per stored version (a record re-sent unchanged is not a new
+version: the engine only passes on what changed). The log is not pruned
+with the deltas: it is the record history an accountant exports.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from northstard.core.change import Change
+from northstard.core.pnl import UNATTRIBUTED
+from northstard.core.records import RECORD_KINDS, Cost, Record, Retract, record_from_json, record_to_json
+
+__all__ = ["LEADS", "log_from", "migration_3", "record_columns", "write_change"]
+
+LEADS = ("ticker", "model", "agent", "kind", "source")  # filter columns with an index, most selective first
+ORDER = "time_ms, source, kind, id, seq"
+
+
+def migration_3(conn: sqlite3.Connection) -> None:
+    """The log table and its indexes; the current records copied in (one scan, once)."""
+    conn.execute(
+        "CREATE TABLE rec_log (seq INTEGER NOT NULL, n INTEGER NOT NULL, source TEXT NOT NULL,"
+        " kind TEXT NOT NULL, id TEXT NOT NULL, time_ms INTEGER NOT NULL,"
+        " stored_ms INTEGER NOT NULL, body TEXT NOT NULL, agent TEXT, model TEXT, ticker TEXT,"
+        " ended_seq INTEGER, ended_ms INTEGER, ended TEXT, PRIMARY KEY (seq, n))"
+    )
+    conn.execute(f"CREATE INDEX rec_log_time ON rec_log ({ORDER})")
+    for lead in LEADS:  # the lead column, then the page order (the lead is fixed in it)
+        rest = ", ".join(c for c in ORDER.split(", ") if c != lead)
+        conn.execute(f"CREATE INDEX rec_log_{lead} ON rec_log ({lead}, {rest})")
+    conn.execute("CREATE INDEX rec_log_key ON rec_log (source, kind, id, seq)")
+    conn.execute("CREATE INDEX rec_log_ended ON rec_log (ended_seq) WHERE ended_seq IS NOT NULL")
+    row = conn.execute("SELECT seq FROM current WHERE id = 1").fetchone()
+    start = row[0] if row is not None else 0
+    if start:  # an existing database: the log covers what comes after it (absent: 0), and
+        # explain needs the document there: kept as a snapshot row (retention applies to it)
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('log_from', ?)", (str(start),))
+        conn.execute("INSERT OR IGNORE INTO snapshots (epoch, seq, ts_ms, doc)"
+                     " SELECT epoch, seq, ts_ms, doc FROM current WHERE id = 1")
+    n = 0
+    for kind in RECORD_KINDS:
+        for source, body, updated_ms in conn.execute(
+            f"SELECT source, body, updated_ms FROM rec_{kind}"
+        ).fetchall():
+            _insert(conn, start, n, source, record_from_json(body), updated_ms)
+            n += 1
+
+
+def log_from(conn: sqlite3.Connection) -> int:
+    """The first position the log covers (0 for a database created with it)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'log_from'").fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def record_columns(record: Record, stored_ms: int) -> tuple[int, str | None, str | None, str | None]:
+    """(time_ms, agent, model, ticker) of a record, as the log indexes them."""
+    moment: datetime | None = getattr(record, "ts", None)
+    time_ms = int(moment.timestamp() * 1000) if moment is not None else stored_ms
+    model = record.model if isinstance(record, Cost) else None
+    ticker = getattr(record, "ticker", None) or (record.id if record.kind == "price" else None)
+    return time_ms, record.agent or UNATTRIBUTED, model, ticker
+
+
+def _row(seq: int, n: int, source: str, record: Record, stored_ms: int) -> tuple[Any, ...]:
+    time_ms, agent, model, ticker = record_columns(record, stored_ms)
+    return (seq, n, source, record.kind, record.id, time_ms, stored_ms, record_to_json(record),
+            agent, model, ticker)
+
+
+_INSERT = ("INSERT OR REPLACE INTO rec_log (seq, n, source, kind, id, time_ms, stored_ms, body,"
+           " agent, model, ticker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_END = ("UPDATE rec_log SET ended_seq = ?, ended_ms = ?, ended = ? WHERE source = ? AND kind = ?"
+        " AND id = ? AND ended_seq IS NULL")
+
+
+def _insert(conn: sqlite3.Connection, seq: int, n: int, source: str, record: Record,
+            stored_ms: int) -> None:
+    conn.execute(_INSERT, _row(seq, n, source, record, stored_ms))
+
+
+def write_change(conn: sqlite3.Connection, change: Change, now_ms: int) -> None:
+    """Log the change's records: end the versions they replace or retract, add the new ones.
+
+    Within one change only the last record of a key counts (the documents
+    around it are the only positions a reader can ask about).
+    """
+    last: dict[tuple[str, str, str], Record] = {}
+    for source, record in change.records:
+        kind = record.target_kind if isinstance(record, Retract) else record.kind
+        last[source, kind, record.id] = record
+    ends = [(change.seq, now_ms, "retracted" if isinstance(r, Retract) else "replaced", *key)
+            for key, r in last.items()]
+    conn.executemany(_END, ends)
+    rows = [_row(change.seq, n, key[0], record, now_ms)
+            for n, (key, record) in enumerate(last.items()) if not isinstance(record, Retract)]
+    conn.executemany(_INSERT, rows)
+
+
+def version_at(conn: sqlite3.Connection, key: Sequence[str], seq: int) -> Record | None:
+    """The version of ``(source, kind, id)`` current at position ``seq``, or None."""
+    row = conn.execute(
+        "SELECT body, ended_seq FROM rec_log WHERE source = ? AND kind = ? AND id = ? AND seq <= ?"
+        " ORDER BY seq DESC LIMIT 1", (*key, seq),
+    ).fetchone()
+    if row is None or (row[1] is not None and row[1] <= seq):
+        return None
+    return record_from_json(row[0])
