@@ -159,9 +159,10 @@ CORE: dict[str, tuple[Field, ...]] = {
         Field("max_batch", int, 256, min=1, help="readings merged into one change at most"),
     ),
     "hub": (
-        Field("ring_size", int, 10000, min=1, help="recent deltas held for resume (each copy: hub, gRPC)"),
+        Field("ring_size", int, 10000, min=1,
+              help="recent deltas held for resume (the hub's one ring, shared by every edge)"),
         Field("ring_max_bytes", int, 8 * 1024 * 1024, min=4096,
-              help="bytes the ring of recent deltas may hold (each copy: hub, gRPC); oldest go first"),
+              help="bytes the one ring of recent deltas may hold (every edge shares it); oldest go first"),
         Field("resume_rate_per_s", float, 5.0, min=0.01,
               help="resumes from an old position per connection per second (WS resume messages, "
               "/api/pnl/changes?since= more than 64 changes behind, gRPC Subscribe with resume); past "

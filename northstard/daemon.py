@@ -183,8 +183,7 @@ async def _run_core(
     grpc = config.sections["grpc"]
     hub_section = config.sections["hub"]
     budget = ResumeBudget(hub_section["resume_rate_per_s"], hub_section["resume_burst"])
-    grpc_settings = GrpcSettings.from_config(grpc, hub_section["ring_size"],
-                                             hub_section["ring_max_bytes"], budget)
+    grpc_settings = GrpcSettings.from_config(grpc, budget)
     metrics = Metrics()
     supervisor = Supervisor(_policy(config))
     hub = Hub(hub_section["ring_size"], hub_section["ring_max_bytes"], budget)
