@@ -52,7 +52,6 @@ class EngineState:
     seq: int
     doc: Doc | None
     states: dict[str, str] = field(default_factory=dict)
-    rejected: int = 0
 
     def __repr__(self) -> str:
         return f"<EngineState {self.epoch}:{self.seq} {self.book!r}>"
@@ -153,7 +152,6 @@ def _apply_all(
             changed.extend(_apply(state, message, now, observe_refused))
             touched = True
         except Exception as exc:  # a poison reading must not stop the engine
-            state.rejected += 1
             source = getattr(message, "source", "?")
             log.error("reading rejected", source=source, error=f"{type(exc).__name__}: {exc}")
             if source in state.book.sources:
