@@ -26,7 +26,7 @@ from northstard.actors.cache import Cache, CacheClient, run_cache
 from northstard.actors.engine import EngineState, recover, run_engine, wall_clock
 from northstard.actors.hub import Hub, ResumeBudget, run_hub
 from northstard.actors.notify import Notifier, run_notifier
-from northstard.actors.source import Source, SourceStats, run_source
+from northstard.actors.source import Source, SourceMessage, SourceStats, run_source
 from northstard.actors.supervisor import Policy, Supervisor
 from northstard.actors.writer import WriterSettings, WriterState, run_writer
 from northstard.config import Config, SourceSection
@@ -214,7 +214,7 @@ async def _run_core(
     if engine_state.doc is not None:
         cache.reset(engine_state.epoch, engine_state.seq, 0, engine_state.doc)
 
-    source_send, source_receive = trio.open_memory_channel[Any](256)
+    source_send, source_receive = trio.open_memory_channel[SourceMessage](256)
     change_send, change_receive = trio.open_memory_channel[Change](1024)
     hub_send, hub_receive = trio.open_memory_channel[Change](1024)
     cache_send, cache_receive = trio.open_memory_channel[Change](1024)
@@ -266,7 +266,7 @@ async def _serve(
     supervisor: Supervisor,
     instances: list[tuple[SourceSection, Source]],
     stats: dict[str, SourceStats],
-    source_send: trio.MemorySendChannel[Any],
+    source_send: trio.MemorySendChannel[SourceMessage],
     metrics: Metrics,
     handle_signals: bool,
     task_status: trio.TaskStatus[Daemon],
