@@ -108,7 +108,7 @@ class Mix:
         while len(records) < size:
             records.extend(self.record(MIX[index % len(MIX)], ts))
             index += 1
-        return Reading(SOURCE, tuple(records[:size]), ts, complete=False)
+        return Reading(SOURCE, tuple(records[:size]), ts)
 
 
 def build_readings(count: int, size: int) -> list[Reading]:

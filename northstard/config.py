@@ -18,16 +18,19 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from northstard.core.tokens import OPEN_CHOICES, tokens_problem
 from northstard.errors import ConfigError
 
-__all__ = ["Config", "Field", "Schema", "SourceSection", "load_config", "redacted"]
+__all__ = ["Config", "Field", "Schema", "SourceSection", "default", "load_config", "redacted"]
 
 ENV_PREFIX = "NORTHSTARD_"
 ENV_RESERVED = {"NORTHSTARD_CONFIG", "NORTHSTARD_DISABLE_PLUGINS", "NORTHSTARD_TOKEN"}  # TOKEN: tail
 REDACTED = "<redacted>"
+
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -159,9 +162,10 @@ CORE: dict[str, tuple[Field, ...]] = {
         Field("max_batch", int, 256, min=1, help="readings merged into one change at most"),
     ),
     "hub": (
-        Field("ring_size", int, 10000, min=1, help="recent deltas held for resume (each copy: hub, gRPC)"),
+        Field("ring_size", int, 10000, min=1,
+              help="recent deltas held for resume (the hub's one ring, shared by every edge)"),
         Field("ring_max_bytes", int, 8 * 1024 * 1024, min=4096,
-              help="bytes the ring of recent deltas may hold (each copy: hub, gRPC); oldest go first"),
+              help="bytes the one ring of recent deltas may hold (every edge shares it); oldest go first"),
         Field("resume_rate_per_s", float, 5.0, min=0.01,
               help="resumes from an old position per connection per second (WS resume messages, "
               "/api/pnl/changes?since= more than 64 changes behind, gRPC Subscribe with resume); past "
@@ -256,6 +260,14 @@ CORE: dict[str, tuple[Field, ...]] = {
         Field("keep_days", float, 0.0, min=0, help="older ones go too (the newest stays); 0: no limit"),
     ),
 }
+
+def default(section: str, key: str, kind: type[_T]) -> _T:
+    """The schema's default of ``[section] key``: the one source for code-side defaults."""
+    value = next(f.default for f in CORE[section] if f.name == key)
+    if not isinstance(value, kind):
+        raise TypeError(f"{section}.{key}: the default is not a {kind.__name__}")
+    return value
+
 
 SOURCE_COMMON: tuple[Field, ...] = (
     Field("plugin", str, None, help="plugin type; defaults to the section name"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -26,7 +26,7 @@ from northstard.actors.cache import Cache, CacheClient, run_cache
 from northstard.actors.engine import EngineState, recover, run_engine, wall_clock
 from northstard.actors.hub import Hub, ResumeBudget, run_hub
 from northstard.actors.notify import Notifier, run_notifier
-from northstard.actors.source import Source, SourceStats, run_source
+from northstard.actors.source import Source, SourceMessage, SourceStats, run_source
 from northstard.actors.supervisor import Policy, Supervisor
 from northstard.actors.writer import WriterSettings, WriterState, run_writer
 from northstard.config import Config, SourceSection
@@ -44,6 +44,7 @@ from northstard.policy.limits import LimitSettings
 from northstard.policy.revoked import FILE_NAME as REVOKED_FILE
 from northstard.policy.revoked import load_revoked
 from northstard.preflight import Instances, preflight
+from northstard.status.daemon import DaemonStatus, StatusOf
 from northstard.status.grpc import GrpcHandle
 from northstard.status.metrics import Metrics
 from northstard.store.backup import DbLock
@@ -104,6 +105,22 @@ def _backups(config: Config, state: BackupState, metrics: Metrics) -> Callable[.
     if settings.every_s <= 0:
         return None
     return partial(run_backups, BackupJob(config.db_path, settings), settings.every_s, state, metrics)
+
+
+def _status_of(supervisor: Supervisor, writer: WriterState, backups: BackupState,
+               grpc: GrpcHandle | None, sources: Mapping[str, SourceStats]) -> StatusOf:
+    """The status record the web edge reads, made from the actors' state when asked."""
+
+    def status() -> DaemonStatus:
+        return DaemonStatus(
+            healthy=supervisor.healthy(),
+            actors={name: actor.document() for name, actor in supervisor.actors.items()},
+            store_error=writer.degraded, unsaved=len(writer.pending), backup=backups.document(),
+            grpc=grpc.document() if grpc is not None else {"status": "off"},
+            sources_up={name: s.breaker.state == "closed" for name, s in sources.items()},
+        )
+
+    return status
 
 
 async def _prepare(config: Config, store: SqliteRecords) -> tuple[EngineState, WriterState]:
@@ -183,8 +200,7 @@ async def _run_core(
     grpc = config.sections["grpc"]
     hub_section = config.sections["hub"]
     budget = ResumeBudget(hub_section["resume_rate_per_s"], hub_section["resume_burst"])
-    grpc_settings = GrpcSettings.from_config(grpc, hub_section["ring_size"],
-                                             hub_section["ring_max_bytes"], budget)
+    grpc_settings = GrpcSettings.from_config(grpc, budget)
     metrics = Metrics()
     supervisor = Supervisor(_policy(config))
     hub = Hub(hub_section["ring_size"], hub_section["ring_max_bytes"], budget)
@@ -198,7 +214,7 @@ async def _run_core(
     if engine_state.doc is not None:
         cache.reset(engine_state.epoch, engine_state.seq, 0, engine_state.doc)
 
-    source_send, source_receive = trio.open_memory_channel[Any](256)
+    source_send, source_receive = trio.open_memory_channel[SourceMessage](256)
     change_send, change_receive = trio.open_memory_channel[Change](1024)
     hub_send, hub_receive = trio.open_memory_channel[Change](1024)
     cache_send, cache_receive = trio.open_memory_channel[Change](1024)
@@ -222,15 +238,17 @@ async def _run_core(
             engine_state, source_receive, change_send, config.sections["engine"]["max_batch"],
             wall_clock, metrics.observe_refused,
         )
+        grpc_handle = GrpcHandle()
+        status = _status_of(supervisor, writer_state, backup_state,
+                            grpc_handle if grpc["enabled"] else None, stats)
         ctx = WebContext(
             hub=hub, cache=CacheClient(request_send), db_path=config.db_path,
-            supervisor=supervisor, sources=stats, sections={s.name: s for s in config.sources},
+            status=status, sources=stats, sections={s.name: s for s in config.sources},
             metrics=metrics, server=config.sections["server"],
             max_rate_hz=config.sections["hub"]["max_rate_hz"],
-            started_at=started_at, writer=writer_state, auth=auth, backups=backup_state,
-            limits=config.sections["limits"], grpc=GrpcHandle() if grpc["enabled"] else None,
+            started_at=started_at, auth=auth, limits=config.sections["limits"],
         )
-        daemon = Daemon([], hub, supervisor, engine_state, metrics, grpc=ctx.grpc or GrpcHandle())
+        daemon = Daemon([], hub, supervisor, engine_state, metrics, grpc=grpc_handle)
         # a brand-new store: the engine's first snapshot is committed before anything listens,
         # so /api/pnl/current never answers "no snapshot yet" once the daemon says it serves
         await cache.ready.wait()
@@ -248,7 +266,7 @@ async def _serve(
     supervisor: Supervisor,
     instances: list[tuple[SourceSection, Source]],
     stats: dict[str, SourceStats],
-    source_send: trio.MemorySendChannel[Any],
+    source_send: trio.MemorySendChannel[SourceMessage],
     metrics: Metrics,
     handle_signals: bool,
     task_status: trio.TaskStatus[Daemon],

@@ -69,7 +69,7 @@ def _check_grpc(config: Config) -> None:
     section = config.sections["grpc"]
     if not section["enabled"]:
         return
-    settings = GrpcSettings.from_config(section, config.sections["hub"]["ring_size"])
+    settings = GrpcSettings.from_config(section)
     if settings.tls_cert is not None and settings.tls_key is not None:
         check_pair("grpc", settings.tls_cert, settings.tls_key)
 

@@ -162,7 +162,7 @@ async def test_each_event_is_encoded_once_for_every_stream(start_daemon: Any) ->
     streams = await with_client(daemon, five_streams)
     sent = [(e.WhichOneof("body"), e.prev_seq, e.seq) for events in streams for e in events]
     assert daemon.grpc.server is not None
-    encoded = daemon.grpc.server.feed.ring.encoded
+    encoded = daemon.grpc.server.feed.encoded
     assert len(sent) == 75
     assert encoded <= len(set(sent)) + 5 < len(sent)
 

@@ -10,9 +10,10 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from northstard.core.message import Message
 from northstard.core.pnl import Book
+from northstard.core.position import Position
 from northstard.edges.grpc.client import PnlClient, open_channel
-from northstard.edges.grpc.ring import Published
 from northstard.edges.grpc.server import GrpcServer, GrpcSettings
 from northstard.edges.grpc.service import Backend
 
@@ -32,9 +33,11 @@ def server(tmp_path: Path, **settings: Any) -> GrpcServer:
                       Backend(db_path=tmp_path / "none.db", sources=no_sources))
 
 
-def first_change() -> Published:
-    book = Book()
-    return Published("delta", "e", 1, 0, 1000, book.document(T0), {"as_of": "x"})
+def first_change() -> tuple[Message, Message]:
+    """A delta and the snapshot at its position, as the feeder hands them over."""
+    doc = Book().document(T0)
+    return (Message.delta(Position("e", 1), 0, 1000, doc, {"as_of": "x"}),
+            Message.snapshot(Position("e", 1), 1000, doc))
 
 
 def test_health_not_serving_until_a_snapshot_then_not_serving_on_stop(tmp_path: Path) -> None:
@@ -42,7 +45,8 @@ def test_health_not_serving_until_a_snapshot_then_not_serving_on_stop(tmp_path: 
         grpc_server = server(tmp_path)
         address = await grpc_server.start()
         assert grpc_server.feed is not None
-        grpc_server.deliver(Published("snapshot", "e", 0, 0, 0, {}, {}))  # an empty store
+        empty = Message.snapshot(Position("e", 0), 0, {})
+        grpc_server.deliver(empty, empty)  # an empty store
         statuses: list[int] = []
         async with open_channel(address) as channel:
             with pytest.raises(grpc.aio.AioRpcError) as raised:
@@ -51,7 +55,7 @@ def test_health_not_serving_until_a_snapshot_then_not_serving_on_stop(tmp_path: 
             watch = health_pb2_grpc.HealthStub(channel).Watch(
                 health_pb2.HealthCheckRequest(service="northstar.v1.PnlStream"))
             statuses.append((await watch.read()).status)
-            grpc_server.deliver(first_change())
+            grpc_server.deliver(*first_change())
             statuses.append((await watch.read()).status)
             stopping = asyncio.create_task(grpc_server.stop())
             statuses.append((await watch.read()).status)
@@ -69,7 +73,7 @@ def test_tls(tmp_path: Path) -> None:
     async def scenario() -> tuple[int, grpc.StatusCode]:
         grpc_server = server(tmp_path, tls_cert=cert, tls_key=key)
         address = await grpc_server.start()
-        grpc_server.deliver(first_change())
+        grpc_server.deliver(*first_change())
         async with open_channel(f"grpcs://{address}", root_certificates=cert.read_bytes()) as channel:
             event = await PnlClient(channel).current()
         async with open_channel(address) as plain:  # no TLS: the handshake fails

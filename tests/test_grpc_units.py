@@ -1,9 +1,10 @@
-"""The gRPC edge's pure parts: document <-> messages, the event ring, the pump, auth, codegen."""
+"""The gRPC edge's pure parts: document <-> messages, the feed over the hub, the pump, auth, codegen."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -15,10 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from northstard._proto.northstar.v1 import pnl_pb2 as pb
-from northstard.actors.hub import Position
+from northstard.actors.hub import Hub
 from northstard.config import load_config
-from northstard.core.mergepatch import Doc, apply_patch, compose, diff
+from northstard.core.change import Change
+from northstard.core.mergepatch import Doc, apply_patch, diff
+from northstard.core.message import Message
 from northstard.core.pnl import Book
+from northstard.core.position import Position
 from northstard.core.records import Cost, Record, RevenueTotal
 from northstard.edges.grpc import gen
 from northstard.edges.grpc.auth import BearerAuth, digest
@@ -28,7 +32,6 @@ from northstard.edges.grpc.convert import (
     snapshot_from_doc,
     struct_from_patch,
 )
-from northstard.edges.grpc.ring import EventRing, Published
 from northstard.edges.grpc.service import Feed, _interval, pump
 from northstard.errors import ConfigError
 
@@ -137,7 +140,7 @@ def test_a_struct_with_any_value_reads_back() -> None:
     assert patch_from_struct(struct) == {"a": {"b": None, "c": True}, "s": "x", "l": ["y"]}
 
 
-# -- the event ring ----------------------------------------------------------------
+# -- the feed: the hub's messages, no ring of its own -----------------------------------
 
 
 def doc_at(seq: int) -> Doc:
@@ -147,85 +150,161 @@ def doc_at(seq: int) -> Doc:
     return book.document(T0 + timedelta(seconds=seq))
 
 
-def filled_ring(last: int, size: int = 100, epoch: str = "e") -> tuple[EventRing, list[Doc]]:
+def change(seq: int, docs: list[Doc], epoch: str = "e") -> Change:
+    return Change(epoch, seq, 1000 + seq, docs[seq], diff(docs[seq - 1], docs[seq]))
+
+
+LOOPS: list[asyncio.AbstractEventLoop] = []
+
+
+@pytest.fixture(autouse=True)
+def close_loops() -> Iterator[None]:
+    yield
+    while LOOPS:
+        LOOPS.pop().close()
+
+
+class HubFeed:
+    """A real Hub and a Feed fed from it as the gRPC actor does (same thread here)."""
+
+    def __init__(self, ring_size: int = 100) -> None:
+        self.hub = Hub(ring_size)
+        self.asked: list[Position | None] = []
+        self.feed = Feed(self.catch_up)
+        self.loop = asyncio.new_event_loop()  # one loop per feed: it keeps the hub's answers
+        LOOPS.append(self.loop)
+
+    def next_for(self, position: Position | None) -> Message | None:
+        return self.loop.run_until_complete(self.feed.next_for(position))
+
+    async def catch_up(self, position: Position | None) -> Message | None:
+        self.asked.append(position)
+        return self.hub.catch_up(position)
+
+    def start(self, doc: Doc, epoch: str = "e") -> None:
+        self.hub.reset(epoch, 0, doc, 1000)
+        self.deliver()
+
+    def publish(self, item: Change) -> None:
+        self.hub.publish(item)
+        self.deliver()
+
+    def deliver(self) -> None:
+        """What the feeder does: the hub's message for the feeder's position, and the snapshot."""
+        message = self.hub.catch_up(self.feed.latest.position if self.feed.latest else None)
+        if message is not None:
+            self.feed.publish(message, self.hub.snapshot())
+
+
+def fed(last: int, ring_size: int = 100) -> tuple[HubFeed, list[Doc]]:
     docs = [doc_at(seq) for seq in range(last + 1)]
-    ring = EventRing(size)
-    ring.publish(Published("snapshot", epoch, 0, 0, 1000, docs[0], {}))
+    both = HubFeed(ring_size)
+    both.start(docs[0])
     for seq in range(1, last + 1):
-        ring.publish(Published("delta", epoch, seq, seq - 1, 1000 + seq, docs[seq],
-                               diff(docs[seq - 1], docs[seq])))
-    return ring, docs
+        both.publish(change(seq, docs))
+    return both, docs
 
 
 def event(data: bytes) -> pb.PnlEvent:
     return pb.PnlEvent.FromString(data)
 
 
-def test_ring_catch_up_from_every_position() -> None:
-    ring, docs = filled_ring(6)
-    assert ring.catch_up(Position("e", 6)) is None
-    latest = ring.catch_up(Position("e", 5))
+
+
+def test_feed_catches_up_from_every_position() -> None:
+    both, docs = fed(6)
+    feed = both.feed
+    assert both.next_for(Position("e", 6)) is None
+    beyond = both.next_for(Position("e", 7))  # a position that never was: the hub says snapshot
+    assert beyond is not None and beyond.kind == "snapshot" and both.asked == [Position("e", 7)]
+    both.asked.clear()
+    latest = both.next_for(Position("e", 5))
     assert latest is not None and latest.kind == "delta" and latest.position == Position("e", 6)
-    assert (event(latest.data).prev_seq, event(latest.data).seq) == (5, 6)
+    assert (event(feed.encode(latest)).prev_seq, event(feed.encode(latest)).seq) == (5, 6)
+    assert both.asked == []  # the newest delta and the snapshot are the feed's own
     for start in range(0, 5):
-        caught = ring.catch_up(Position("e", start))
+        caught = both.next_for(Position("e", start))
         assert caught is not None and caught.kind == "delta"
-        message = event(caught.data)
+        message = event(feed.encode(caught))
         assert (message.prev_seq, message.seq) == (start, 6)
         assert apply_patch(docs[start], patch_from_struct(message.delta.patch)) == docs[6]
-    for position in (None, Position("other", 3), Position("e", 7)):
-        caught = ring.catch_up(position)
+    assert both.asked == [Position("e", s) for s in range(5)]  # behind: the hub's one ring
+    for position in (None, Position("other", 3)):
+        caught = both.next_for(position)
         assert caught is not None and caught.kind == "snapshot"
-        assert doc_from_snapshot(event(caught.data).snapshot) == docs[6]
+        assert doc_from_snapshot(event(feed.encode(caught)).snapshot) == docs[6]
 
 
-def test_ring_encodes_each_event_once() -> None:
-    ring, _ = filled_ring(4)
+def test_one_message_serves_every_transport_and_is_encoded_once_per_transport() -> None:
+    both, _ = fed(4)
+    feed = both.feed
     for _ in range(50):  # fifty streams at 3, fifty at 0, fifty new
-        ring.catch_up(Position("e", 3))
-        ring.catch_up(Position("e", 0))
-        ring.catch_up(None)
-    assert ring.encoded == 3  # the newest delta, one merged delta, one snapshot
+        for position in (Position("e", 3), Position("e", 0), None):
+            message = both.next_for(position)
+            assert message is not None
+            feed.encode(message)
+    assert feed.encoded == 3  # the newest delta, one merged delta, one snapshot
+    merged = both.next_for(Position("e", 0))
+    assert merged is both.hub.catch_up(Position("e", 0))  # the WebSocket edge gets the same object
+    assert merged is not None and '"prev":0' in merged.text  # its JSON text, from the same message
+    assert feed.encoded == 3
 
 
-def test_ring_forgets_beyond_its_size_and_across_jumps() -> None:
-    ring, docs = filled_ring(8, size=3)
-    assert ring.holds(Position("e", 5)) and not ring.holds(Position("e", 4))
-    old = ring.catch_up(Position("e", 4))
+def test_late_streams_at_one_position_share_one_hop_to_the_hub() -> None:
+    both, _ = fed(6)
+
+    async def fifty_late_streams() -> list[Message | None]:
+        return await asyncio.gather(*(both.feed.next_for(Position("e", 2)) for _ in range(50)))
+
+    answers = both.loop.run_until_complete(fifty_late_streams())
+    assert both.asked == [Position("e", 2)]
+    assert all(a is answers[0] and a is not None and a.prev == 2 for a in answers)
+    both.publish(change(7, [doc_at(seq) for seq in range(8)]))  # a publish: ask afresh
+    again = both.next_for(Position("e", 2))
+    assert again is not None and again.position == Position("e", 7) and len(both.asked) == 2
+
+
+def test_a_position_the_hub_no_longer_holds_gets_a_snapshot() -> None:
+    both, docs = fed(8, ring_size=3)
+    old = both.next_for(Position("e", 4))
     assert old is not None and old.kind == "snapshot"
-    ring.publish(Published("delta", "e", 12, 11, 2000, docs[8], {}))  # a gap: nothing to merge
-    assert not ring.holds(Position("e", 8)) and ring.holds(Position("e", 11))
+    assert doc_from_snapshot(event(both.feed.encode(old)).snapshot) == docs[8]
 
 
-def test_ring_entries_may_cover_several_changes() -> None:
-    ring, _ = filled_ring(2)
+def test_a_feeder_handed_a_merged_delta_serves_every_client_inside_it() -> None:
+    both, docs = fed(2)
     docs = [doc_at(seq) for seq in range(5)]
-    merged = compose(diff(docs[2], docs[3]), diff(docs[3], docs[4]))
-    ring.publish(Published("delta", "e", 4, 2, 1004, docs[4], merged))  # the feeder lagged
+    both.hub.publish(change(3, docs))
+    both.hub.publish(change(4, docs))
+    both.deliver()  # the feeder lagged: the hub hands it one delta from 2 to 4
+    assert both.feed.latest is not None and both.feed.latest.prev == 2
     for start in (2, 3):  # a client inside the merged range applies it too
-        caught = ring.catch_up(Position("e", start))
-        assert caught is not None and event(caught.data).prev_seq == 2
-        assert apply_patch(docs[start], patch_from_struct(event(caught.data).delta.patch)) == docs[4]
+        caught = both.next_for(Position("e", start))
+        assert caught is not None and event(both.feed.encode(caught)).prev_seq == 2
+        patch = patch_from_struct(event(both.feed.encode(caught)).delta.patch)
+        assert apply_patch(docs[start], patch) == docs[4]
+    assert both.asked == []
 
 
 def test_an_empty_store_has_nothing_to_send() -> None:
-    ring = EventRing(10)
-    ring.publish(Published("snapshot", "e", 0, 0, 0, {}, {}))
-    assert not ring.ready and ring.catch_up(None) is None
-    ring.publish(Published("delta", "e", 1, 0, 5, doc_at(1), diff({}, doc_at(1))))
-    caught = ring.catch_up(None)
-    assert ring.ready and caught is not None and caught.kind == "snapshot"
+    both = HubFeed(10)
+    both.start({})
+    assert not both.feed.ready and both.next_for(None) is None
+    both.publish(Change("e", 1, 5, doc_at(1), diff({}, doc_at(1))))
+    caught = both.next_for(None)
+    assert both.feed.ready and caught is not None and caught.kind == "snapshot"
 
 
 # -- the pump: a slow stream gets one merged delta ------------------------------------
 
 
 def test_a_stalled_stream_gets_one_merged_delta() -> None:
-    async def scenario() -> list[pb.PnlEvent]:
+    async def scenario() -> tuple[list[pb.PnlEvent], list[Position | None]]:
         docs = [doc_at(seq) for seq in range(7)]
-        feed = Feed(100)
-        feed.publish(Published("snapshot", "e", 0, 0, 0, docs[0], {}))
-        feed.publish(Published("delta", "e", 1, 0, 1, docs[1], diff(docs[0], docs[1])))
+        both = HubFeed(100)
+        both.start(docs[0])
+        both.publish(change(1, docs))
+        feed = both.feed
         written: list[pb.PnlEvent] = []
         blocked, unblock, caught_up = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
@@ -240,20 +319,20 @@ def test_a_stalled_stream_gets_one_merged_delta() -> None:
         task = asyncio.create_task(pump(feed, None, write))
         await blocked.wait()
         for seq in range(2, 7):
-            feed.publish(Published("delta", "e", seq, seq - 1, seq, docs[seq],
-                                   diff(docs[seq - 1], docs[seq])))
+            both.publish(change(seq, docs))
         unblock.set()
         await caught_up.wait()
         feed.close()
         await task
         assert apply_patch(doc_from_snapshot(written[0].snapshot),
                            patch_from_struct(written[1].delta.patch)) == docs[6]
-        return written
+        return written, both.asked
 
-    written = asyncio.run(scenario())
+    written, asked = asyncio.run(scenario())
     assert [(w.WhichOneof("body"), w.prev_seq, w.seq) for w in written] == [
         ("snapshot", 0, 1), ("delta", 1, 6)
     ]
+    assert asked == [Position("e", 1)]  # the merge came from the hub's ring
 
 
 def test_rate_limits() -> None:
@@ -296,9 +375,9 @@ def test_tls_needs_both_files() -> None:
                "min_client_ping_interval_s": 10.0, "max_rate_hz": 0.0, "shutdown_grace_s": 1.0,
                "enabled": True}
     with pytest.raises(ConfigError, match="go together"):
-        GrpcSettings.from_config(section, 100)
-    settings = GrpcSettings.from_config({**section, "tls_cert": None}, 100)
-    assert settings.bind == "[::1]:0" and settings.ring_size == 100
+        GrpcSettings.from_config(section)
+    settings = GrpcSettings.from_config({**section, "tls_cert": None})
+    assert settings.bind == "[::1]:0"
 
 
 # -- code generation ---------------------------------------------------------------------

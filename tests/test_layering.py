@@ -172,3 +172,12 @@ def test_plugin_seam_names_are_the_moved_modules() -> None:
     for seam, real in pairs:
         assert seam.__all__ == real.__all__
         assert all(getattr(seam, name) is getattr(real, name) for name in real.__all__)
+
+
+def test_the_http_edge_reads_the_status_record_not_the_actors_state() -> None:
+    """Health and metrics come from ``status/daemon.py``'s record, made by the wiring."""
+    http = [m for m in modules() if room(m) == "edges.http"]
+    state_holders = {"northstard.actors.writer", "northstard.actors.backups", "northstard.actors.supervisor",
+                     "northstard.status.grpc"}
+    assert not {n for m in http for n in inside(m)} & state_holders
+    assert "northstard.status.daemon" in inside("northstard.edges.http.context")

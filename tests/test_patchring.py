@@ -25,7 +25,7 @@ from northstard.core.patchring import BLOCK_OVERHEAD, ENTRY_OVERHEAD, MergedCach
 from northstard.core.pnl import Book
 from northstard.core.records import Cost
 from northstard.edges.grpc.convert import patch_from_struct
-from northstard.edges.grpc.ring import EventRing, Published
+from northstard.edges.grpc.service import Feed
 
 from unit_helpers import T0
 
@@ -171,21 +171,22 @@ def book_documents(count: int) -> list[Doc]:
     return docs
 
 
-def test_the_grpc_copy_stays_under_its_bytes_and_merges_from_the_oldest_held() -> None:
+def test_the_one_ring_serves_grpc_within_its_bytes_from_the_oldest_held() -> None:
+    """Real documents through the hub's ring, the merged delta encoded as the gRPC edge sends it."""
     docs = book_documents(600)
     max_bytes = 16 * 1024
-    ring = EventRing(100000, max_bytes)
-    ring.publish(Published("snapshot", "e1", 0, 0, 0, docs[0], {}))
+    hub = Hub(ring_size=100000, ring_max_bytes=max_bytes)
+    hub.reset("e1", 0, docs[0], 0)
     for seq in range(1, 600):
-        ring.publish(Published("delta", "e1", seq, seq - 1, seq, docs[seq],
-                               diff(docs[seq - 1], docs[seq])))
-        assert ring.ring.nbytes <= max_bytes
-    first = ring.ring.first_prev
+        hub.publish(Change("e1", seq, seq, docs[seq], diff(docs[seq - 1], docs[seq])))
+        assert hub.ring.nbytes <= max_bytes
+    first = hub.ring.first_prev
     assert first is not None and 0 < first < 590
-    gone = ring.catch_up(Position("e1", first - 1))
+    gone = hub.catch_up(Position("e1", first - 1))
     assert gone is not None and gone.kind == "snapshot"
-    caught = ring.catch_up(Position("e1", first))
+    caught = hub.catch_up(Position("e1", first))
     assert caught is not None and caught.kind == "delta" and caught.position == Position("e1", 599)
-    message = pb.PnlEvent.FromString(caught.data)
+    message = pb.PnlEvent.FromString(Feed().encode(caught))
     assert (message.prev_seq, message.seq) == (first, 599)
     assert apply_patch(docs[first], patch_from_struct(message.delta.patch)) == docs[599]
+    assert json.loads(caught.text)["prev"] == first  # the same message, as WebSocket/SSE send it

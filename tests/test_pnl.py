@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from northstard.core.mergepatch import apply_patch, compose, diff
 from northstard.core.money import format_money
-from northstard.core.pnl import Book, iso, mark_value
+from northstard.core.pnl import Book, mark_value
 from northstard.core.records import (
     KINDS,
     Balance,
@@ -37,6 +37,7 @@ from northstard.core.records import (
     record_to_json,
     utc,
 )
+from northstard.core.times import iso_ms
 
 from unit_helpers import MONEY, T0, leaves, record_strategies, record_strategy
 
@@ -348,7 +349,7 @@ def test_source_states() -> None:
     entry = book.document(T0)["sources"]["a"]
     assert entry["status"] == "failing" and entry["stale"] is True
     assert entry["last_error"] == "HTTP 503"
-    assert entry["as_of"] == iso(T0)  # the values are kept
+    assert entry["as_of"] == iso_ms(T0)  # the values are kept
     book.source_ok("a", T0, T0)
     assert book.document(T0)["sources"]["a"]["status"] == "ok"
 
@@ -787,7 +788,7 @@ def test_restore_continues_the_day_and_sources() -> None:
     assert again["change"] == {"day": "2026-11-21", "since_midnight": "15.00",
                                "since_previous": "0.00"}
     assert again["sources"]["shop"] == {"plugin": "shop", "status": "failing", "stale": True,
-                                        "as_of": iso(T0), "last_error": "HTTP 502"}
+                                        "as_of": iso_ms(T0), "last_error": "HTTP 502"}
 
 
 # -- exactness at the bounds (issue 12, items 1-3) ---------------------------
@@ -944,7 +945,7 @@ def test_a_source_with_refused_records_is_degraded_until_a_clean_reading() -> No
     book.source_ok("anthropic", T0, T0, refused="1 record refused: row 0: amount: bad")
     entry = book.document(T0)["sources"]["anthropic"]
     assert entry == {"plugin": "anthropic_costs", "status": "degraded", "stale": True,
-                     "as_of": iso(T0), "last_error": "1 record refused: row 0: amount: bad"}
+                     "as_of": iso_ms(T0), "last_error": "1 record refused: row 0: amount: bad"}
     restored = Book()
     restored.add_source("anthropic", "anthropic_costs", 60.0)
     restored.restore(book.document(T0), T0)

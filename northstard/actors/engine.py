@@ -12,17 +12,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import structlog
 import trio
 
-from northstard.actors.source import SourceFailed
+from northstard.actors.source import SourceFailed, SourceMessage
 from northstard.config import SourceSection
 from northstard.core.change import Change
 from northstard.core.mergepatch import Doc, diff
 from northstard.core.pnl import Book, RevenueBasis, StoredRecords, screen
-from northstard.core.records import Reading, Record
+from northstard.core.records import Record
 from northstard.store.sqlite import Persisted
 
 __all__ = ["EngineState", "recover", "run_engine"]
@@ -52,7 +51,6 @@ class EngineState:
     seq: int
     doc: Doc | None
     states: dict[str, str] = field(default_factory=dict)
-    rejected: int = 0
 
     def __repr__(self) -> str:
         return f"<EngineState {self.epoch}:{self.seq} {self.book!r}>"
@@ -95,7 +93,8 @@ def refusal_summary(refused: Sequence[str]) -> str | None:
 
 
 def _apply(
-    state: EngineState, message: Any, now: datetime, observe_refused: ObserveRefused = _ignore_refused
+    state: EngineState, message: SourceMessage, now: datetime,
+    observe_refused: ObserveRefused = _ignore_refused,
 ) -> list[tuple[str, Record]]:
     """Apply one message from a source; returns the records that changed.
 
@@ -109,7 +108,6 @@ def _apply(
         if message.source in book.sources:
             book.source_failed(message.source, message.error)
         return []
-    assert isinstance(message, Reading), message
     if message.source not in book.sources:
         log.warning("reading from an unknown source dropped", source=message.source)
         return []
@@ -142,7 +140,7 @@ def _say_refused(book: Book, source: str, refused: Sequence[str]) -> None:
 
 def _apply_all(
     state: EngineState,
-    messages: Iterable[Any],
+    messages: Iterable[SourceMessage],
     now: datetime,
     observe_refused: ObserveRefused = _ignore_refused,
 ) -> tuple[list[tuple[str, Record]], bool]:
@@ -153,7 +151,6 @@ def _apply_all(
             changed.extend(_apply(state, message, now, observe_refused))
             touched = True
         except Exception as exc:  # a poison reading must not stop the engine
-            state.rejected += 1
             source = getattr(message, "source", "?")
             log.error("reading rejected", source=source, error=f"{type(exc).__name__}: {exc}")
             if source in state.book.sources:
@@ -185,10 +182,10 @@ def next_change(
 
 
 async def _gather(
-    receive: trio.MemoryReceiveChannel[Any], max_batch: int, patience: float
-) -> list[Any] | None:
+    receive: trio.MemoryReceiveChannel[SourceMessage], max_batch: int, patience: float
+) -> list[SourceMessage] | None:
     """Messages that are waiting (at least one, unless ``patience`` s pass); None at the end."""
-    messages: list[Any] = []
+    messages: list[SourceMessage] = []
     with trio.move_on_after(patience):
         try:
             messages.append(await receive.receive())
@@ -204,7 +201,7 @@ async def _gather(
 
 async def run_engine(
     state: EngineState,
-    receive: trio.MemoryReceiveChannel[Any],
+    receive: trio.MemoryReceiveChannel[SourceMessage],
     send: trio.MemorySendChannel[Change],
     max_batch: int = 256,
     now: Callable[[], datetime] = wall_clock,

@@ -10,9 +10,15 @@ never slows the others, and still ends on the exact current state.
 
 The ring (``patchring.PatchRing``) is bounded in entries (``[hub] ring_size``)
 and in bytes (``[hub] ring_max_bytes``), oldest first, and merges from any
-held position in O(log n) compositions. The merged deltas already encoded are
-kept per starting position until the next publish, at most
-``MERGED_MAX_ENTRIES`` of them and ``MERGED_MAX_BYTES`` in all (oldest first).
+held position in O(log n) compositions. It is the daemon's only ring: every
+edge (WebSocket, SSE, long-polling, gRPC) is served from it. What a client is
+sent is a ``core.message.Message``, one object per snapshot, newest delta or
+merged delta, with its encodings built once per transport (JSON text,
+protobuf) when a client of that transport first needs it. The merged messages
+are kept per starting position until the next publish, at most
+``MERGED_MAX_ENTRIES`` of them and ``MERGED_MAX_BYTES`` of JSON text in all
+(oldest first); each also holds its merged patch and, once a gRPC stream asked,
+its protobuf encoding (about the size of the text).
 """
 
 from __future__ import annotations
@@ -22,18 +28,19 @@ from dataclasses import dataclass
 
 import trio
 
-from northstard.core.change import Change, delta_message, snapshot_message
+from northstard.core.change import Change
 from northstard.core.mergepatch import Doc
+from northstard.core.message import Message
 from northstard.core.patchring import MergedCache, PatchRing
 from northstard.core.position import Position, parse_position
 from northstard.core.tokenbucket import TokenBucket
 
 __all__ = [
-    "RESUME_BUDGET", "RING_MAX_BYTES", "Hub", "HubClosed", "Position", "ResumeBudget",
+    "RESUME_BUDGET", "RING_MAX_BYTES", "Hub", "HubClosed", "Message", "Position", "ResumeBudget",
     "Subscription", "parse_position", "run_hub",
 ]
 
-RING_MAX_BYTES = 8 * 1024 * 1024  # the default of [hub] ring_max_bytes (one copy)
+RING_MAX_BYTES = 8 * 1024 * 1024  # the default of [hub] ring_max_bytes (the one ring)
 MERGED_MAX_ENTRIES = 256  # encoded merged deltas kept between two publishes
 MERGED_MAX_BYTES = 4 * 1024 * 1024  # ... and their bytes at most
 RECENT_CHANGES = 64  # a poll from within this many changes of now is a poller's step, not a resume
@@ -62,15 +69,6 @@ class ResumeBudget:
 RESUME_BUDGET = ResumeBudget()  # the defaults of [hub] resume_rate_per_s and resume_burst
 
 
-@dataclass(frozen=True)
-class Message:
-    """What a subscriber is sent next: text, and the position it moves the client to."""
-
-    text: str
-    kind: str
-    position: Position
-
-
 class Hub:
     def __init__(self, ring_size: int = 10000, ring_max_bytes: int = RING_MAX_BYTES,
                  budget: ResumeBudget = RESUME_BUDGET) -> None:
@@ -82,9 +80,10 @@ class Hub:
         self.ts_ms = 0
         self.doc: Doc = {}
         self._latest: Change | None = None
-        self._snapshot: str | None = None
+        self._delta: Message | None = None  # the newest delta, made once per change
+        self._snapshot: Message | None = None
         self.ring = PatchRing(ring_size, ring_max_bytes)
-        self._merged: MergedCache[str] = MergedCache(MERGED_MAX_ENTRIES, MERGED_MAX_BYTES)
+        self._merged: MergedCache[Message] = MergedCache(MERGED_MAX_ENTRIES, MERGED_MAX_BYTES)
         self._waiting: set[Subscription] = set()
         self.closed = False
         self.clients: Counter[str] = Counter()
@@ -105,8 +104,7 @@ class Hub:
         self.epoch, self.seq, self.doc, self.ts_ms = epoch, seq, doc, ts_ms
         self.ring.clear()
         self._merged.clear()
-        self._latest = None
-        self._snapshot = None
+        self._latest = self._delta = self._snapshot = None
 
     def publish(self, change: Change) -> None:
         if change.epoch != self.epoch or change.seq != self.seq + 1:
@@ -116,7 +114,7 @@ class Hub:
         )
         self.ring.append(change.prev, change.seq, change.patch_json, change.patch)
         self._latest = change
-        self._snapshot = None
+        self._delta = self._snapshot = None
         self._merged.clear()
         self._wake()
 
@@ -130,12 +128,11 @@ class Hub:
             subscription.poke()
 
     def snapshot(self) -> Message:
+        """The document now, as one message for every client (the cache actor shares its text)."""
         if self._snapshot is None:
-            if self._latest is not None:
-                self._snapshot = self._latest.snapshot_message
-            else:
-                self._snapshot = snapshot_message(self.epoch, self.seq, self.ts_ms, self.doc)
-        return Message(self._snapshot, "snapshot", self.position)
+            text = self._latest.snapshot_message if self._latest is not None else None
+            self._snapshot = Message.snapshot(self.position, self.ts_ms, self.doc, text)
+        return self._snapshot
 
     def holds(self, position: Position) -> bool:
         """Whether the changes after ``position`` are all in the ring."""
@@ -156,13 +153,18 @@ class Hub:
         if position.seq == self.seq:
             return None
         if position.seq == self.seq - 1 and self._latest is not None:
-            return Message(self._latest.delta_message, "delta", self.position)
-        text = self._merged.get(position.seq)
-        if text is None:
+            return self._newest_delta(self._latest)
+        message = self._merged.get(position.seq)
+        if message is None:
             prev, patch = self.ring.merged(position.seq)
-            text = delta_message(self.epoch, self.seq, prev, self.ts_ms, patch)
-            self._merged.put(position.seq, text)
-        return Message(text, "delta", self.position)
+            message = Message.delta(self.position, prev, self.ts_ms, self.doc, patch)
+            self._merged.put(position.seq, message)
+        return message
+
+    def _newest_delta(self, change: Change) -> Message:
+        if self._delta is None:
+            self._delta = Message.delta(self.position, change.prev, change.ts_ms, change.doc, change.patch)
+        return self._delta
 
     def subscribe(
         self, transport: str, since: Position | None = None, max_rate_hz: float = 0.0

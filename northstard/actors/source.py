@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NoReturn, Protocol, runtime_checkable
+from typing import NoReturn, Protocol, runtime_checkable
 
 import structlog
 import trio
@@ -23,7 +23,7 @@ from northstard.core.breaker import Breaker
 from northstard.core.records import Reading
 from northstard.errors import SourceError
 
-__all__ = ["Source", "SourceFailed", "SourceType", "StreamingSource", "run_source", "scrub"]
+__all__ = ["Source", "SourceFailed", "SourceMessage", "SourceType", "StreamingSource", "run_source", "scrub"]
 
 log = structlog.get_logger("northstard.source")
 
@@ -63,6 +63,10 @@ class SourceFailed:
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+SourceMessage = Reading | SourceFailed
+"""What a source runner sends the engine."""
+
+
 @dataclass
 class SourceStats:
     """Live figures of one source actor, read by /api/sources and /metrics."""
@@ -96,7 +100,7 @@ class _Runner:
         self,
         section: SourceSection,
         source: Source,
-        send: trio.MemorySendChannel[Any],
+        send: trio.MemorySendChannel[SourceMessage],
         stats: SourceStats,
         observe: Callable[[str, float, bool], None],
     ) -> None:
@@ -169,7 +173,7 @@ class _Runner:
 async def run_source(
     section: SourceSection,
     source: Source,
-    send: trio.MemorySendChannel[Any],
+    send: trio.MemorySendChannel[SourceMessage],
     stats: SourceStats,
     observe: Callable[[str, float, bool], None] = lambda name, latency, ok: None,
     *,

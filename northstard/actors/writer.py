@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 import trio
 
+from northstard.config import default
 from northstard.core.buckets import BucketSet, components
 from northstard.core.change import Change
 from northstard.core.records import Position, Retract, record_to_json
@@ -41,12 +42,12 @@ UNSAVED = "~unsaved"
 @dataclass(frozen=True)
 class WriterSettings:
     path: Path
-    synchronous: str = "full"
-    batch_max: int = 500
-    batch_deadline_s: float = 0.01
-    snapshot_every: int = 100
-    keep_deltas_days: float = 30.0
-    keep_buckets_days: float = 0.0
+    synchronous: str = default("storage", "synchronous", str)
+    batch_max: int = default("storage", "batch_max", int)
+    batch_deadline_s: float = default("storage", "batch_deadline_ms", float) / 1000
+    snapshot_every: int = default("storage", "snapshot_every", int)
+    keep_deltas_days: float = default("storage", "keep_deltas_days", float)
+    keep_buckets_days: float = default("storage", "keep_buckets_days", float)
 
 
 @dataclass

@@ -58,10 +58,6 @@ class Change:
         return f"<Change {self.epoch}:{self.seq} records={len(self.records)}>"
 
     @cached_property
-    def delta_message(self) -> str:
-        return delta_message(self.epoch, self.seq, self.prev, self.ts_ms, self.patch)
-
-    @cached_property
     def snapshot_message(self) -> str:
         return snapshot_message(self.epoch, self.seq, self.ts_ms, self.doc)
 

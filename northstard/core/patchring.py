@@ -1,6 +1,6 @@
 """Recent merge patches, bounded in bytes, merged from any held position in O(log n) compositions.
 
-Pure, no I/O: the hub and the gRPC edge's copy of the stream both keep one.
+Pure, no I/O: the hub keeps the daemon's one ring of these.
 
     level 0   p0   p1   p2   p3   p4   p5   p6   p7   p8 ...   the held patches (entry i)
     level 1   p0..1     p2..3     p4..5     p6..7     ...       pre-composed aligned pairs

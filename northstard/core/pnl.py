@@ -56,6 +56,7 @@ from northstard.core.records import (
     Settlement,
     checked,
 )
+from northstard.core.times import iso_ms
 from northstard.errors import SchemaDriftError
 
 __all__ = [
@@ -67,7 +68,6 @@ __all__ = [
     "contribution",
     "exact",
     "is_hot",
-    "iso",
     "margin_pct",
     "mark_value",
     "screen",
@@ -108,11 +108,6 @@ def exact(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     return run
 
 
-def iso(moment: datetime) -> str:
-    """UTC ISO 8601 with milliseconds and a Z."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 @dataclass(frozen=True)
 class SourceStatus:
     """What the snapshot says about one source."""
@@ -138,7 +133,7 @@ class SourceStatus:
         state = self.state(now)
         doc: Doc = {"plugin": self.plugin, "status": state, "stale": state != "ok"}
         if self.as_of is not None:
-            doc["as_of"] = iso(self.as_of)
+            doc["as_of"] = iso_ms(self.as_of)
         if self.last_error is not None:
             doc["last_error"] = self.last_error
         return doc
@@ -732,7 +727,7 @@ class Book:
         costs = self.total("costs", "total")
         previous = self.prev_net if self.prev_net is not None else net
         doc: Doc = {
-            "as_of": iso(now),
+            "as_of": iso_ms(now),
             "currency": self.currency,
             "net_pnl": format_money(net),
             "trading": {

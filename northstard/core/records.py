@@ -256,9 +256,8 @@ class Reading:
     ``complete_kinds`` names the kinds for which ``records`` is the source's
     whole current set (a full poll of positions, say): the engine withdraws
     that source's stored records of those kinds that the reading no longer
-    has — positions closed while the daemon was down included. ``complete``
-    is informational. ``refused`` says, one line per record, which records
-    the plugin could not read and why ("cost_report 2026-12-01 row 3:
+    has — positions closed while the daemon was down included. ``refused``
+    says, one line per record, which records the plugin could not read and why ("cost_report 2026-12-01 row 3:
     amount: more than 12 decimal places: ..."): the engine marks the source
     degraded with them while the reading's other records count. It holds at
     most one line per row the plugin read, so the upstream body's size bounds it.
@@ -267,7 +266,6 @@ class Reading:
     source: str
     records: tuple[Record, ...]
     as_of: datetime
-    complete: bool = False
     notes: dict[str, str] = field(default_factory=dict)
     complete_kinds: tuple[str, ...] = ()
     refused: tuple[str, ...] = ()

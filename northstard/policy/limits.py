@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Generic, Literal, TypeVar
 
+from northstard.config import default
 from northstard.core.hosts import is_loopback
 from northstard.core.tokenbucket import TokenBucket
 
@@ -140,22 +141,22 @@ def connection_cap(configured: int, open_files: int, reserve: int) -> int:
 
 @dataclass(frozen=True)
 class LimitSettings:
-    """The ``[limits]`` section; the defaults here (no section) limit nothing but the head time."""
+    """The ``[limits]`` section; its defaults are the schema's (``config.py``)."""
 
-    rest_rate_per_s: float = 0.0
-    rest_burst: int = 1
-    connect_rate_per_s: float = 0.0
-    connect_burst: int = 1
-    max_streams: int = 0
-    max_streams_per_client: int = 0
-    header_timeout_s: float = 10.0
-    idle_timeout_s: float = 30.0
-    exempt_loopback: bool = True
-    max_tracked_clients: int = 10000
-    stream_send_buffer_bytes: int = 0
-    max_connections: int = 0
-    max_connections_per_client: int = 0
-    open_files_reserve: int = 256
+    rest_rate_per_s: float = default("limits", "rest_rate_per_s", float)
+    rest_burst: int = default("limits", "rest_burst", int)
+    connect_rate_per_s: float = default("limits", "connect_rate_per_s", float)
+    connect_burst: int = default("limits", "connect_burst", int)
+    max_streams: int = default("limits", "max_streams", int)
+    max_streams_per_client: int = default("limits", "max_streams_per_client", int)
+    header_timeout_s: float = default("limits", "header_timeout_s", float)
+    idle_timeout_s: float = default("limits", "idle_timeout_s", float)
+    exempt_loopback: bool = default("limits", "exempt_loopback", bool)
+    max_tracked_clients: int = default("limits", "max_tracked_clients", int)
+    stream_send_buffer_bytes: int = default("limits", "stream_send_buffer_bytes", int)
+    max_connections: int = default("limits", "max_connections", int)
+    max_connections_per_client: int = default("limits", "max_connections_per_client", int)
+    open_files_reserve: int = default("limits", "open_files_reserve", int)
 
     @classmethod
     def from_section(cls, section: Mapping[str, Any]) -> LimitSettings:

@@ -2,7 +2,7 @@
 
 Elapsed time comes from ``trio.current_time()`` (so a test's ``MockClock``
 drives it) times ``speed``. Every reading is the simulation's current state
-plus its recent changes (``Simulator.collect``), marked complete; the quotes
+plus its recent changes (``Simulator.collect``); the quotes
 and the cash are declared complete kinds, so the engine drops the quotes of
 settled markets. The first reading of a run carries everything the new
 business has and declares every kind complete: the records of a previous run
@@ -49,7 +49,7 @@ class DemoSource:
         self.polls += 1
         notes = {"seed": str(self.settings.seed), "business_time": self.sim.now.isoformat()}
         return Reading(
-            self.name, self.sim.collect(), datetime.now(UTC), complete=True, notes=notes,
+            self.name, self.sim.collect(), datetime.now(UTC), notes=notes,
             complete_kinds=EVERY_KIND if first else COMPLETE_KINDS,
         )
 

@@ -133,7 +133,7 @@ class KalshiSource:
         self._held_changed()
         notes = {"env": self.settings.env, "held": str(len(book.held())),
                  "positions": str(len(book.positions))}
-        return Reading(self.name, tuple(records), as_of, complete=False, notes=notes)
+        return Reading(self.name, tuple(records), as_of, notes=notes)
 
     async def _prices(self, client: KalshiClient, held: list[str]) -> list[Price]:
         out: list[Price] = []

@@ -46,7 +46,7 @@ class RevenueHttpSource:
         invoiced, collected = totals(body, self.settings.invoiced_field, self.settings.collected_field)
         now = datetime.now(UTC)
         record = self._record(invoiced, collected, now)
-        return Reading(self.name, (record,), now, complete=True, complete_kinds=(record.kind,))
+        return Reading(self.name, (record,), now, complete_kinds=(record.kind,))
 
     def _record(self, invoiced: Decimal, collected: Decimal, now: datetime) -> RevenueTotal:
         last = self._last

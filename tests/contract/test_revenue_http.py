@@ -42,7 +42,7 @@ async def poll_once(fake: FakeRevenue, **options: Any) -> RevenueTotal:
         reading = await source.poll()
     finally:
         await source.aclose()
-    assert reading.source == "sales" and reading.complete
+    assert reading.source == "sales" and reading.complete_kinds == ("revenue_total",)
     (record,) = reading.records
     assert isinstance(record, RevenueTotal)
     return record

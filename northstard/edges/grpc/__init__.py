@@ -3,8 +3,7 @@
     actor.py    trio side: the actor, the feed from the hub, the server's thread
     bridge.py   an asyncio loop in a worker thread, driven from trio
     server.py   the grpc.aio server: health, reflection, auth, TLS, keepalive, shutdown
-    service.py  PnlStream handlers and the per-stream pump (asyncio side)
-    ring.py     the loop's copy of the stream: encoded events, merged deltas
+    service.py  PnlStream handlers, the feed of the hub's messages, the per-stream pump
     convert.py  the snapshot document and merge patches <-> messages
     queries.py  GetHistory and ListSources, as the REST routes answer them
     auth.py     bearer tokens (sha256 digests in the config)

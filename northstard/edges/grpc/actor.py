@@ -1,11 +1,14 @@
 """The gRPC edge actor (trio side): the server's thread, and the feed from the hub.
 
     hub ──(trio: one Subscription, a position)──▶ feeder ──call_soon_threadsafe──▶
-        asyncio loop (thread): EventRing ─▶ N streams, each a position
+        asyncio loop (thread): Feed (the hub's newest message) ─▶ N streams, each a position
+                                 └── a stream further behind: hub.catch_up, one hop to trio
 
 The feeder is one hub subscriber for all gRPC streams: per hub message it
-hands the patch and document over once; the loop encodes each event once and
-every stream sends those same bytes. The hub closing (daemon shutdown) stops
+hands that ``Message`` (and the hub's snapshot message at the same position)
+over, as objects, never re-parsed; the loop builds each message's protobuf
+once and every stream sends those same bytes. The gRPC edge keeps no ring:
+merged deltas come from the hub's, shared with the other edges. The hub closing (daemon shutdown) stops
 the server gracefully; the actor returns when the thread has ended.
 
 A port it cannot bind (held by another process) is said once, at error level,
@@ -18,7 +21,6 @@ of the daemon serves on meanwhile: gRPC is an edge, not a reason to stop.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -28,25 +30,24 @@ from typing import Any
 import structlog
 import trio
 
-from northstard.actors.hub import Hub, HubClosed, Message
+from northstard.actors.hub import Hub, HubClosed
 from northstard.actors.source import SourceStats
 from northstard.config import SourceSection
 from northstard.core.hosts import is_loopback
-from northstard.core.mergepatch import Doc
+from northstard.core.message import Message
+from northstard.core.position import Position
 from northstard.edges.grpc.bridge import AsyncioThread, open_asyncio_thread
 from northstard.edges.grpc.queries import source_entries
-from northstard.edges.grpc.ring import Published
 from northstard.edges.grpc.server import GrpcServer, GrpcSettings
-from northstard.edges.grpc.service import Backend
+from northstard.edges.grpc.service import TRANSPORT, Backend
 from northstard.errors import ListenError, NorthstardError
 from northstard.policy.limits import LimitSettings
 from northstard.status.grpc import GrpcHandle
 from northstard.status.metrics import Metrics
 
-__all__ = ["GrpcDeps", "GrpcHandle", "published", "run_grpc"]
+__all__ = ["GrpcDeps", "GrpcHandle", "run_grpc"]
 
 log = structlog.get_logger("northstard.grpc")
-TRANSPORT = "grpc"
 RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 60.0
 
@@ -63,14 +64,6 @@ class GrpcDeps:
     limits: LimitSettings = field(default_factory=LimitSettings)  # the stream caps
 
 
-def published(message: Message, doc: Doc) -> Published:
-    """A hub message (and the hub's document at its seq) as the loop takes it."""
-    body: dict[str, Any] = json.loads(message.text)
-    return Published(kind=message.kind, epoch=body["epoch"], seq=body["seq"],
-                     prev=body.get("prev", 0), ts_ms=body["ts"], doc=doc,
-                     patch=body.get("patch", {}))
-
-
 def _backend(settings: GrpcSettings, deps: GrpcDeps, thread: AsyncioThread) -> Backend:
     token = thread.token
     collect = partial(source_entries, deps.hub, deps.sections, deps.stats)
@@ -80,6 +73,15 @@ def _backend(settings: GrpcSettings, deps: GrpcDeps, thread: AsyncioThread) -> B
             trio.from_thread.run_sync, collect, trio_token=token
         )
         return entries
+
+    async def catch_up(position: Position | None) -> Message | None:  # on the loop, as sources()
+        def ask() -> Message | None:  # in a worker thread: the hub answers on trio's thread
+            return trio.from_thread.run_sync(deps.hub.catch_up, position, trio_token=token)
+
+        try:
+            return await asyncio.to_thread(ask)
+        except trio.RunFinishedError:  # the daemon is stopping: the feed closes next
+            return None
 
     def count(delta: int) -> None:  # on trio's thread
         deps.hub.clients[TRANSPORT] += delta
@@ -100,7 +102,8 @@ def _backend(settings: GrpcSettings, deps: GrpcDeps, thread: AsyncioThread) -> B
 
     return Backend(db_path=deps.db_path, sources=sources, max_rate_hz=settings.max_rate_hz,
                    streams_changed=lambda delta: thread.to_trio(count, delta), sent=sent,
-                   limits=deps.limits, token_keys=bool(settings.tokens), refused=refused)
+                   limits=deps.limits, token_keys=bool(settings.tokens), refused=refused,
+                   catch_up=catch_up)
 
 
 async def _feed(hub: Hub, thread: AsyncioThread, server: GrpcServer) -> None:
@@ -111,7 +114,7 @@ async def _feed(hub: Hub, thread: AsyncioThread, server: GrpcServer) -> None:
             message = await subscription.next_message()
         except HubClosed:
             return
-        if not thread.call_soon(server.deliver, published(message, hub.doc)):
+        if not thread.call_soon(server.deliver, message, hub.snapshot()):
             raise NorthstardError("grpc: the server's event loop is gone")
 
 

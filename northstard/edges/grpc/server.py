@@ -24,9 +24,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from northstard.actors.hub import RESUME_BUDGET, RING_MAX_BYTES, ResumeBudget
+from northstard.actors.hub import RESUME_BUDGET, ResumeBudget
+from northstard.core.message import Message
 from northstard.edges.grpc.auth import BearerAuth
-from northstard.edges.grpc.ring import Published
 from northstard.edges.grpc.service import SERVICE, Backend, Feed, PnlStream, method_handlers
 from northstard.errors import ConfigError, ListenError, NorthstardError
 
@@ -49,22 +49,17 @@ class GrpcSettings:
     min_client_ping_interval_s: float = 10.0
     max_rate_hz: float = 0.0
     shutdown_grace_s: float = 3.0
-    ring_size: int = 10000
-    ring_max_bytes: int = RING_MAX_BYTES
     resume: ResumeBudget = RESUME_BUDGET
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any], ring_size: int,
-                    ring_max_bytes: int = RING_MAX_BYTES,
+    def from_config(cls, section: Mapping[str, Any],
                     resume: ResumeBudget = RESUME_BUDGET) -> GrpcSettings:
-        """The ``[grpc]`` section, with the ring's bounds and resume budget from ``[hub]``."""
+        """The ``[grpc]`` section, with the resume budget from ``[hub]``."""
         if (section["tls_cert"] is None) != (section["tls_key"] is None):
             raise ConfigError("grpc.tls_key", "tls_cert and tls_key go together")
-        own = ("tokens", "ring_size", "ring_max_bytes", "resume")
+        own = ("tokens", "resume")
         keys = [k for k in cls.__dataclass_fields__ if k not in own]
-        return cls(tokens=tuple(section["tokens"]), ring_size=ring_size,
-                   ring_max_bytes=ring_max_bytes, resume=resume,
-                   **{k: section[k] for k in keys})
+        return cls(tokens=tuple(section["tokens"]), resume=resume, **{k: section[k] for k in keys})
 
     @property
     def bind(self) -> str:
@@ -131,7 +126,7 @@ class GrpcServer:
     async def start(self) -> str:
         """Listen; returns the bound ``host:port``."""
         settings = self.settings
-        self.feed = Feed(settings.ring_size, settings.ring_max_bytes)
+        self.feed = Feed(self.backend.catch_up)
         interceptors = [BearerAuth(settings.tokens)] if settings.tokens else []
         server = grpc.aio.server(interceptors=interceptors, options=settings.options())
         server.add_generic_rpc_handlers(
@@ -165,13 +160,13 @@ class GrpcServer:
         for service in ("", SERVICE):
             await self.health.set(service, status)
 
-    def deliver(self, item: Published) -> None:
-        """What the hub published (scheduled here from trio)."""
+    def deliver(self, message: Message, snapshot: Message) -> None:
+        """What the hub published, and its snapshot at that position (scheduled here from trio)."""
         assert self.feed is not None
-        was_ready = self.feed.ring.ready
-        self.feed.publish(item)
-        if self.feed.ring.ready != was_ready:
-            self._spawn(self._set_health(SERVING if self.feed.ring.ready else NOT_SERVING))
+        was_ready = self.feed.ready
+        self.feed.publish(message, snapshot)
+        if self.feed.ready != was_ready:
+            self._spawn(self._set_health(SERVING if self.feed.ready else NOT_SERVING))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -1,11 +1,12 @@
 """``northstar.v1.PnlStream`` on the gRPC server's asyncio loop.
 
 Everything here runs on that one loop thread. A stream is a position and a
-loop (``pump``): catch up from the ``EventRing`` (pre-encoded bytes, sent as
-they are: the method handlers have no response serializer), then wait for the
-next publish. ``context.write`` waits while the client's HTTP/2 window is
-full, so a slow stream holds one event and its position, and gets one merged
-delta when it drains.
+loop (``pump``): catch up through the ``Feed`` (the hub's messages, their
+protobuf encoding built once for every stream and sent as it is: the method
+handlers have no response serializer), then wait for the next publish.
+``context.write`` waits while the client's HTTP/2 window is full, so a slow
+stream holds one event and its position, and gets one merged delta when it
+drains.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ import grpc
 import grpc.aio
 
 from northstard._proto.northstar.v1 import pnl_pb2 as pb
-from northstard.actors.hub import RESUME_BUDGET, RING_MAX_BYTES, Position, ResumeBudget
+from northstard.actors.hub import RESUME_BUDGET, ResumeBudget
+from northstard.core.message import DELTA, SNAPSHOT, Message
+from northstard.core.position import Position
+from northstard.edges.grpc.convert import delta_event, snapshot_event
 from northstard.edges.grpc.queries import (
     explain_response,
     history_response,
@@ -31,46 +35,106 @@ from northstard.edges.grpc.queries import (
     request_range,
     sources_response,
 )
-from northstard.edges.grpc.ring import EventRing, Published
 from northstard.errors import RequestError
 from northstard.policy.auth import bearer, digest
 from northstard.policy.limits import Limits, LimitSettings, RateLimiter
 
-__all__ = ["SERVICE", "Backend", "Feed", "method_handlers", "pump"]
+__all__ = ["SERVICE", "TRANSPORT", "Backend", "CatchUp", "Feed", "method_handlers", "pump"]
 
 SERVICE = "northstar.v1.PnlStream"
+TRANSPORT = "grpc"
+ASKED_MAX = 256  # hub answers shared between two publishes (one per starting position), at most
 Context = grpc.aio.ServicerContext[Any, Any]
+CatchUp = Callable[[Position | None], Awaitable[Message | None]]
+"""Ask the hub (on trio's thread) for the message that brings ``position`` to now."""
+
+
+async def _no_hub(position: Position | None) -> Message | None:
+    return None
 
 
 class Feed:
-    """The ring, and the wake-up of every waiting stream when something is published."""
+    """The hub's newest message on the loop, and the wake-up of every waiting stream.
 
-    def __init__(self, ring_size: int, ring_max_bytes: int = RING_MAX_BYTES) -> None:
-        self.ring = EventRing(ring_size, ring_max_bytes)
+    The gRPC edge keeps no ring of its own: the feeder hands over the hub's
+    newest ``Message`` and the hub's snapshot ``Message`` at the same position
+    (the same objects the WebSocket/SSE edges send, with their encodings
+    cached per transport). A stream at the newest delta's start (or inside a
+    merged one) gets that delta; a new stream, or one from another epoch, gets
+    the snapshot; a stream further behind asks the hub itself (``catch_up``,
+    one hop to trio's thread, shared by every stream asking from the same
+    position until the next publish), which merges from its one ring and keeps
+    the merged message for every client at that place, whatever its transport.
+    Held: two messages (references, no copy) and at most ``ASKED_MAX`` answers.
+    """
+
+    def __init__(self, catch_up: CatchUp = _no_hub) -> None:
+        self.latest: Message | None = None
+        self.current: Message | None = None  # the snapshot at latest's position
+        self.encoded = 0  # protobuf events built (each message once)
         self.closing = False
         self.streams = 0
-        self._changed = asyncio.Event()
+        self._catch_up = catch_up
+        self._asked: dict[Position, asyncio.Future[Message | None]] = {}  # until the next publish
+        self.changed = asyncio.Event()  # set (and replaced) at the next publish
         self._closed = asyncio.Event()
 
     def __repr__(self) -> str:
-        return f"<Feed {self.ring!r} streams={self.streams} closing={self.closing}>"
+        return f"<Feed {self.latest!r} streams={self.streams} closing={self.closing}>"
 
-    def publish(self, item: Published) -> None:
-        self.ring.publish(item)
-        self._wake()
+    @property
+    def ready(self) -> bool:
+        """Whether there is a snapshot to send (an empty store has none until the first change)."""
+        return self.current is not None and bool(self.current.doc)
+
+    def publish(self, message: Message, snapshot: Message) -> None:
+        self.latest, self.current = message, snapshot
+        self._asked = {}
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
 
     def close(self) -> None:
         """Every stream ends (with OK) at its next step."""
         self.closing = True
         self._closed.set()
-        self._wake()
+        self.changed.set()
 
-    def _wake(self) -> None:
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+    async def next_for(self, position: Position | None) -> Message | None:
+        """The message that brings a stream at ``position`` up to date; None when it is
+        (or while the store is empty)."""
+        latest, current = self.latest, self.current
+        if latest is None or current is None or not self.ready:
+            return None
+        if position is None or position.epoch != latest.position.epoch:
+            return current
+        if position.seq == latest.position.seq:
+            return None
+        if latest.kind == DELTA and latest.prev <= position.seq < latest.position.seq:
+            return latest
+        # behind the newest delta (the hub's ring merges), or ahead of the feed (the hub
+        # answered this stream directly, or a resume from a position that never was)
+        return await self._ask(position)
 
-    async def wait_changed(self) -> None:
-        await self._changed.wait()
+    async def _ask(self, position: Position) -> Message | None:
+        """The hub's answer for ``position``: one hop shared by every stream asking the same
+        until the next publish (a burst of late streams costs one hop per starting point)."""
+        asked = self._asked.get(position)
+        if asked is None:
+            if len(self._asked) >= ASKED_MAX:
+                return await self._catch_up(position)
+            asked = self._asked[position] = asyncio.ensure_future(self._catch_up(position))
+        return await asyncio.shield(asked)  # a stream that goes away does not cancel the others
+
+    def encode(self, message: Message) -> bytes:
+        """The PnlEvent bytes of ``message``, built once for every stream."""
+        return message.encoded(TRANSPORT, self._encode)
+
+    def _encode(self, message: Message) -> bytes:
+        self.encoded += 1
+        epoch, seq = message.position.epoch, message.position.seq
+        if message.kind == SNAPSHOT:
+            return snapshot_event(epoch, seq, message.ts_ms, message.doc)
+        return delta_event(epoch, seq, message.prev, message.ts_ms, message.patch)
 
     async def pause(self, seconds: float) -> None:
         """Sleep ``seconds``, or less if the feed closes."""
@@ -87,13 +151,14 @@ async def pump(
 ) -> None:
     """Send a stream what it lacks, whenever it can take more, until the feed closes."""
     while not feed.closing:
-        event = feed.ring.catch_up(position)
-        if event is None:
-            await feed.wait_changed()
+        changed = feed.changed  # taken before looking: a publish while asking the hub wakes us
+        message = await feed.next_for(position)
+        if message is None:
+            await changed.wait()
             continue
-        await write(event.data)
-        position = event.position
-        sent(event.kind)
+        await write(feed.encode(message))
+        position = message.position
+        sent(message.kind)
         if interval:
             await feed.pause(interval)
 
@@ -110,6 +175,7 @@ class Backend:
     limits: LimitSettings = field(default_factory=LimitSettings)  # the stream caps of [limits]
     token_keys: bool = False  # auth is on: a stream counts against its bearer token's cap
     refused: Callable[[str], None] = lambda reason: None
+    catch_up: CatchUp = _no_hub  # the hub's catch_up, one hop to trio's thread
 
 
 def _interval(requested: float, cap: float) -> float:
@@ -183,10 +249,10 @@ class PnlStream:
         return key
 
     async def get_current(self, request: pb.GetCurrentRequest, context: Context) -> bytes:
-        ring = self.feed.ring
-        if not ring.ready:
+        current = self.feed.current
+        if current is None or not self.feed.ready:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "no snapshot yet")
-        return ring.snapshot().data
+        return self.feed.encode(current)
 
     async def get_history(
         self, request: pb.GetHistoryRequest, context: Context

@@ -127,11 +127,10 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
 
     @app.route("/api/health")
     async def health() -> Response:
-        healthy = ctx.supervisor.healthy() and not ctx.hub.closed
+        now = ctx.status()
+        healthy = now.healthy and not ctx.hub.closed
         states = {name: s.get("status") for name, s in ctx.hub.doc.get("sources", {}).items()}
-        store = ctx.writer.degraded if ctx.writer is not None else None
-        backup = ctx.backups.document() if ctx.backups is not None else {"status": "off"}
-        grpc = ctx.grpc.document() if ctx.grpc is not None else {"status": "off"}
+        store, backup, grpc = now.store_error, dict(now.backup), dict(now.grpc)
         fine = (all(v == "ok" for v in states.values()) and store is None
                 and backup["status"] != "failing" and grpc["status"] != "failing")
         status = "ok" if healthy and fine else "degraded"
@@ -143,7 +142,7 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
             "epoch": ctx.hub.epoch,
             "seq": ctx.hub.seq,
             "uptime_s": round(time.monotonic() - ctx.started_at, 3),
-            "actors": {n: s.document() for n, s in ctx.supervisor.actors.items()},
+            "actors": {n: dict(doc) for n, doc in now.actors.items()},
             "sources": states,
             "clients": dict(ctx.hub.clients),
         }
@@ -154,11 +153,11 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
         for transport in ("ws", "sse", "poll"):
             ctx.metrics.clients.labels(transport).set(ctx.hub.clients[transport])
         ctx.metrics.seq.set(ctx.hub.seq)
-        if ctx.writer is not None:
-            ctx.metrics.store_degraded.set(1 if ctx.writer.degraded else 0)
-            ctx.metrics.unsaved.set(len(ctx.writer.pending))
-        for name, stats in ctx.sources.items():
-            ctx.metrics.source_up.labels(name).set(1 if stats.breaker.state == "closed" else 0)
+        now = ctx.status()
+        ctx.metrics.store_degraded.set(1 if now.store_error else 0)
+        ctx.metrics.unsaved.set(now.unsaved)
+        for name, up in now.sources_up.items():
+            ctx.metrics.source_up.labels(name).set(1 if up else 0)
         return Response(ctx.metrics.render(), mimetype="text/plain; version=0.0.4")
 
     @app.route("/openapi.json")

@@ -32,6 +32,7 @@ from typing import Any
 import trio
 
 from northstard.actors.hub import Hub, Position
+from northstard.config import default
 from northstard.core.change import dumps
 from northstard.core.http1 import RECEIVE_BYTES, Request, error_response, response_head
 from northstard.core.wsframes import (
@@ -63,13 +64,15 @@ PATH = "/ws"
 
 @dataclass(frozen=True)
 class WsSettings:
-    max_message_bytes: int = 65536
-    allowed_origins: tuple[str, ...] = ()
-    blocked_close_after_s: float = 30.0
-    ping_interval_s: float = 20.0
-    close_grace_s: float = 3.0
-    max_rate_hz: float = 0.0
-    send_threads: int = 1
+    """The WebSocket keys of ``[server]``; the defaults are the schema's (``config.py``)."""
+
+    max_message_bytes: int = default("server", "ws_max_message_bytes", int)
+    allowed_origins: tuple[str, ...] = tuple(default("server", "ws_allowed_origins", list))
+    blocked_close_after_s: float = default("server", "ws_blocked_close_after_s", float)
+    ping_interval_s: float = default("server", "ws_ping_interval_s", float)
+    close_grace_s: float = default("server", "shutdown_grace_s", float)
+    max_rate_hz: float = default("hub", "max_rate_hz", float)
+    send_threads: int = default("server", "send_threads", int) or default_threads()  # 0: one per core
 
     @classmethod
     def from_server(cls, server: Mapping[str, Any], max_rate_hz: float = 0.0) -> WsSettings:
