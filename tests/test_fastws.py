@@ -19,7 +19,6 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from hypercorn.config import Config as HypercornConfig
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from northstard.change import Change
@@ -30,7 +29,7 @@ from northstard.metrics import Metrics
 from northstard.web.broadcast import Peer
 from northstard.web.fastsse import SseEdge
 from northstard.web.fastws import WsEdge, WsSettings
-from northstard.web.front import Edge, Front
+from northstard.web.front import Edge, Front, ListenSettings
 from northstard.web.http1 import Request
 from northstard.wsframes import Opcode, encode_frame
 
@@ -328,7 +327,7 @@ async def test_sse_over_http_1_0_ends_at_close(daemon: Daemon) -> None:
 
 
 async def hello(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
-    """The smallest ASGI app: Hypercorn's half of the port."""
+    """The smallest ASGI app: the app's half of the port."""
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
@@ -346,12 +345,9 @@ def publish(hub: Hub, pad: int = 0) -> None:
 
 @asynccontextmanager
 async def serving(edges: list[Edge]) -> AsyncIterator[str]:
-    config = HypercornConfig()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = config.errorlog = None
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
-        urls = await nursery.start(Front(hello, config, edges).serve, stop.wait)
+        urls = await nursery.start(Front(hello, ListenSettings(), edges).serve, stop.wait)
         yield urls[0]
         stop.set()
 

@@ -1,27 +1,26 @@
-"""The Quart (trio) application and its Hypercorn server task."""
+"""The Quart (trio) application and the web server task (``front.py``: one port)."""
 
 from __future__ import annotations
 
-import math
 import resource
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import structlog
 import trio
-from hypercorn.config import Config as HypercornConfig
 from quart import Response, request, send_from_directory
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from ..change import dumps
 from ..errors import RequestError
+from .asgi import Asgi
 from .context import WebContext
 from .fastsse import SseEdge
 from .fastws import WsEdge, WsSettings
-from .front import Edge, Front
+from .front import Edge, Front, ListenSettings
 from .guard import add_cors, add_guard, edge_authorizer
 from .limits import Limits, LimitSettings
 from .login import add_login_routes
@@ -106,19 +105,10 @@ def create_app(ctx: WebContext) -> QuartTrio:
     return app
 
 
-def hypercorn_config(ctx: WebContext, host: str, port: int) -> HypercornConfig:
-    config = HypercornConfig()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    config.websocket_max_message_size = int(ctx.server["ws_max_message_bytes"])
-    config.graceful_timeout = float(ctx.server["shutdown_grace_s"])
-    config.accesslog = None
-    config.errorlog = None
-    config.include_server_header = False
-    limits = LimitSettings.from_section(ctx.limits)
-    config.keep_alive_timeout = limits.idle_timeout_s  # Hypercorn: from idle until a whole head
-    config.read_timeout = math.ceil(float(ctx.server["longpoll_max_s"]) + limits.idle_timeout_s)
-    config.backlog = int(ctx.server["backlog"])
-    return config
+def listen_settings(ctx: WebContext) -> ListenSettings:
+    server = ctx.server
+    return ListenSettings(host=str(server["host"]), port=int(server["port"]),
+                          backlog=int(server["backlog"]), grace_s=float(server["shutdown_grace_s"]))
 
 
 async def run_web(
@@ -130,10 +120,9 @@ async def run_web(
     """Serve until ``shutdown`` returns; ``task_status.started`` gets the bound URLs.
 
     One port: ``/ws`` and ``/api/pnl/stream`` go to the raw-socket edges, the
-    rest to the Quart app through Hypercorn (``front.py``).
+    rest to the Quart app as an ASGI app (``front.py``, ``appserver.py``).
     """
     app = create_app(ctx)
-    config = hypercorn_config(ctx, str(ctx.server["host"]), int(ctx.server["port"]))
     authorize = edge_authorizer(ctx.auth)
     edges: list[Edge] = [WsEdge(ctx.hub, ctx.metrics, WsSettings.from_server(ctx.server, ctx.max_rate_hz),
                                 authorize),
@@ -141,7 +130,8 @@ async def run_web(
     limits = Limits(LimitSettings.from_section(ctx.limits), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     log.info("connection caps", max_connections=limits.max_connections,
              max_connections_per_client=limits.settings.max_connections_per_client)
-    front = Front(app, config, edges, limits=limits, metrics=ctx.metrics,
+    asgi = cast(Asgi, app)  # the same ASGI callable, typed by Quart with its own TypedDicts
+    front = Front(asgi, listen_settings(ctx), edges, limits=limits, metrics=ctx.metrics,
                   principal=lambda request: ctx.auth.principal_of(request.headers, request.args))
     front.tls = tls_server(ctx.server)  # None without server.tls_cert
     await front.serve(shutdown, task_status=task_status)
