@@ -99,7 +99,7 @@ class Wire:
 
 
 @asynccontextmanager
-async def served(app: Any, head: bytes, settings: AppSettings = AppSettings()
+async def served(app: Any, head: bytes, settings: AppSettings | None = None
                  ) -> AsyncIterator[tuple[Wire, dict[str, Any]]]:
     """``app`` serves the request whose head is ``head``; ``result["rest"]`` is what serve returned."""
     server, client = socket.socketpair()
@@ -108,7 +108,7 @@ async def served(app: Any, head: bytes, settings: AppSettings = AppSettings()
     result: dict[str, Any] = {"refused": refused}
 
     async def serve() -> None:
-        result["rest"] = await AppServer(app, settings, {}, refused.append).serve(
+        result["rest"] = await AppServer(app, settings or AppSettings(), {}, refused.append).serve(
             server, bytearray(head), "http")
         server.close()
 

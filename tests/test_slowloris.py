@@ -97,7 +97,6 @@ async def test_a_keep_alive_connection_is_closed_when_idle_or_half_sent(
     start_daemon: Any, next_start: bytes, answer: bytes, limit: float
 ) -> None:
     # longpoll_max_s far away: only the keep-alive or head timer can close the connection
-    # (under Hypercorn the keep-alive timer once never restarted after a response)
     daemon = await start_daemon(limits=LIMITS, server={"longpoll_max_s": 3600.0})
     client = await open_raw(daemon.url)
     line, _, _ = await client.request("GET /api/health HTTP/1.1\nHost: x\n\n")

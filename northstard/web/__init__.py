@@ -1,1 +1,1 @@
-"""The HTTP edge: dashboard, REST, WebSocket, SSE and polling (Quart on Hypercorn, trio)."""
+"""The HTTP edge: dashboard, REST, WebSocket, SSE and polling (raw edges and the Quart app over h11, trio)."""
