@@ -18,11 +18,15 @@ import h11
 import pytest
 import trio
 import trio.testing
+from hostile import open_raw
 
+from northstard.auth import digest
 from northstard.errors import RequestError
 from northstard.web.appserver import AppServer, AppSettings
 from northstard.web.asgi import Message, Receive, Scope, Send, http_scope, response_event
 from northstard.web.lifespan import run_lifespan
+
+GUARD_S = 30  # a hang guard, not a speed check
 
 
 def request(target: bytes, *headers: tuple[bytes, bytes], method: bytes = b"GET") -> h11.Request:
@@ -112,9 +116,10 @@ async def served(app: Any, head: bytes, settings: AppSettings | None = None
             server, bytearray(head), "http")
         server.close()
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(serve)
-        yield Wire(client), result
+    with trio.fail_after(GUARD_S):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(serve)
+            yield Wire(client), result
     client.close()
 
 
@@ -277,3 +282,37 @@ async def test_an_app_without_a_lifespan_is_served_without_one() -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(run_lifespan, http_only, {}, stop)
         stop.set()
+
+
+# -- inside the daemon: the bounds the app server adds -----------------------------------------
+
+AUTH = {"tokens": [{"name": "reader", "sha256": digest("t" * 32)}]}  # /login reads its body
+QUIET = {"demo": {"interval_s": 3600.0, "seed": 7}}  # one snapshot, then no change for an hour
+
+
+async def test_a_login_body_that_stalls_is_answered_408_after_the_head_timeout(start_daemon: Any) -> None:
+    daemon = await start_daemon(auth=AUTH, limits={"header_timeout_s": 0.5})
+    client = await open_raw(daemon.url)
+    await client.stream.send_all(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/"
+                                 b"x-www-form-urlencoded\r\nContent-Length: 50\r\n\r\ntoken=")
+    began = trio.current_time()
+    with trio.fail_after(30):  # a hang guard, not a speed check
+        assert await client.eof()
+    assert bytes(client.buffer).startswith(b"HTTP/1.1 408 ")
+    assert trio.current_time() - began >= 0.5
+    counted = daemon.metrics.registry.get_sample_value("northstard_refused_total", {"reason": "body_timeout"})
+    assert counted == 1
+
+
+async def test_a_long_poll_whose_client_leaves_stops_waiting(start_daemon: Any) -> None:
+    daemon = await start_daemon(QUIET, server={"longpoll_max_s": 3600.0})
+    position = daemon.hub.position
+    client = await open_raw(daemon.url)
+    await client.stream.send_all(f"GET /api/pnl/changes?since={position.epoch}:{position.seq}&wait=3600 "
+                                 "HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    with trio.fail_after(30):  # a hang guard: the poll is an hour long
+        await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+        assert daemon.hub.clients["poll"] == 1
+        await client.stream.aclose()
+        await trio.testing.wait_all_tasks_blocked(cushion=0.05)
+    assert daemon.hub.clients["poll"] == 0  # the server saw the client leave: the wait ended

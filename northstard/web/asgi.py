@@ -12,6 +12,7 @@ parser and the framer, through its public API (``h11.Connection`` and its events
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
@@ -53,6 +54,13 @@ def http_scope(request: h11.Request, *, scheme: str, client: Address, server: Ad
     }
 
 
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode()
+    except ValueError:
+        return b""
+
+
 def response_event(message: Message, extra: Iterable[tuple[bytes, bytes]] = ()) -> h11.Response:
     """The h11 response of an ``http.response.start`` message, with ``extra`` headers the
     app did not set (e.g. ``date``); RequestError (500) when the message is not one."""
@@ -62,6 +70,7 @@ def response_event(message: Message, extra: Iterable[tuple[bytes, bytes]] = ()) 
     present = {name for name, _ in headers}
     headers += [(name, value) for name, value in extra if name not in present]
     try:
-        return h11.Response(status_code=int(message["status"]), headers=headers)
+        status = int(message["status"])
+        return h11.Response(status_code=status, headers=headers, reason=_reason(status))
     except (h11.LocalProtocolError, KeyError, TypeError, ValueError) as exc:
         raise RequestError("internal_error", f"the app's response start is invalid: {exc}", 500) from None
