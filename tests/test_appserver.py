@@ -20,11 +20,11 @@ import trio
 import trio.testing
 from hostile import open_raw
 
-from northstard.auth import digest
+from northstard.edges.appserver import AppServer, AppSettings
+from northstard.edges.asgi import Message, Receive, Scope, Send, http_scope, response_event
+from northstard.edges.lifespan import run_lifespan
 from northstard.errors import RequestError
-from northstard.web.appserver import AppServer, AppSettings
-from northstard.web.asgi import Message, Receive, Scope, Send, http_scope, response_event
-from northstard.web.lifespan import run_lifespan
+from northstard.policy.auth import digest
 
 GUARD_S = 30  # a hang guard, not a speed check
 
