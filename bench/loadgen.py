@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--clients", type=int, required=True)
     parser.add_argument("--connect-concurrency", type=int, default=50,
-                        help="handshakes in flight; keep it under the listen backlog (hypercorn: 100)")
+                        help="handshakes in flight; keep it under the listen backlog (server.backlog)")
     parser.add_argument("--connect-timeout", type=float, default=120.0)
     parser.add_argument("--max-seconds", type=float, default=600.0)
     args = parser.parse_args(argv)

@@ -216,8 +216,10 @@ CORE: dict[str, tuple[Field, ...]] = {
         Field("max_streams_per_client", int, 100, min=0,
               help="open streams per token (else per IP); 0 is off"),
         Field("header_timeout_s", float, 10.0, min=0.01,
-              help="a request head must be complete this long after its first byte"),
-        Field("idle_timeout_s", float, 30.0, min=0.01, help="an idle keep-alive connection is closed"),
+              help="a request head must be complete this long after its first byte "
+                   "(and each read of a request body must come within it: 408)"),
+        Field("idle_timeout_s", float, 30.0, min=0.01,
+              help="an idle keep-alive connection is closed (so is one that takes nothing of a response)"),
         Field("exempt_loopback", bool, True,
               help="per-IP limits skip 127.0.0.1 and ::1 (a local reverse proxy, tests, benches)"),
         Field("max_tracked_clients", int, 10000, min=1,

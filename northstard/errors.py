@@ -28,6 +28,7 @@ __all__ = [
     "BodyTooLarge",
     "ConfigError",
     "HttpStatusError",
+    "LifespanError",
     "ListenError",
     "NorthstardError",
     "NotConfigured",
@@ -70,6 +71,10 @@ class ListenError(NorthstardError):
         unknown_host = isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL
         reason = (exc.strerror or str(exc)).lower()
         return cls(address, f"{section}.{'host' if unknown_host else 'port'}", reason)
+
+
+class LifespanError(NorthstardError):
+    """The web app's ASGI lifespan start-up (or shutdown) failed."""
 
 
 class PluginError(NorthstardError):

@@ -19,7 +19,6 @@ import httpx
 import pytest
 import trio
 import trio.testing
-from hypercorn.config import Config as HypercornConfig
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from northstard.actors.hub import Hub
@@ -30,7 +29,7 @@ from northstard.daemon import Daemon
 from northstard.edges.stream.broadcast import Peer
 from northstard.edges.stream.fastsse import SseEdge
 from northstard.edges.stream.fastws import WsEdge, WsSettings
-from northstard.edges.stream.front import Edge, Front
+from northstard.edges.stream.front import Edge, Front, ListenSettings
 from northstard.errors import RequestError
 from northstard.status.metrics import Metrics
 
@@ -328,7 +327,7 @@ async def test_sse_over_http_1_0_ends_at_close(daemon: Daemon) -> None:
 
 
 async def hello(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
-    """The smallest ASGI app: Hypercorn's half of the port."""
+    """The smallest ASGI app: the app's half of the port."""
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
@@ -346,12 +345,9 @@ def publish(hub: Hub, pad: int = 0) -> None:
 
 @asynccontextmanager
 async def serving(edges: list[Edge]) -> AsyncIterator[str]:
-    config = HypercornConfig()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = config.errorlog = None
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
-        urls = await nursery.start(Front(hello, config, edges).serve, stop.wait)
+        urls = await nursery.start(Front(hello, ListenSettings(), edges).serve, stop.wait)
         yield urls[0]
         stop.set()
 

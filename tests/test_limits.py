@@ -18,7 +18,6 @@ import pytest
 import trio
 import trio.testing
 from hostile import http_from, open_raw, refused, sse, ws
-from hypercorn.config import Config as HypercornConfig
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
@@ -26,7 +25,7 @@ from test_fastws import hello, new_hub
 
 from northstard.edges.grpc.client import PnlClient, open_channel
 from northstard.edges.stream.fastws import WsEdge, WsSettings
-from northstard.edges.stream.front import Edge, Front
+from northstard.edges.stream.front import Edge, Front, ListenSettings
 from northstard.errors import ConfigError
 from northstard.policy.auth import digest, new_token
 from northstard.policy.limits import Concurrency, Limits, LimitSettings, OncePer, RateLimiter
@@ -39,12 +38,9 @@ from grpc_helpers import GRPC, on_asyncio, until_serving
 @asynccontextmanager
 async def front_serving(edges: list[Edge], **options: Any) -> AsyncIterator[str]:
     """The front alone (a tiny ASGI app, our own hub) with ``options`` (limits, principal)."""
-    config = HypercornConfig()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = config.errorlog = None
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
-        urls = await nursery.start(Front(hello, config, edges, **options).serve, stop.wait)
+        urls = await nursery.start(Front(hello, ListenSettings(), edges, **options).serve, stop.wait)
         yield urls[0]
         stop.set()
 

@@ -89,15 +89,14 @@ async def test_an_idle_connection_is_closed_after_the_idle_timeout(start_daemon:
 
 
 @pytest.mark.parametrize(("next_start", "answer", "limit"), [
-    (b"", b"", IDLE_TIMEOUT_S),  # idle after a response: Hypercorn's keep-alive timer
-    (b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-", b"", IDLE_TIMEOUT_S),  # the same timer
-    (b"GET /ws HTTP/1.1\r\nHost: x\r\nX-", b"HTTP/1.1 408", HEADER_TIMEOUT_S),  # back to the front
+    (b"", b"", IDLE_TIMEOUT_S),  # idle after a response: the keep-alive timer
+    (b"GET /api/health HTTP/1.1\r\nHost: x\r\nX-", b"HTTP/1.1 408", HEADER_TIMEOUT_S),  # every head:
+    (b"GET /ws HTTP/1.1\r\nHost: x\r\nX-", b"HTTP/1.1 408", HEADER_TIMEOUT_S),  # the front's timer
 ], ids=["idle", "half-sent-rest", "half-sent-stream"])
 async def test_a_keep_alive_connection_is_closed_when_idle_or_half_sent(
     start_daemon: Any, next_start: bytes, answer: bytes, limit: float
 ) -> None:
-    # longpoll_max_s sets Hypercorn's read_timeout (longpoll + idle): far away here, so only
-    # the keep-alive timer can close the connection (it once never restarted after a response)
+    # longpoll_max_s far away: only the keep-alive or head timer can close the connection
     daemon = await start_daemon(limits=LIMITS, server={"longpoll_max_s": 3600.0})
     client = await open_raw(daemon.url)
     line, _, _ = await client.request("GET /api/health HTTP/1.1\nHost: x\n\n")

@@ -25,7 +25,6 @@ import trio
 import trio.testing
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from hypercorn.config import Config as HypercornConfig
 from test_fastws import RawClient
 from trio_websocket import ConnectionClosed, open_websocket_url
 
@@ -34,7 +33,7 @@ from northstard.core.change import Change
 from northstard.daemon import Daemon
 from northstard.edges.stream.broadcast import Peer
 from northstard.edges.stream.fastws import WsEdge, WsSettings
-from northstard.edges.stream.front import Edge, Front
+from northstard.edges.stream.front import Edge, Front, ListenSettings
 from northstard.edges.tls import TlsSocket, load_server_context, tls_server
 from northstard.errors import ConfigError
 from northstard.policy.auth import digest
@@ -336,7 +335,7 @@ async def test_the_minimum_version_is_enforced(start_daemon: Callable[..., Any],
 
 
 async def hello(scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
-    """The smallest ASGI app: Hypercorn's half of the port."""
+    """The smallest ASGI app: the app's half of the port."""
     if scope["type"] == "lifespan":
         while (await receive())["type"] != "lifespan.shutdown":
             await send({"type": "lifespan.startup.complete"})
@@ -354,10 +353,7 @@ def publish(hub: Hub, pad: int = 0) -> None:
 
 @asynccontextmanager
 async def serving(edges: list[Edge], cert: Path, key: Path) -> AsyncIterator[str]:
-    config = HypercornConfig()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = config.errorlog = None
-    front = Front(hello, config, edges)
+    front = Front(hello, ListenSettings(), edges)
     front.tls = tls_server({"tls_cert": cert, "tls_key": key, "tls_handshake_timeout_s": 5.0})
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
@@ -384,7 +380,7 @@ async def test_a_stalled_tls_client_holds_one_frame_and_is_closed(tls_files: tup
                                              close_grace_s=0.5))
     context = trusting(tls_files[0])
     async with serving([edge], *tls_files) as url:
-        async with httpx.AsyncClient(verify=context) as http:  # Hypercorn's half says https
+        async with httpx.AsyncClient(verify=context) as http:  # the app's half says https
             assert (await http.get(f"{url}/anything")).text == "https"
         stalled = await TlsClient.connect_tls(url, context, receive_buffer=4096)
         await stalled.stream.send_all(UPGRADE.encode())

@@ -5,9 +5,8 @@ reads a request head, these functions parse it, and the edges answer with the
 bytes built here (errors as the same ``{"error": ..., "detail": ...}`` JSON
 the rest of the application answers with).
 
-``request_size`` is how the front finds where a request ends on a kept-alive
-connection (its head plus its ``Content-Length`` body) and what it refuses
-before Hypercorn sees it: the request-smuggling shapes (``Transfer-Encoding``
+``request_size`` is what the front refuses before the app server (``appserver.py``)
+or an edge sees a request: the request-smuggling shapes (``Transfer-Encoding``
 with ``Content-Length``: 400; any ``Transfer-Encoding``: 411, bodies need a
 ``Content-Length``; a repeated or malformed ``Content-Length``: 400) and
 HTTP/2 in clear text (the ``PRI *`` preface: 505; ``Upgrade: h2c``: 400).

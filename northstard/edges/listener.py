@@ -7,42 +7,32 @@ the front that routes each connection.
 
 from __future__ import annotations
 
-import math
 import resource
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import structlog
 import trio
-from hypercorn.config import Config as HypercornConfig
 
+from northstard.edges.asgi import Asgi
 from northstard.edges.http.app import create_app
 from northstard.edges.http.context import WebContext
 from northstard.edges.http.guard import edge_authorizer
 from northstard.edges.stream.fastsse import SseEdge
 from northstard.edges.stream.fastws import WsEdge, WsSettings
-from northstard.edges.stream.front import Edge, Front
+from northstard.edges.stream.front import Edge, Front, ListenSettings
 from northstard.edges.tls import tls_server
 from northstard.policy.limits import Limits, LimitSettings
 
-__all__ = ["hypercorn_config", "run_web"]
+__all__ = ["listen_settings", "run_web"]
 
 log = structlog.get_logger("northstard.web")
 
 
-def hypercorn_config(ctx: WebContext, host: str, port: int) -> HypercornConfig:
-    config = HypercornConfig()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
-    config.websocket_max_message_size = int(ctx.server["ws_max_message_bytes"])
-    config.graceful_timeout = float(ctx.server["shutdown_grace_s"])
-    config.accesslog = None
-    config.errorlog = None
-    config.include_server_header = False
-    limits = LimitSettings.from_section(ctx.limits)
-    config.keep_alive_timeout = limits.idle_timeout_s  # Hypercorn: from idle until a whole head
-    config.read_timeout = math.ceil(float(ctx.server["longpoll_max_s"]) + limits.idle_timeout_s)
-    config.backlog = int(ctx.server["backlog"])
-    return config
+def listen_settings(ctx: WebContext) -> ListenSettings:
+    server = ctx.server
+    return ListenSettings(host=str(server["host"]), port=int(server["port"]),
+                          backlog=int(server["backlog"]), grace_s=float(server["shutdown_grace_s"]))
 
 
 async def run_web(
@@ -54,10 +44,9 @@ async def run_web(
     """Serve until ``shutdown`` returns; ``task_status.started`` gets the bound URLs.
 
     One port: ``/ws`` and ``/api/pnl/stream`` go to the raw-socket edges, the
-    rest to the Quart app through Hypercorn (``front.py``).
+    rest to the Quart app as an ASGI app over h11 (``stream/front.py``, ``appserver.py``).
     """
     app = create_app(ctx)
-    config = hypercorn_config(ctx, str(ctx.server["host"]), int(ctx.server["port"]))
     authorize = edge_authorizer(ctx.auth)
     edges: list[Edge] = [WsEdge(ctx.hub, ctx.metrics, WsSettings.from_server(ctx.server, ctx.max_rate_hz),
                                 authorize),
@@ -65,7 +54,8 @@ async def run_web(
     limits = Limits(LimitSettings.from_section(ctx.limits), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     log.info("connection caps", max_connections=limits.max_connections,
              max_connections_per_client=limits.settings.max_connections_per_client)
-    front = Front(app, config, edges, limits=limits, metrics=ctx.metrics,
+    asgi = cast(Asgi, app)  # the same ASGI callable, typed by Quart with its own TypedDicts
+    front = Front(asgi, listen_settings(ctx), edges, limits=limits, metrics=ctx.metrics,
                   principal=lambda request: ctx.auth.principal_of(request.headers, request.args))
     front.tls = tls_server(ctx.server)  # None without server.tls_cert
     await front.serve(shutdown, task_status=task_status)

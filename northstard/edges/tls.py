@@ -4,8 +4,8 @@
               the handshake, non-blocking, within ``server.tls_handshake_timeout_s``)
            ─▶ TlsSocket: a ``socket.socket`` whose ``send``/``recv`` speak TLS through an
               ``ssl.SSLObject`` over two ``MemoryBIO``s, on the same descriptor
-           ─▶ the front reads the request head, the edges stream, Hypercorn gets a
-              ``handover.TlsStream`` (a trio stream over the TlsSocket)
+           ─▶ the front reads the request head, the edges stream, the app server
+              (``appserver.py``) reads bodies and writes answers with the same calls
 
 The edges keep their contract with ``send`` (``broadcast.py``): it returns
 how many bytes of ``data`` it took, or raises ``BlockingIOError``. It

@@ -1,21 +1,18 @@
-"""One listener, one port: the streaming paths to the raw-socket edges, the rest to Hypercorn.
+"""One listener, one port: the streaming paths to the raw-socket edges, the rest to the app.
 
-    accept ─▶ read the request line ─┬─ /ws             ─▶ fastws.WsEdge   (head parsed here)
+    accept ─▶ read the request head ─┬─ /ws             ─▶ fastws.WsEdge   (head parsed here)
                                      ├─ /api/pnl/stream ─▶ fastsse.SseEdge
-                                     └─ anything else   ─▶ Hypercorn's TCPServer, the bytes
-                                                           already read replayed first
-                                                           (handover.py)
+                                     └─ anything else   ─▶ appserver.AppServer: the Quart app
+                                                           as an ASGI app, over h11
 
-A keep-alive connection that Hypercorn serves comes back to the front when
-its next request is for an edge, once Hypercorn has answered the one before
-(a browser's EventSource often reuses the connection that loaded the page;
-see ``handover.py``), pipelined or not.
-
-Every request head on a connection is read whole by the front before
-Hypercorn sees it (``handover.py`` passes Hypercorn one request at a time: its
-head, then its ``Content-Length`` body), so a body is never taken for a
-request; the framings that could be read two ways (``http1.request_size``:
-request smuggling shapes, h2c) are answered with a JSON error and closed.
+A connection's requests are served one at a time: after each answer from the
+app the front reads the next head (the bytes already read come first) and
+routes it again, so a keep-alive connection may end on an edge (a browser's
+EventSource often reuses the connection that loaded the page), pipelined or
+not. Every request head is read whole by the front before anyone acts on it;
+the framings that could be read two ways (``http1.request_size``: request
+smuggling shapes, h2c) are answered with a JSON error and closed; a body is
+read by the app server as that request's body, never as a request.
 
 At accept, each connection takes a slot of ``limits.open_connections``: per
 address (loopback included) and in total, below the open-files limit less a
@@ -26,12 +23,11 @@ reserve); with none to close, or at the address's cap, the new connection is
 answered at once (503 / 429) and closed, counted in
 ``northstard_refused_total`` and logged once a minute.
 
-The Hypercorn half does what ``hypercorn.trio.run.worker_serve`` does for a
-plain-TCP listener (lifespan, worker context, one ``TCPServer`` per
-connection, a graceful stop), with Hypercorn's own classes: hypercorn is
-pinned to 0.18.* in pyproject.toml for that. With ``server.tls_cert`` each
-connection first does its TLS handshake (``tls.py``), and everything after it
-reads and writes plaintext through the same socket calls.
+The app's ASGI lifespan runs once around the listener (``lifespan.py``). With
+``server.tls_cert`` each connection first does its TLS handshake
+(``tls.py``), and everything after it reads and writes plaintext through the
+same socket calls; the app's scope then says ``https``. Only the public APIs
+of trio, h11 and the ASGI interface are used.
 """
 
 from __future__ import annotations
@@ -40,16 +36,11 @@ import contextlib
 import errno
 import socket
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio.lifespan import Lifespan
-from hypercorn.trio.statsd import StatsdLogger
-from hypercorn.trio.worker_context import WorkerContext
-from hypercorn.typing import ConnectionState
-from hypercorn.utils import repr_socket_addr, wrap_app
 
 from northstard.core.http1 import (
     MAX_HEAD_BYTES,
@@ -63,15 +54,17 @@ from northstard.core.http1 import (
     request_size,
 )
 from northstard.edges.activation import http_sockets, take_sockets
+from northstard.edges.appserver import AppServer, AppSettings
+from northstard.edges.asgi import Asgi
+from northstard.edges.lifespan import run_lifespan
 from northstard.edges.stream.broadcast import send_all
-from northstard.edges.stream.handover import HandoverConnection, open_handover
-from northstard.edges.tls import TlsServer
+from northstard.edges.tls import TlsServer, TlsSocket
 from northstard.errors import ListenError, RequestError
 from northstard.policy.limits import Limits, LimitSettings
 from northstard.policy.ratelimit import RateLimited, retry_after
 from northstard.status.metrics import Metrics
 
-__all__ = ["Edge", "Front"]
+__all__ = ["Edge", "Front", "ListenSettings"]
 
 log = structlog.get_logger("northstard.web")
 
@@ -115,28 +108,61 @@ def _peer(sock: socket.socket) -> Any:
         return ""
 
 
+@dataclass(frozen=True)
+class ListenSettings:
+    """Where to listen and how to stop: ``[server]`` host, port, backlog, shutdown_grace_s."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    backlog: int = 4096
+    grace_s: float = 3.0
+
+
+def _url(scheme: str, sock: socket.socket) -> str:
+    address = sock.getsockname()
+    if sock.family == socket.AF_UNIX:
+        return f"{scheme}://unix:{address}"
+    host = f"[{address[0]}]" if sock.family == socket.AF_INET6 else address[0]
+    return f"{scheme}://{host}:{address[1]}"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to ``host:port``: IPv6 for an address with a colon, else IPv4."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class Front:
-    """Serves ``app`` through Hypercorn and ``edges`` on the same listening sockets."""
+    """Serves ``app`` (ASGI) and ``edges`` on the same listening sockets."""
 
     tls: TlsServer | None = None  # set for HTTPS: every connection starts with its handshake
 
-    def __init__(self, app: Any, config: HypercornConfig, edges: Sequence[Edge], *,
+    def __init__(self, app: Asgi, settings: ListenSettings, edges: Sequence[Edge], *,
                  limits: Limits | None = None, principal: Principal | None = None,
                  metrics: Metrics | None = None) -> None:
-        if limits is not None and limits.rest.rate > 0:
-            app = RateLimited(app, limits, metrics)
-        self.app = wrap_app(app, config.wsgi_max_body_size, None)
-        self.config = config
-        self.limits = limits or Limits(LimitSettings(header_timeout_s=config.keep_alive_timeout))
+        self.limits = limits or Limits(LimitSettings())
+        if self.limits.rest.rate > 0:
+            app = RateLimited(app, self.limits, metrics)
+        self.app = app
+        self.settings = settings
         self.principal = principal
         self.metrics = metrics
         self.edges = list(edges)
         self.routes = {path: edge for edge in self.edges for path in edge.paths}
-        self.context = WorkerContext(None)
+        limit = self.limits.settings
         self.lifespan_state: dict[str, Any] = {}
-        self.state = ConnectionState(self.lifespan_state)
+        self.http = AppServer(app, AppSettings(body_timeout_s=limit.header_timeout_s,
+                                               send_timeout_s=limit.idle_timeout_s),
+                              self.lifespan_state, self._count)
         self._routing: dict[trio.CancelScope, None] = {}  # heads being read, oldest first
         self._at_capacity = False
+        self._stopping = False
 
     def __repr__(self) -> str:
         return f"<Front routes={sorted(self.routes)} routing={len(self._routing)}>"
@@ -144,20 +170,16 @@ class Front:
     async def serve(self, shutdown: Callable[[], Awaitable[Any]], *,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen until ``shutdown`` returns, then stop gracefully; ``started`` gets the URLs."""
-        self.config.set_statsd_logger_class(StatsdLogger)
-        lifespan = Lifespan(self.app, self.config, self.lifespan_state)
-        async with trio.open_nursery() as lifespan_nursery:
-            await lifespan_nursery.start(lifespan.handle_lifespan)
-            await lifespan.wait_for_startup()
-            self.state = ConnectionState(self.lifespan_state.copy())
+        stopped = trio.Event()
+        async with trio.open_nursery() as lifespan:
+            await lifespan.start(run_lifespan, self.app, self.lifespan_state, stopped)
             sockets = self._listen()
             try:
                 await self._serve(sockets, shutdown, task_status)
             finally:
                 for sock in sockets:
                     sock.close()
-            await lifespan.wait_for_shutdown()
-            lifespan_nursery.cancel_scope.cancel()
+                stopped.set()
 
     def _listen(self) -> list[socket.socket]:
         """The sockets systemd passed (socket activation, ``activation.py``), else our own."""
@@ -168,24 +190,26 @@ class Front:
                 log.warning("passed socket not used: gRPC binds its own ([grpc] host, port)", name=name)
                 sock.close()
         if not sockets:
-            sockets = self._bind()
+            sockets = [self._bind()]
             for sock in sockets:
-                sock.listen(self.config.backlog)
+                sock.listen(self.settings.backlog)
         for sock in sockets:
             sock.setblocking(False)
         return sockets
 
-    def _bind(self) -> list[socket.socket]:
-        """Hypercorn's sockets for ``config.bind``; a busy port is one ListenError, said once."""
+    def _bind(self) -> socket.socket:
+        """The socket for ``[server]`` host and port; a busy port is one ListenError, said once."""
+        host, port = self.settings.host, self.settings.port
         try:
-            return list(self.config.create_sockets().insecure_sockets)
+            return _bind(host, port)
         except OSError as exc:
-            raise ListenError.from_os_error(self.config.bind[0], "server", exc) from None
+            address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+            raise ListenError.from_os_error(address, "server", exc) from None
 
     async def _serve(self, sockets: list[socket.socket], shutdown: Callable[[], Awaitable[Any]],
                      task_status: trio.TaskStatus[list[str]]) -> None:
         scheme = "https" if self.tls is not None else "http"
-        urls = [f"{scheme}://{repr_socket_addr(s.family, s.getsockname())}" for s in sockets]
+        urls = [_url(scheme, s) for s in sockets]
         async with trio.open_nursery() as background:
             for edge in self.edges:
                 await background.start(edge.run)
@@ -204,12 +228,13 @@ class Front:
         for sock in sockets:
             trio.lowlevel.notify_closing(sock)
             sock.close()
+        self._stopping = True  # a connection closes after the request it is serving
         for edge in self.edges:
             edge.close_all()
         for scope in list(self._routing):
             scope.cancel()
-        await self.context.terminated.set()
-        connections.cancel_scope.deadline = trio.current_time() + self.config.graceful_timeout
+        connections.cancel_scope.deadline = trio.current_time() + self.settings.grace_s
+        await trio.lowlevel.checkpoint()
 
     async def _accept(self, listener: socket.socket, connections: trio.Nursery) -> None:
         while True:
@@ -322,8 +347,8 @@ class Front:
                 if refusal is not None:
                     await self._refuse(sock, refusal)
                     return
-                taken = await self._serve_hypercorn(sock, head)
-                head = None if taken is None else await self._read_head(sock, bytearray(taken))
+                rest = await self.http.serve(sock, head, "https" if isinstance(sock, TlsSocket) else "http")
+                head = None if rest is None or self._stopping else await self._read_head(sock, rest)
         except Exception as exc:  # one connection's failure never stops the server
             log.error("connection failed", error=f"{type(exc).__name__}: {exc}", exc_info=exc)
         finally:
@@ -346,34 +371,25 @@ class Front:
         self._count(refusal.error)
         await send_all(sock, error_response(refusal.status, refusal.error, refusal.detail, refusal.headers))
 
-    def _route(self, data: bytes) -> int | None:
-        """For Hypercorn's stream: the size of the next request, or None when the front takes it."""
-        if self._edge(data) is not None:
-            return None
-        try:
-            return request_size(data)
-        except RequestError:
-            return None
-
     def _routed(self, buffer: bytearray) -> bool:
         """The whole request head has arrived (or enough to know it is malformed or too long)."""
         line = request_line(buffer)
         if line is None:
             return len(buffer) > MAX_LINE_BYTES
         if not line[0]:
-            return self._edge(buffer) is None  # not three parts: Hypercorn answers 400
+            return self._edge(buffer) is None  # not three parts: the app server answers 400
         return head_end(buffer) >= 0 or len(buffer) > MAX_HEAD_BYTES
 
     async def _read_head(self, sock: socket.socket, buffer: bytearray) -> bytearray | None:
         """Read on until the head is complete; None if the client left or took too long.
 
-        An idle connection may wait ``keep_alive_timeout`` for its first byte; from
+        An idle connection may wait ``limits.idle_timeout_s`` for its first byte; from
         there the head has ``limits.header_timeout_s`` (slowloris: 408, closed).
         """
         header_timeout = self.limits.settings.header_timeout_s
         with trio.CancelScope() as scope:
             self._routing[scope] = None
-            idle = self.config.keep_alive_timeout
+            idle = self.limits.settings.idle_timeout_s
             scope.deadline = trio.current_time() + (header_timeout if buffer else idle)
             try:
                 while not self._routed(buffer):
@@ -402,12 +418,6 @@ class Front:
         with contextlib.suppress(OSError):
             sock.send(error_response(408, "request_timeout",
                                      f"the request head took over {seconds:g} s"))
-
-    async def _serve_hypercorn(self, sock: socket.socket, head: bytearray) -> bytes | None:
-        """Hypercorn serves the connection; the bytes of a request it gave back, if any."""
-        stream = open_handover(sock, bytes(head), self._route)
-        await HandoverConnection(self.app, self.config, self.context, self.state, stream).run()
-        return stream.taken
 
     async def _serve_edge(self, edge: Edge, sock: socket.socket, buffer: bytearray) -> None:
         end = head_end(buffer)
