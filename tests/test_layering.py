@@ -51,7 +51,7 @@ def room(module: str) -> str:
     if head in ROOMS or head == "config":
         return head
     if head == "edges":
-        if len(parts) == 1 or parts[1] in ("activation", "tls"):
+        if len(parts) == 1 or parts[1] in ("activation", "tls", "appserver", "asgi", "lifespan"):
             return "edges.shared"
         return "wiring" if parts[1] == "listener" else f"edges.{parts[1]}"
     if head in ("_proto", "_fanout"):
