@@ -175,6 +175,11 @@ class StoredRecords(Protocol):
     def get(self, source: str, kind: str, ids: Sequence[str]) -> dict[str, Record]:
         """The stored records of ``source`` and ``kind`` among ``ids``, by id."""
 
+    def get_many(
+        self, source: str, wanted: Mapping[str, Sequence[str]]
+    ) -> dict[tuple[str, str], Record]:
+        """The stored records of ``source`` among ``wanted`` (ids per kind), by (kind, id)."""
+
     def ids(self, source: str, kind: str) -> set[str]:
         """The ids of every stored record of ``source`` and ``kind``."""
 
@@ -379,6 +384,7 @@ class Book:
         self._pins: dict[Key, int] = {}  # key -> seq of the change that carries it
         self._cache: OrderedDict[Key, Record] = OrderedDict()
         self._fetched: dict[Key, Record | None] = {}  # store answers for one ingest
+        self._to_mark: set[Key] = set()  # open positions to re-mark at the end of one ingest
         self.sources: dict[str, SourceStatus] = {}
         self.prev_net: Decimal | None = None
         self.day: date | None = None
@@ -417,6 +423,7 @@ class Book:
             for key in gone:  # a key this reading retracted already is not removed twice
                 if self._remove(key):
                     changed.append(Retract(id=key[2], target_kind=key[1]))
+            self._mark_positions()
             return changed
         finally:
             self._apply_cold()
@@ -429,35 +436,30 @@ class Book:
         return sorted(key for key in held if key not in present and key not in self._gone)
 
     def _prefetch(self, source: str, records: Sequence[Record], gone: Sequence[Key]) -> None:
-        """One store query per kind for the keys this reading needs and memory lacks."""
+        """One store query for the keys this reading needs and memory lacks (every kind at once)."""
         if self.store is None:
             return
-        wanted: dict[str, list[str]] = defaultdict(list)
-        for key in gone:
-            wanted[key[1]].append(key[2])
+        held, lost, cache = self.records, self._gone, self._cache
+        wanted: dict[str, set[str]] = defaultdict(set)
+        keys = list(gone)
         for record in records:
             if isinstance(record, Retract):
-                wanted[record.target_kind].append(record.id)
+                keys.append((source, record.target_kind, record.id))
                 continue
-            wanted[record.kind].append(record.id)
+            keys.append((source, record.kind, record.id))
             if isinstance(record, Position):
-                wanted["price"].append(record.ticker)
-        for kind, ids in wanted.items():
-            self._fetch(source, kind, ids)
-
-    def _fetch(self, source: str, kind: str, ids: Iterable[str]) -> None:
-        if self.store is None:
+                keys.append((source, "price", record.ticker))
+        for key in keys:
+            if key not in held and key not in cache and key not in lost:
+                wanted[key[1]].add(key[2])
+        if not wanted:
             return
-        held, gone, cache, fetched = self.records, self._gone, self._cache, self._fetched
-        missing = sorted({
-            i for i in ids
-            if (key := (source, kind, i)) not in held
-            and key not in gone and key not in cache and key not in fetched
-        })
-        if missing:
-            found = self.store.get(source, kind, missing)
-            for record_id in missing:
-                self._fetched[source, kind, record_id] = found.get(record_id)
+        missing = {kind: sorted(ids) for kind, ids in wanted.items()}
+        found = self.store.get_many(source, missing)
+        fetched = self._fetched
+        for kind, ids in missing.items():
+            for record_id in ids:
+                fetched[source, kind, record_id] = found.get((kind, record_id))
 
     def _end_fetch(self) -> None:
         for key, record in self._fetched.items():
@@ -511,7 +513,7 @@ class Book:
         elif isinstance(record, Position) and is_hot(record):
             self._by_market[source, record.ticker].add(key)
             self._warm((source, "price", record.ticker))
-            self._recontribute(key)
+            self._to_mark.add(key)
         else:
             self._add_cold({}, _contribution(record))
         return True
@@ -535,7 +537,8 @@ class Book:
         """Take out the contribution of the record ``key`` held so far."""
         if old is None:
             return
-        if key in self._contrib:
+        if key in self._contrib or key in self._to_mark:  # an open position
+            self._to_mark.discard(key)
             self._set_contribution(key, {})
         elif not isinstance(old, Price):
             self._add_cold(_contribution(old), {})
@@ -581,8 +584,13 @@ class Book:
         self._cold_delta.clear()
 
     def _remark(self, source: str, ticker: str) -> None:
-        for position_key in self._by_market.get((source, ticker), ()):
-            self._recontribute(position_key)
+        self._to_mark.update(self._by_market.get((source, ticker), ()))
+
+    def _mark_positions(self) -> None:
+        """Re-mark each open position a reading changed, or whose price it changed, once."""
+        for key in self._to_mark:
+            self._recontribute(key)
+        self._to_mark.clear()
 
     def _recontribute(self, key: Key) -> None:
         record = self.records[key]

@@ -21,7 +21,7 @@ import json
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -292,6 +292,27 @@ class SqliteRecords:
             found.update((i, record_from_json(body)) for i, body in rows)
         return found
 
+    def get_many(
+        self, source: str, wanted: Mapping[str, Sequence[str]]
+    ) -> dict[tuple[str, str], Record]:
+        """``get`` for several kinds in one query (one read transaction), ``CHUNK`` ids per query.
+
+        The engine asks once per reading; each query is a ``UNION ALL`` of one
+        primary-key look-up per kind.
+        """
+        found: dict[tuple[str, str], Record] = {}
+        for part in _parts(wanted, self.CHUNK):
+            selects = [
+                f"SELECT '{kind}', id, body FROM rec_{kind}"
+                f" WHERE source = ? AND id IN ({','.join('?' * len(ids))})"
+                for kind, ids in part
+            ]
+            params = [value for kind, ids in part for value in (source, *ids)]
+            self.queries += 1
+            rows = self._read(" UNION ALL ".join(selects), params)
+            found.update(((kind, i), record_from_json(body)) for kind, i, body in rows)
+        return found
+
     def ids(self, source: str, kind: str) -> set[str]:
         if kind not in RECORD_KINDS:
             return set()
@@ -311,3 +332,22 @@ class SqliteRecords:
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def _parts(
+    wanted: Mapping[str, Sequence[str]], size: int
+) -> Iterator[list[tuple[str, Sequence[str]]]]:
+    """(kind, ids) pieces of the stored kinds in ``wanted``, at most ``size`` ids per part."""
+    part: list[tuple[str, Sequence[str]]] = []
+    count = 0
+    for kind, ids in wanted.items():
+        if kind not in RECORD_KINDS:
+            continue
+        for chunk in _chunks(ids, size):
+            if count + len(chunk) > size:
+                yield part
+                part, count = [], 0
+            part.append((kind, chunk))
+            count += len(chunk)
+    if part:
+        yield part
