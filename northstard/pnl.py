@@ -454,7 +454,7 @@ class Book:
                 wanted[key[1]].add(key[2])
         if not wanted:
             return
-        missing = {kind: sorted(ids) for kind, ids in wanted.items()}
+        missing = {kind: list(ids) for kind, ids in wanted.items()}
         found = self.store.get_many(source, missing)
         fetched = self._fetched
         for kind, ids in missing.items():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -294,46 +295,68 @@ def _time_text(value: datetime) -> str:
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 _CONSTANTS: dict[object, str] = {None: "null", True: "true", False: "false"}
-# per record class, its fields and "kind" in sorted order: the key's JSON text with
-# the opening brace or comma before it, the field name, whether it may need ``_encode``
-Plan: TypeAlias = tuple[tuple[str, str, bool], ...]
-_PLANS: dict[type, Plan] = {}
 
 
-def _plan(cls: type) -> Plan:
-    plan = _PLANS.get(cls)
-    if plan is None:
+def _any(value: Any) -> str:
+    """The JSON text of a field value of any type: the general case of the encoders below."""
+    if isinstance(value, (Decimal, datetime)):
+        value = _encode(value)
+    if value is None or type(value) is bool:
+        return _CONSTANTS[value]
+    return _ENCODER.encode(value)
+
+
+# How each field is written, by its declared type, in a generated encoder (``x`` is the value).
+# A str that needs no escape is quoted as it is: printable ASCII without '"' or '\' (JSON
+# escapes only those, control characters and, with ensure_ascii, non-ASCII); the text of
+# ``format_money`` and of ``_time_text`` is always such a str (digits, sign, '.', ':', 'T', 'Z').
+_AS_STR = ("'\"' + x + '\"' if type(x) is str and x.isascii() and x.isprintable()"
+           " and '\"' not in x and '\\\\' not in x else _any(x)")
+_AS_MONEY = "'\"' + _money(x) + '\"' if type(x) is Decimal else _any(x)"
+_AS_TIME = "'\"' + _time(x) + '\"' if type(x) is datetime else _any(x)"
+_AS_BOOL = "'true' if x is True else 'false' if x is False else _any(x)"
+_ENCODERS: dict[type, Callable[[Any], str]] = {}  # per record class (a few classes)
+
+
+def _write(hint: str) -> str:
+    if "Decimal" in hint:
+        return _AS_MONEY
+    if "datetime" in hint:
+        return _AS_TIME
+    if hint == "bool":
+        return _AS_BOOL
+    return _AS_STR
+
+
+def _encoder(cls: type) -> Callable[[Any], str]:
+    """The encoder of record class ``cls``, generated once from its fields (as ``dataclasses``
+    generates ``__init__``): one expression joining the key texts and the field texts."""
+    encoder = _ENCODERS.get(cls)
+    if encoder is None:
         hints = {f.name: str(f.type) for f in dataclasses.fields(cls)}
-        names = sorted([*hints, "kind"])
-        plan = _PLANS[cls] = tuple(
-            (("{" if i == 0 else ",") + _ENCODER.encode(name) + ":", name,
-             "Decimal" in hints.get(name, "") or "datetime" in hints.get(name, ""))
-            for i, name in enumerate(names)
-        )
-    return plan
+        parts = []
+        for i, name in enumerate(sorted([*hints, "kind"])):
+            key = ("{" if i == 0 else ",") + _ENCODER.encode(name) + ":"
+            if name == "kind":
+                parts.append(repr(key + _ENCODER.encode(cls.kind)))
+            else:  # a field name is an identifier: safe inside the code
+                write = _write(hints[name])
+                parts.append(f"{key!r}, ('null' if (x := r.{name}) is None else {write})")
+        source = f"def encode(r):\n    return ''.join(({', '.join(parts)}, '}}'))\n"
+        scope = {"_any": _any, "_money": format_money, "_time": _time_text,
+                 "Decimal": Decimal, "datetime": datetime}
+        exec(source, scope)  # the code is built above from the class's own fields
+        encoder = _ENCODERS[cls] = scope["encode"]
+    return encoder
 
 
 def record_to_json(record: Record) -> str:
     """Stable JSON text of a record (sorted keys, amounts as strings).
 
     The text of ``json.dumps`` with ``sort_keys=True`` and compact separators,
-    put together field by field from a plan made once per record class.
+    put together by an encoder generated once per record class (``_encoder``).
     """
-    encode = _ENCODER.encode
-    parts = []
-    for key, name, typed in _plan(type(record)):
-        value = getattr(record, name)
-        if typed and value is not None:
-            value = _encode(value)
-        parts.append(key)
-        if type(value) is str:
-            parts.append(encode(value))
-        elif value is None or type(value) is bool:
-            parts.append(_CONSTANTS[value])
-        else:
-            parts.append(encode(value))
-    parts.append("}")
-    return "".join(parts)
+    return _encoder(type(record))(record)
 
 
 def _decode(hint: str, value: Any, name: str) -> Any:

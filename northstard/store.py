@@ -295,23 +295,24 @@ class SqliteRecords:
     def get_many(
         self, source: str, wanted: Mapping[str, Sequence[str]]
     ) -> dict[tuple[str, str], Record]:
-        """``get`` for several kinds in one query (one read transaction), ``CHUNK`` ids per query.
+        """``get`` for several kinds in one query (one read transaction).
 
-        The engine asks once per reading; each query is a ``UNION ALL`` of one
-        primary-key look-up per kind.
+        The ids of each kind travel as one JSON array (``json_each``), so the
+        SQL text depends only on the kinds asked and SQLite's statement cache
+        keeps it prepared. The engine asks once per reading.
         """
-        found: dict[tuple[str, str], Record] = {}
-        for part in _parts(wanted, self.CHUNK):
-            selects = [
-                f"SELECT '{kind}', id, body FROM rec_{kind}"
-                f" WHERE source = ? AND id IN ({','.join('?' * len(ids))})"
-                for kind, ids in part
-            ]
-            params = [value for kind, ids in part for value in (source, *ids)]
-            self.queries += 1
-            rows = self._read(" UNION ALL ".join(selects), params)
-            found.update(((kind, i), record_from_json(body)) for kind, i, body in rows)
-        return found
+        kinds = sorted(kind for kind, ids in wanted.items() if ids and kind in RECORD_KINDS)
+        if not kinds:
+            return {}
+        sql = " UNION ALL ".join(
+            f"SELECT '{kind}', id, body FROM rec_{kind}"
+            f" WHERE source = ?1 AND id IN (SELECT value FROM json_each(?{n}))"
+            for n, kind in enumerate(kinds, start=2)
+        )
+        params = [source, *(json.dumps(list(wanted[kind])) for kind in kinds)]
+        self.queries += 1
+        rows = self._read(sql, params)
+        return {(kind, i): record_from_json(body) for kind, i, body in rows}
 
     def ids(self, source: str, kind: str) -> set[str]:
         if kind not in RECORD_KINDS:
@@ -333,21 +334,3 @@ def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
-
-def _parts(
-    wanted: Mapping[str, Sequence[str]], size: int
-) -> Iterator[list[tuple[str, Sequence[str]]]]:
-    """(kind, ids) pieces of the stored kinds in ``wanted``, at most ``size`` ids per part."""
-    part: list[tuple[str, Sequence[str]]] = []
-    count = 0
-    for kind, ids in wanted.items():
-        if kind not in RECORD_KINDS:
-            continue
-        for chunk in _chunks(ids, size):
-            if count + len(chunk) > size:
-                yield part
-                part, count = [], 0
-            part.append((kind, chunk))
-            count += len(chunk)
-    if part:
-        yield part
