@@ -328,7 +328,7 @@ def _write(hint: str) -> str:
     return _AS_STR
 
 
-def _encoder(cls: type) -> Callable[[Any], str]:
+def _encoder(cls: type[_Base]) -> Callable[[Any], str]:
     """The encoder of record class ``cls``, generated once from its fields (as ``dataclasses``
     generates ``__init__``): one expression joining the key texts and the field texts."""
     encoder = _ENCODERS.get(cls)
@@ -343,10 +343,11 @@ def _encoder(cls: type) -> Callable[[Any], str]:
                 write = _write(hints[name])
                 parts.append(f"{key!r}, ('null' if (x := r.{name}) is None else {write})")
         source = f"def encode(r):\n    return ''.join(({', '.join(parts)}, '}}'))\n"
-        scope = {"_any": _any, "_money": format_money, "_time": _time_text,
+        scope: dict[str, Any] = {"_any": _any, "_money": format_money, "_time": _time_text,
                  "Decimal": Decimal, "datetime": datetime}
         exec(source, scope)  # the code is built above from the class's own fields
-        encoder = _ENCODERS[cls] = scope["encode"]
+        made: Callable[[Any], str] = scope["encode"]
+        encoder = _ENCODERS[cls] = made
     return encoder
 
 
