@@ -12,7 +12,9 @@ Records are stored as JSON text (amounts as decimal strings) and rebuilt with
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -110,10 +112,33 @@ def checked(record: Record) -> bool:
     amounts = values.get(CHECKED)
     if amounts is None:
         return False
-    for name, value in zip(amount_fields(type(record)), amounts, strict=True):
-        if values[name] is not value:
-            return False
-    return True
+    return all(map(operator.is_, _amounts_of(type(record))(values), amounts))
+
+
+_READERS: dict[type, Callable[[dict[str, Any]], tuple[Any, ...]]] = {}  # per record class
+
+
+def _one_amount(name: str, values: dict[str, Any]) -> tuple[Any, ...]:
+    return (values[name],)
+
+
+def _no_amounts(values: dict[str, Any]) -> tuple[Any, ...]:
+    return ()
+
+
+def _amounts_of(cls: type) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A function from a record's ``__dict__`` to its amounts, in ``amount_fields`` order."""
+    reader = _READERS.get(cls)
+    if reader is None:
+        names = amount_fields(cls)
+        if len(names) > 1:
+            reader = operator.itemgetter(*names)  # a tuple of the values
+        elif names:
+            reader = functools.partial(_one_amount, names[0])
+        else:
+            reader = _no_amounts
+        _READERS[cls] = reader
+    return reader
 
 
 @dataclass(frozen=True, kw_only=True)
