@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -381,9 +381,13 @@ class Book:
         self._by_kind: dict[tuple[str, str], set[Key]] = defaultdict(set)  # keys in ``records``
         self._gone: set[Key] = set()  # removed, not yet saved (the store still has them)
         self._fresh: set[Key] = set()  # changed since the last ``stamp``
-        self._pins: dict[Key, int] = {}  # key -> seq of the change that carries it
+        # the keys each change carried, oldest first, until saved (one entry per record of a
+        # change not yet committed: the writer's pending changes hold those records already),
+        # and the last change that carried each key
+        self._pins: deque[tuple[int, list[Key]]] = deque()
+        self._pin_of: dict[Key, int] = {}
         self._cache: OrderedDict[Key, Record] = OrderedDict()
-        self._fetched: dict[Key, Record | None] = {}  # store answers for one ingest
+        self._fetched: dict[Key, Record] = {}  # the records the store answered, for one ingest
         self._to_mark: set[Key] = set()  # open positions to re-mark at the end of one ingest
         self.sources: dict[str, SourceStatus] = {}
         self.prev_net: Decimal | None = None
@@ -455,21 +459,19 @@ class Book:
         if not wanted:
             return
         missing = {kind: list(ids) for kind, ids in wanted.items()}
-        found = self.store.get_many(source, missing)
         fetched = self._fetched
-        for kind, ids in missing.items():
-            for record_id in ids:
-                fetched[source, kind, record_id] = found.get((kind, record_id))
+        for (kind, record_id), record in self.store.get_many(source, missing).items():
+            fetched[source, kind, record_id] = record
 
     def _end_fetch(self) -> None:
         for key, record in self._fetched.items():
-            if record is not None and key not in self.records and key not in self._gone:
+            if key not in self.records and key not in self._gone:
                 self._remember(key, record)
         self._fetched.clear()
 
     def _remember(self, key: Key, record: Record) -> None:
-        self._cache[key] = record
-        self._cache.move_to_end(key)
+        self._cache.pop(key, None)
+        self._cache[key] = record  # the newest, at the end
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
@@ -478,8 +480,9 @@ class Book:
         found = self.records.get(key)
         if found is not None or key in self._gone:
             return found
-        if key in self._fetched:
-            return self._fetched[key]
+        fetched = self._fetched.get(key)
+        if fetched is not None:
+            return fetched
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
@@ -619,20 +622,23 @@ class Book:
 
     def stamp(self, seq: int) -> None:
         """The records changed since the last stamp travel in the change ``seq``."""
-        for key in self._fresh:
-            self._pins.pop(key, None)
-            self._pins[key] = seq  # re-inserted at the end: stamps stay in order
+        keys = list(self._fresh)
+        for key in keys:
+            self._pin_of[key] = seq
+        self._pins.append((seq, keys))
         self._fresh.clear()
 
     def saved(self, seq: int) -> None:
         """Changes up to ``seq`` are committed: their cold records may leave memory."""
-        while self._pins:
-            key, stamp = next(iter(self._pins.items()))
-            if stamp > seq:
-                return
-            del self._pins[key]
-            if key not in self._fresh:  # changed again since: the next stamp pins it
-                self._settle(key)
+        pins, pin_of = self._pins, self._pin_of
+        while pins and pins[0][0] <= seq:
+            stamp, keys = pins.popleft()
+            for key in keys:
+                if pin_of.get(key) != stamp:
+                    continue  # a later change carries it too: that one lets it go
+                del pin_of[key]
+                if key not in self._fresh:  # changed again since: the next stamp pins it
+                    self._settle(key)
 
     def _settle(self, key: Key) -> None:
         self._gone.discard(key)
