@@ -78,6 +78,9 @@ Path: TypeAlias = tuple[str, ...]
 Key: TypeAlias = tuple[str, str, str]  # (source, kind, id)
 
 UNATTRIBUTED = "unattributed"
+AGENTS: Path = ("agents",)  # the groups of named totals the document lists
+BY_CATEGORY: Path = ("costs", "by_category")
+BY_MODEL: Path = ("costs", "by_model")
 TOTAL_LIMIT = Decimal(10) ** 50  # no total reaches it: 50 + 25 places < money.PRECISION
 STEP = Decimal(2) * Decimal(10) ** 28  # one in-bounds record moves any one total by less
 
@@ -709,13 +712,20 @@ class Book:
     def net(self) -> Decimal:
         return self.trading() + self.revenue() - self.total("costs", "total")
 
-    def _names(self, *prefix: str) -> list[str]:
-        depth = len(prefix)
-        return sorted({p[depth] for p in self._totals if len(p) > depth and p[:depth] == prefix})
+    def _names(self) -> dict[Path, list[str]]:
+        """The names under each named group (agents, cost categories, models), sorted: one pass
+        over the paths (the working set)."""
+        names: dict[Path, set[str]] = {AGENTS: set(), BY_CATEGORY: set(), BY_MODEL: set()}
+        for path in self._totals:
+            if len(path) == 3 and (group := names.get(path[:2])) is not None:
+                group.add(path[2])
+            elif len(path) > 1 and path[0] == "agents":
+                names[AGENTS].add(path[1])
+        return {prefix: sorted(group) for prefix, group in names.items()}
 
-    def _agents(self) -> Doc:
+    def _agents(self, names: list[str]) -> Doc:
         agents: Doc = {}
-        for name in self._names("agents"):
+        for name in names:
             trading = self.total("agents", name, "trading")
             revenue = self.total("agents", name, self.basis)
             costs = self.total("agents", name, "costs")
@@ -727,8 +737,9 @@ class Book:
             }
         return agents
 
-    def _group(self, *prefix: str) -> Doc:
-        return {name: format_money(self.total(*prefix, name)) for name in self._names(*prefix)}
+    def _group(self, prefix: Path, names: list[str]) -> Doc:
+        totals = self._totals
+        return {name: format_money(totals.get((*prefix, name), ZERO)) for name in names}
 
     def roll_day(self, now: datetime) -> None:
         """At the first document of a UTC day, the day opens at the last published net."""
@@ -745,6 +756,7 @@ class Book:
         revenue = self.revenue()
         costs = self.total("costs", "total")
         previous = self.prev_net if self.prev_net is not None else net
+        names = self._names()
         doc: Doc = {
             "as_of": iso(now),
             "currency": self.currency,
@@ -764,15 +776,15 @@ class Book:
             "costs": {
                 "total": format_money(costs),
                 "estimated": format_money(self.total("costs", "estimated")),
-                "by_category": self._group("costs", "by_category"),
-                "by_model": self._group("costs", "by_model"),
+                "by_category": self._group(BY_CATEGORY, names[BY_CATEGORY]),
+                "by_model": self._group(BY_MODEL, names[BY_MODEL]),
             },
             "change": {
                 "day": self.day.isoformat() if self.day else "",
                 "since_midnight": format_money(net - self.day_open),
                 "since_previous": format_money(net - previous),
             },
-            "agents": self._agents(),
+            "agents": self._agents(names[AGENTS]),
             "sources": {name: s.document(now) for name, s in sorted(self.sources.items())},
         }
         if revenue > 0:
