@@ -36,7 +36,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, DecimalException, getcontext, setcontext
-from fractions import Fraction
 from typing import Literal, ParamSpec, Protocol, TypeAlias, TypeVar
 
 from .errors import SchemaDriftError
@@ -264,9 +263,22 @@ def _revenue(agent: str, invoiced: Decimal, collected: Decimal) -> dict[Path, De
     }
 
 
+def _round_half_even(numerator: int, denominator: int) -> int:
+    """The integer nearest to numerator / denominator, ties to even (as ``round`` of a Fraction)."""
+    if denominator < 0:
+        numerator, denominator = -numerator, -denominator
+    quotient, rest = divmod(numerator, denominator)  # rest in [0, denominator)
+    if 2 * rest > denominator or (2 * rest == denominator and quotient % 2 == 1):
+        quotient += 1
+    return quotient
+
+
 def margin_pct(revenue: Decimal, costs: Decimal) -> Decimal:
     """(revenue - costs) / revenue in percent: one rounding, half-even, to 0.01, of the exact quotient."""
-    hundredths = round(Fraction(revenue - costs) * 10000 / Fraction(revenue))
+    # (R - C) / R = (r/a - c/b) / (r/a) = (r*b - c*a) / (b*r), in integers (exact, no context)
+    r, a = revenue.as_integer_ratio()
+    c, b = costs.as_integer_ratio()
+    hundredths = _round_half_even((r * b - c * a) * 10000, b * r)
     sign, digits, _ = Decimal(hundredths).as_tuple()
     return Decimal((sign, digits, -2))
 
