@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .auth import OPEN_CHOICES, tokens_problem
-from .errors import ConfigError
+from northstard.errors import ConfigError
+from northstard.policy.auth import OPEN_CHOICES, tokens_problem
 
 __all__ = ["Config", "Field", "Schema", "SourceSection", "load_config", "redacted"]
 

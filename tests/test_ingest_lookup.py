@@ -11,12 +11,12 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
-from northstard.buckets import BucketSet
-from northstard.engine import next_change, recover
-from northstard.pnl import Book
-from northstard.records import Cost, Invoice, Position, Price, Record
-from northstard.store import SqliteRecords, load_persisted, open_writer
-from northstard.writer import WriterSettings, WriterState, write_batch
+from northstard.actors.engine import next_change, recover
+from northstard.actors.writer import WriterSettings, WriterState, write_batch
+from northstard.core.buckets import BucketSet
+from northstard.core.pnl import Book
+from northstard.core.records import Cost, Invoice, Position, Price, Record
+from northstard.store.sqlite import SqliteRecords, load_persisted, open_writer
 
 from unit_helpers import T0
 
