@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, DecimalException, getcontext, setcontext
-from fractions import Fraction
 from typing import Literal, ParamSpec, Protocol, TypeAlias, TypeVar
 
 from northstard.core.mergepatch import Doc
@@ -78,6 +77,9 @@ Path: TypeAlias = tuple[str, ...]
 Key: TypeAlias = tuple[str, str, str]  # (source, kind, id)
 
 UNATTRIBUTED = "unattributed"
+AGENTS: Path = ("agents",)  # the groups of named totals the document lists
+BY_CATEGORY: Path = ("costs", "by_category")
+BY_MODEL: Path = ("costs", "by_model")
 TOTAL_LIMIT = Decimal(10) ** 50  # no total reaches it: 50 + 25 places < money.PRECISION
 STEP = Decimal(2) * Decimal(10) ** 28  # one in-bounds record moves any one total by less
 
@@ -170,6 +172,11 @@ class StoredRecords(Protocol):
     def get(self, source: str, kind: str, ids: Sequence[str]) -> dict[str, Record]:
         """The stored records of ``source`` and ``kind`` among ``ids``, by id."""
 
+    def get_many(
+        self, source: str, wanted: Mapping[str, Sequence[str]]
+    ) -> dict[tuple[str, str], Record]:
+        """The stored records of ``source`` among ``wanted`` (ids per kind), by (kind, id)."""
+
     def ids(self, source: str, kind: str) -> set[str]:
         """The ids of every stored record of ``source`` and ``kind``."""
 
@@ -251,9 +258,22 @@ def _revenue(agent: str, invoiced: Decimal, collected: Decimal) -> dict[Path, De
     }
 
 
+def _round_half_even(numerator: int, denominator: int) -> int:
+    """The integer nearest to numerator / denominator, ties to even (as ``round`` of a Fraction)."""
+    if denominator < 0:
+        numerator, denominator = -numerator, -denominator
+    quotient, rest = divmod(numerator, denominator)  # rest in [0, denominator)
+    if 2 * rest > denominator or (2 * rest == denominator and quotient % 2 == 1):
+        quotient += 1
+    return quotient
+
+
 def margin_pct(revenue: Decimal, costs: Decimal) -> Decimal:
     """(revenue - costs) / revenue in percent: one rounding, half-even, to 0.01, of the exact quotient."""
-    hundredths = round(Fraction(revenue - costs) * 10000 / Fraction(revenue))
+    # (R - C) / R = (r/a - c/b) / (r/a) = (r*b - c*a) / (b*r), in integers (exact, no context)
+    r, a = revenue.as_integer_ratio()
+    c, b = costs.as_integer_ratio()
+    hundredths = _round_half_even((r * b - c * a) * 10000, b * r)
     sign, digits, _ = Decimal(hundredths).as_tuple()
     return Decimal((sign, digits, -2))
 
@@ -371,9 +391,14 @@ class Book:
         self._by_kind: dict[tuple[str, str], set[Key]] = defaultdict(set)  # keys in ``records``
         self._gone: set[Key] = set()  # removed, not yet saved (the store still has them)
         self._fresh: set[Key] = set()  # changed since the last ``stamp``
-        self._pins: dict[Key, int] = {}  # key -> seq of the change that carries it
+        # the keys each change carried, oldest first, until saved (one entry per record of a
+        # change not yet committed: the writer's pending changes hold those records already),
+        # and the last change that carried each key
+        self._pins: deque[tuple[int, list[Key]]] = deque()
+        self._pin_of: dict[Key, int] = {}
         self._cache: OrderedDict[Key, Record] = OrderedDict()
-        self._fetched: dict[Key, Record | None] = {}  # store answers for one ingest
+        self._fetched: dict[Key, Record] = {}  # the records the store answered, for one ingest
+        self._to_mark: set[Key] = set()  # open positions to re-mark at the end of one ingest
         self.sources: dict[str, SourceStatus] = {}
         self.prev_net: Decimal | None = None
         self.day: date | None = None
@@ -412,6 +437,7 @@ class Book:
             for key in gone:  # a key this reading retracted already is not removed twice
                 if self._remove(key):
                     changed.append(Retract(id=key[2], target_kind=key[1]))
+            self._mark_positions()
             return changed
         finally:
             self._apply_cold()
@@ -424,45 +450,38 @@ class Book:
         return sorted(key for key in held if key not in present and key not in self._gone)
 
     def _prefetch(self, source: str, records: Sequence[Record], gone: Sequence[Key]) -> None:
-        """One store query per kind for the keys this reading needs and memory lacks."""
+        """One store query for the keys this reading needs and memory lacks (every kind at once)."""
         if self.store is None:
             return
-        wanted: dict[str, list[str]] = defaultdict(list)
-        for key in gone:
-            wanted[key[1]].append(key[2])
+        held, lost, cache = self.records, self._gone, self._cache
+        wanted: dict[str, set[str]] = defaultdict(set)
+        keys = list(gone)
         for record in records:
             if isinstance(record, Retract):
-                wanted[record.target_kind].append(record.id)
+                keys.append((source, record.target_kind, record.id))
                 continue
-            wanted[record.kind].append(record.id)
+            keys.append((source, record.kind, record.id))
             if isinstance(record, Position):
-                wanted["price"].append(record.ticker)
-        for kind, ids in wanted.items():
-            self._fetch(source, kind, ids)
-
-    def _fetch(self, source: str, kind: str, ids: Iterable[str]) -> None:
-        if self.store is None:
+                keys.append((source, "price", record.ticker))
+        for key in keys:
+            if key not in held and key not in cache and key not in lost:
+                wanted[key[1]].add(key[2])
+        if not wanted:
             return
-        held, gone, cache, fetched = self.records, self._gone, self._cache, self._fetched
-        missing = sorted({
-            i for i in ids
-            if (key := (source, kind, i)) not in held
-            and key not in gone and key not in cache and key not in fetched
-        })
-        if missing:
-            found = self.store.get(source, kind, missing)
-            for record_id in missing:
-                self._fetched[source, kind, record_id] = found.get(record_id)
+        missing = {kind: list(ids) for kind, ids in wanted.items()}
+        fetched = self._fetched
+        for (kind, record_id), record in self.store.get_many(source, missing).items():
+            fetched[source, kind, record_id] = record
 
     def _end_fetch(self) -> None:
         for key, record in self._fetched.items():
-            if record is not None and key not in self.records and key not in self._gone:
+            if key not in self.records and key not in self._gone:
                 self._remember(key, record)
         self._fetched.clear()
 
     def _remember(self, key: Key, record: Record) -> None:
-        self._cache[key] = record
-        self._cache.move_to_end(key)
+        self._cache.pop(key, None)
+        self._cache[key] = record  # the newest, at the end
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
 
@@ -471,8 +490,9 @@ class Book:
         found = self.records.get(key)
         if found is not None or key in self._gone:
             return found
-        if key in self._fetched:
-            return self._fetched[key]
+        fetched = self._fetched.get(key)
+        if fetched is not None:
+            return fetched
         cached = self._cache.get(key)
         if cached is not None:
             self._cache.move_to_end(key)
@@ -506,7 +526,7 @@ class Book:
         elif isinstance(record, Position) and is_hot(record):
             self._by_market[source, record.ticker].add(key)
             self._warm((source, "price", record.ticker))
-            self._recontribute(key)
+            self._to_mark.add(key)
         else:
             self._add_cold({}, _contribution(record))
         return True
@@ -530,7 +550,8 @@ class Book:
         """Take out the contribution of the record ``key`` held so far."""
         if old is None:
             return
-        if key in self._contrib:
+        if key in self._contrib or key in self._to_mark:  # an open position
+            self._to_mark.discard(key)
             self._set_contribution(key, {})
         elif not isinstance(old, Price):
             self._add_cold(_contribution(old), {})
@@ -576,8 +597,13 @@ class Book:
         self._cold_delta.clear()
 
     def _remark(self, source: str, ticker: str) -> None:
-        for position_key in self._by_market.get((source, ticker), ()):
-            self._recontribute(position_key)
+        self._to_mark.update(self._by_market.get((source, ticker), ()))
+
+    def _mark_positions(self) -> None:
+        """Re-mark each open position a reading changed, or whose price it changed, once."""
+        for key in self._to_mark:
+            self._recontribute(key)
+        self._to_mark.clear()
 
     def _recontribute(self, key: Key) -> None:
         record = self.records[key]
@@ -606,20 +632,23 @@ class Book:
 
     def stamp(self, seq: int) -> None:
         """The records changed since the last stamp travel in the change ``seq``."""
-        for key in self._fresh:
-            self._pins.pop(key, None)
-            self._pins[key] = seq  # re-inserted at the end: stamps stay in order
+        keys = list(self._fresh)
+        for key in keys:
+            self._pin_of[key] = seq
+        self._pins.append((seq, keys))
         self._fresh.clear()
 
     def saved(self, seq: int) -> None:
         """Changes up to ``seq`` are committed: their cold records may leave memory."""
-        while self._pins:
-            key, stamp = next(iter(self._pins.items()))
-            if stamp > seq:
-                return
-            del self._pins[key]
-            if key not in self._fresh:  # changed again since: the next stamp pins it
-                self._settle(key)
+        pins, pin_of = self._pins, self._pin_of
+        while pins and pins[0][0] <= seq:
+            stamp, keys = pins.popleft()
+            for key in keys:
+                if pin_of.get(key) != stamp:
+                    continue  # a later change carries it too: that one lets it go
+                del pin_of[key]
+                if key not in self._fresh:  # changed again since: the next stamp pins it
+                    self._settle(key)
 
     def _settle(self, key: Key) -> None:
         self._gone.discard(key)
@@ -690,13 +719,20 @@ class Book:
     def net(self) -> Decimal:
         return self.trading() + self.revenue() - self.total("costs", "total")
 
-    def _names(self, *prefix: str) -> list[str]:
-        depth = len(prefix)
-        return sorted({p[depth] for p in self._totals if len(p) > depth and p[:depth] == prefix})
+    def _names(self) -> dict[Path, list[str]]:
+        """The names under each named group (agents, cost categories, models), sorted: one pass
+        over the paths (the working set)."""
+        names: dict[Path, set[str]] = {AGENTS: set(), BY_CATEGORY: set(), BY_MODEL: set()}
+        for path in self._totals:
+            if len(path) == 3 and (group := names.get(path[:2])) is not None:
+                group.add(path[2])
+            elif len(path) > 1 and path[0] == "agents":
+                names[AGENTS].add(path[1])
+        return {prefix: sorted(group) for prefix, group in names.items()}
 
-    def _agents(self) -> Doc:
+    def _agents(self, names: list[str]) -> Doc:
         agents: Doc = {}
-        for name in self._names("agents"):
+        for name in names:
             trading = self.total("agents", name, "trading")
             revenue = self.total("agents", name, self.basis)
             costs = self.total("agents", name, "costs")
@@ -708,8 +744,9 @@ class Book:
             }
         return agents
 
-    def _group(self, *prefix: str) -> Doc:
-        return {name: format_money(self.total(*prefix, name)) for name in self._names(*prefix)}
+    def _group(self, prefix: Path, names: list[str]) -> Doc:
+        totals = self._totals
+        return {name: format_money(totals.get((*prefix, name), ZERO)) for name in names}
 
     def roll_day(self, now: datetime) -> None:
         """At the first document of a UTC day, the day opens at the last published net."""
@@ -726,6 +763,7 @@ class Book:
         revenue = self.revenue()
         costs = self.total("costs", "total")
         previous = self.prev_net if self.prev_net is not None else net
+        names = self._names()
         doc: Doc = {
             "as_of": iso_ms(now),
             "currency": self.currency,
@@ -745,15 +783,15 @@ class Book:
             "costs": {
                 "total": format_money(costs),
                 "estimated": format_money(self.total("costs", "estimated")),
-                "by_category": self._group("costs", "by_category"),
-                "by_model": self._group("costs", "by_model"),
+                "by_category": self._group(BY_CATEGORY, names[BY_CATEGORY]),
+                "by_model": self._group(BY_MODEL, names[BY_MODEL]),
             },
             "change": {
                 "day": self.day.isoformat() if self.day else "",
                 "since_midnight": format_money(net - self.day_open),
                 "since_previous": format_money(net - previous),
             },
-            "agents": self._agents(),
+            "agents": self._agents(names[AGENTS]),
             "sources": {name: s.document(now) for name, s in sorted(self.sources.items())},
         }
         if revenue > 0:

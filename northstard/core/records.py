@@ -12,7 +12,10 @@ Records are stored as JSON text (amounts as decimal strings) and rebuilt with
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -110,10 +113,33 @@ def checked(record: Record) -> bool:
     amounts = values.get(CHECKED)
     if amounts is None:
         return False
-    for name, value in zip(amount_fields(type(record)), amounts, strict=True):
-        if values[name] is not value:
-            return False
-    return True
+    return all(map(operator.is_, _amounts_of(type(record))(values), amounts))
+
+
+_READERS: dict[type, Callable[[dict[str, Any]], tuple[Any, ...]]] = {}  # per record class
+
+
+def _one_amount(name: str, values: dict[str, Any]) -> tuple[Any, ...]:
+    return (values[name],)
+
+
+def _no_amounts(values: dict[str, Any]) -> tuple[Any, ...]:
+    return ()
+
+
+def _amounts_of(cls: type) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    """A function from a record's ``__dict__`` to its amounts, in ``amount_fields`` order."""
+    reader = _READERS.get(cls)
+    if reader is None:
+        names = amount_fields(cls)
+        if len(names) > 1:
+            reader = operator.itemgetter(*names)  # a tuple of the values
+        elif names:
+            reader = functools.partial(_one_amount, names[0])
+        else:
+            reader = _no_amounts
+        _READERS[cls] = reader
+    return reader
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -294,46 +320,69 @@ def _time_text(value: datetime) -> str:
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 _CONSTANTS: dict[object, str] = {None: "null", True: "true", False: "false"}
-# per record class, its fields and "kind" in sorted order: the key's JSON text with
-# the opening brace or comma before it, the field name, whether it may need ``_encode``
-Plan: TypeAlias = tuple[tuple[str, str, bool], ...]
-_PLANS: dict[type, Plan] = {}
 
 
-def _plan(cls: type) -> Plan:
-    plan = _PLANS.get(cls)
-    if plan is None:
+def _any(value: Any) -> str:
+    """The JSON text of a field value of any type: the general case of the encoders below."""
+    if isinstance(value, (Decimal, datetime)):
+        value = _encode(value)
+    if value is None or type(value) is bool:
+        return _CONSTANTS[value]
+    return _ENCODER.encode(value)
+
+
+# How each field is written, by its declared type, in a generated encoder (``x`` is the value).
+# A str that needs no escape is quoted as it is: printable ASCII without '"' or '\' (JSON
+# escapes only those, control characters and, with ensure_ascii, non-ASCII); the text of
+# ``format_money`` and of ``_time_text`` is always such a str (digits, sign, '.', ':', 'T', 'Z').
+_AS_STR = ("'\"' + x + '\"' if type(x) is str and x.isascii() and x.isprintable()"
+           " and '\"' not in x and '\\\\' not in x else _any(x)")
+_AS_MONEY = "'\"' + _money(x) + '\"' if type(x) is Decimal else _any(x)"
+_AS_TIME = "'\"' + _time(x) + '\"' if type(x) is datetime else _any(x)"
+_AS_BOOL = "'true' if x is True else 'false' if x is False else _any(x)"
+_ENCODERS: dict[type, Callable[[Any], str]] = {}  # per record class (a few classes)
+
+
+def _write(hint: str) -> str:
+    if "Decimal" in hint:
+        return _AS_MONEY
+    if "datetime" in hint:
+        return _AS_TIME
+    if hint == "bool":
+        return _AS_BOOL
+    return _AS_STR
+
+
+def _encoder(cls: type[_Base]) -> Callable[[Any], str]:
+    """The encoder of record class ``cls``, generated once from its fields (as ``dataclasses``
+    generates ``__init__``): one expression joining the key texts and the field texts."""
+    encoder = _ENCODERS.get(cls)
+    if encoder is None:
         hints = {f.name: str(f.type) for f in dataclasses.fields(cls)}
-        names = sorted([*hints, "kind"])
-        plan = _PLANS[cls] = tuple(
-            (("{" if i == 0 else ",") + _ENCODER.encode(name) + ":", name,
-             "Decimal" in hints.get(name, "") or "datetime" in hints.get(name, ""))
-            for i, name in enumerate(names)
-        )
-    return plan
+        parts = []
+        for i, name in enumerate(sorted([*hints, "kind"])):
+            key = ("{" if i == 0 else ",") + _ENCODER.encode(name) + ":"
+            if name == "kind":
+                parts.append(repr(key + _ENCODER.encode(cls.kind)))
+            else:  # a field name is an identifier: safe inside the code
+                write = _write(hints[name])
+                parts.append(f"{key!r}, ('null' if (x := r.{name}) is None else {write})")
+        source = f"def encode(r):\n    return ''.join(({', '.join(parts)}, '}}'))\n"
+        scope: dict[str, Any] = {"_any": _any, "_money": format_money, "_time": _time_text,
+                 "Decimal": Decimal, "datetime": datetime}
+        exec(source, scope)  # the code is built above from the class's own fields
+        made: Callable[[Any], str] = scope["encode"]
+        encoder = _ENCODERS[cls] = made
+    return encoder
 
 
 def record_to_json(record: Record) -> str:
     """Stable JSON text of a record (sorted keys, amounts as strings).
 
     The text of ``json.dumps`` with ``sort_keys=True`` and compact separators,
-    put together field by field from a plan made once per record class.
+    put together by an encoder generated once per record class (``_encoder``).
     """
-    encode = _ENCODER.encode
-    parts = []
-    for key, name, typed in _plan(type(record)):
-        value = getattr(record, name)
-        if typed and value is not None:
-            value = _encode(value)
-        parts.append(key)
-        if type(value) is str:
-            parts.append(encode(value))
-        elif value is None or type(value) is bool:
-            parts.append(_CONSTANTS[value])
-        else:
-            parts.append(encode(value))
-    parts.append("}")
-    return "".join(parts)
+    return _encoder(type(record))(record)
 
 
 def _decode(hint: str, value: Any, name: str) -> Any:
