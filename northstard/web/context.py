@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..auth import Authenticator
+from ..backplane.status import EdgeStatus, PublisherStatus
 from ..backups import BackupState
 from ..cache import CacheClient
 from ..config import SourceSection
@@ -38,3 +39,4 @@ class WebContext:
     auth: Authenticator = field(default_factory=Authenticator)  # no tokens: auth off
     limits: Mapping[str, Any] = field(default_factory=dict)  # the [limits] section; empty: none
     grpc: GrpcHandle | None = None  # the gRPC edge's status; None when it is off
+    backplane: PublisherStatus | EdgeStatus | None = None  # [backplane]: the core's publisher, or an edge

@@ -1,0 +1,83 @@
+"""``[backplane]`` as a frozen settings record, and its password (never from the config file)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import ConfigError
+
+__all__ = ["BackplaneSettings", "redis_url_problem"]
+
+CREDENTIAL = "backplane.password"  # $CREDENTIALS_DIRECTORY/backplane.password (systemd LoadCredential)
+
+
+def redis_url_problem(value: str) -> str | None:
+    """A ``[backplane] url`` check: empty (off), or redis:// / rediss:// with a host and no password."""
+    if not value:
+        return None
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError on a bad port
+    except ValueError:
+        return "not a valid URL"
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        return "expected redis://HOST[:PORT][/DB] or rediss://..."
+    if parts.password is not None:
+        return "no password in the URL: use backplane.password_file or $CREDENTIALS_DIRECTORY/" + CREDENTIAL
+    return None
+
+
+@dataclass(frozen=True)
+class BackplaneSettings:
+    url: str
+    prefix: str = "northstard:"
+    maxlen: int = 10000
+    heartbeat_s: float = 1.0
+    timeout_s: float = 5.0
+    core_url: str = ""
+    password: str | None = field(default=None, repr=False)
+
+    @property
+    def stream_key(self) -> str:
+        return f"{self.prefix}stream"
+
+    @property
+    def current_key(self) -> str:
+        return f"{self.prefix}current"
+
+    @property
+    def core_key(self) -> str:
+        return f"{self.prefix}core"
+
+    @property
+    def core_ttl_ms(self) -> int:
+        """The liveness key expires after three missed heartbeats."""
+        return max(1, int(self.heartbeat_s * 3000))
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any], ring_size: int) -> BackplaneSettings:
+        return cls(
+            url=section["url"], prefix=section["prefix"],
+            maxlen=section["stream_maxlen"] or ring_size, heartbeat_s=section["heartbeat_s"],
+            timeout_s=section["timeout_s"], core_url=section["core_url"],
+            password=_password(section["password_file"]),
+        )
+
+
+def _password(path: Path | None) -> str | None:
+    """From ``password_file``, else ``$CREDENTIALS_DIRECTORY/backplane.password``, else none."""
+    if path is None:
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        candidate = Path(credentials) / CREDENTIAL if credentials else None
+        if candidate is None or not candidate.exists():
+            return None
+        path = candidate
+    try:
+        return path.read_text().strip() or None
+    except OSError as exc:
+        raise ConfigError("backplane.password_file", f"cannot read: {exc.strerror}") from None
