@@ -100,7 +100,8 @@ async def _published(core: Daemon) -> Callable[[], Awaitable[bool]]:
 
 async def test_redis_outage_is_republished_from_sqlite_without_a_gap(tmp_path: Path) -> None:
     async with redis_running(tmp_path / "redis", persistent=True) as redis, \
-            running(tmp_path, backplane={"url": redis.url, **BEAT}) as core:
+            running(tmp_path, backplane={"url": redis.url, **BEAT}) as core, \
+            edge_running(tmp_path / "e1", redis.url) as edge:
         await until(await _published(core), core)
         await redis.stop()
 
@@ -119,6 +120,8 @@ async def test_redis_outage_is_republished_from_sqlite_without_a_gap(tmp_path: P
         assert [e.kind for e in entries[1:]] == ["delta"] * len(deltas)
         for before, after in zip(entries, deltas, strict=False):
             assert after.prev == before.seq, "a hole in the stream"
+        await until(lambda: _async(edge.hub.seq >= top and edge.status.redis == "ok"), core)
+        assert edge.hub.epoch == core.hub.epoch  # resynced: back on the core's epoch, past the outage
 
 
 async def _stream_reaches(redis: RedisServer, seq: int) -> bool:

@@ -36,14 +36,15 @@ from ..web.app import run_web
 from ..web.context import WebContext
 from ..web.limits import LimitSettings
 from .follow import Reset
-from .follower import Feed, run_follower
+from .follower import Batch, Feed, run_follower
 from .settings import BackplaneSettings
 from .status import EdgeStatus
 
 __all__ = ["EdgeNode", "run_edge", "run_edge_hub"]
 
 log = structlog.get_logger("northstard.edge")
-CHANNEL = 1024
+CHANNEL = 1024  # changes to the cache
+BATCHES = 16  # Redis reads (READ_COUNT entries at most each) to the hub
 
 
 @dataclass
@@ -71,17 +72,22 @@ class EdgeNode:
 
 async def run_edge_hub(
     hub: Hub,
-    receive: trio.MemoryReceiveChannel[Change | Reset],
+    receive: trio.MemoryReceiveChannel[Batch],
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """The hub of an edge: changes as on the core, and resets (a snapshot for everyone)."""
+    """The hub of an edge: changes as on the core, and resets (a snapshot for everyone).
+
+    A batch (one Redis read) is published without a checkpoint in between, so each
+    subscriber wakes once for it and is sent one (merged) message.
+    """
     task_status.started()
-    async for item in receive:
-        if isinstance(item, Reset):
-            hub.resync(item.epoch, item.seq, item.doc, item.ts_ms)
-        else:
-            hub.publish(item)
+    async for batch in receive:
+        for item in batch:
+            if isinstance(item, Reset):
+                hub.resync(item.epoch, item.seq, item.doc, item.ts_ms)
+            else:
+                hub.publish(item)
 
 
 async def _watch_signals(node: EdgeNode) -> None:
@@ -117,7 +123,7 @@ async def run_edge(
     cache = Cache(0)  # no history on an edge: only the current snapshot
     status = EdgeStatus.with_metrics(metrics, settings.core_url)
     auth = await trio.to_thread.run_sync(_authenticator, config)
-    hub_send, hub_receive = trio.open_memory_channel[Change | Reset](CHANNEL)
+    hub_send, hub_receive = trio.open_memory_channel[Batch](BATCHES)
     cache_send, cache_receive = trio.open_memory_channel[Change](CHANNEL)
     request_send, request_receive = trio.open_memory_channel[Any](256)
     feed = Feed(hub_send, cache_send, status)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import structlog
 import trio
+from coredis.response.types import StreamEntry
 
 from ..change import Change
 from .client import Redis, open_redis, redis_failure
@@ -28,7 +29,7 @@ from .settings import BackplaneSettings
 from .status import EdgeStatus
 from .wire import Entry, parse_current, parse_entry, parse_heartbeat, text
 
-__all__ = ["Feed", "run_follower"]
+__all__ = ["Batch", "Feed", "run_follower"]
 
 log = structlog.get_logger("northstard.edge")
 READ_COUNT = 1000
@@ -37,22 +38,28 @@ RETRY_FIRST_S = 0.25
 RETRY_MAX_S = 5.0
 
 Item = Change | Reset
+Batch = list[Item]
 
 
 @dataclass
 class Feed:
     """The edge's state across reconnections (kept by the supervisor across restarts too)."""
 
-    hub: trio.MemorySendChannel[Item]
+    hub: trio.MemorySendChannel[Batch]
     cache: trio.MemorySendChannel[Change]
     status: EdgeStatus
     followed: Followed | None = None
     last_id: str = "0-0"
     is_marked: bool = False
 
-    async def send(self, item: Item) -> None:
-        await self.hub.send(item)
-        await self.cache.send(item.as_change() if isinstance(item, Reset) else item)
+    async def send(self, batch: Batch) -> None:
+        """One hub update per Redis read: subscribers wake once, so a client that was behind
+        (a paused edge catching up) gets one merged delta; the cache needs only the last."""
+        if not batch:
+            return
+        await self.hub.send(batch)
+        last = batch[-1]
+        await self.cache.send(last.as_change() if isinstance(last, Reset) else last)
 
     async def mark(self, unreachable: bool) -> None:
         """Show (or clear) ``core: unreachable`` to the clients."""
@@ -63,7 +70,7 @@ class Feed:
         reset = self.followed.reset()
         log.warning("core unreachable: serving the last state, marked") if unreachable else \
             log.info("core reachable again")
-        await self.send(marked(reset) if unreachable else reset)
+        await self.send([marked(reset) if unreachable else reset])
 
 
 async def _load(redis: Redis, settings: BackplaneSettings, feed: Feed) -> None:
@@ -82,34 +89,52 @@ async def _load(redis: Redis, settings: BackplaneSettings, feed: Feed) -> None:
         feed.is_marked = False
         feed.status.applied(head.seq, resync=True)
         log.info("edge: loaded the snapshot", epoch=head.epoch, seq=head.seq)
-        await feed.send(feed.followed.reset())
+        await feed.send([feed.followed.reset()])
+
+
+async def _read(redis: Redis, settings: BackplaneSettings, last_id: str) -> list[StreamEntry]:
+    """Wait for entries after ``last_id``, then take whatever else is already there
+    (``READ_COUNT`` at most): after a pause, everything missed is one batch."""
+    read = await redis.xread({settings.stream_key: last_id}, count=READ_COUNT, block=BLOCK_MS)
+    entries = list((read or {}).get(settings.stream_key, ()))
+    while entries and len(entries) < READ_COUNT:
+        more = await redis.xread({settings.stream_key: text(entries[-1].identifier)},
+                                 count=READ_COUNT - len(entries))
+        found = (more or {}).get(settings.stream_key, ())
+        if not found:
+            break
+        entries.extend(found)
+    return entries
 
 
 async def _follow(redis: Redis, settings: BackplaneSettings, feed: Feed) -> None:
     while True:
-        read = await redis.xread({settings.stream_key: feed.last_id}, count=READ_COUNT, block=BLOCK_MS)
-        for entry in (read or {}).get(settings.stream_key, ()):
-            feed.last_id = text(entry.identifier)
-            await _take(feed, parse_entry(entry.field_values))
+        batch: Batch = []
+        for raw in await _read(redis, settings, feed.last_id):
+            feed.last_id = text(raw.identifier)
+            effect = _take(feed, parse_entry(raw.field_values))
+            if effect is not None:
+                batch.append(effect)
             if feed.followed is not None and feed.followed.gap:
-                log.info("edge: a hole in the stream; reloading the snapshot", at=feed.followed.seq)
-                await _load(redis, settings, feed)
                 break
+        if batch and feed.is_marked:  # a change: the core is back
+            await feed.mark(False)
+        await feed.send(batch)
+        if feed.followed is not None and feed.followed.gap:
+            log.info("edge: a hole in the stream; reloading the snapshot", at=feed.followed.seq)
+            await _load(redis, settings, feed)
 
 
-async def _take(feed: Feed, entry: Entry) -> None:
+def _take(feed: Feed, entry: Entry) -> Item | None:
     if feed.followed is None:
         if entry.kind != "snapshot":
-            return  # nothing to apply it to yet: wait for a snapshot
+            return None  # nothing to apply it to yet: wait for a snapshot
         feed.followed = Followed(entry.epoch, -1, entry.ts_ms, {})
     effect = feed.followed.take(entry)
-    if effect is None:
-        return
-    if feed.is_marked:  # a change: the core is back
-        await feed.mark(False)
-    lag = int(time.time() * 1000) - entry.at_ms if entry.at_ms else None
-    feed.status.applied(feed.followed.seq, lag, resync=isinstance(effect, Reset))
-    await feed.send(effect)
+    if effect is not None:
+        lag = int(time.time() * 1000) - entry.at_ms if entry.at_ms else None
+        feed.status.applied(feed.followed.seq, lag, resync=isinstance(effect, Reset))
+    return effect
 
 
 async def _watch_core(redis: Redis, settings: BackplaneSettings, feed: Feed) -> None:
