@@ -47,7 +47,11 @@ class Reset:
 
 def marked(reset: Reset) -> Reset:
     sources = dict(reset.doc.get("sources") or {})
-    sources["core"] = {"status": "unreachable", "stale": True}
+    sources["core"] = {  # the dashboard shows it as a failing source and tags every figure stale
+        "plugin": "backplane", "status": "unreachable", "stale": True,
+        "last_error": "the core daemon is unreachable: the last state it published",
+        **({"as_of": reset.doc["as_of"]} if "as_of" in reset.doc else {}),
+    }
     return Reset(reset.epoch + MARK, reset.seq, reset.ts_ms, {**reset.doc, "sources": sources})
 
 
