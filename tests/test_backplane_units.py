@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from northstard.backplane.follow import MARK, Followed, Reset, marked
+from northstard.backplane.publisher import Outbox
 from northstard.backplane.settings import BackplaneSettings, redis_url_problem
 from northstard.backplane.wire import (
     Head,
@@ -115,3 +116,12 @@ def test_password_from_the_credentials_directory(tmp_path: Path, monkeypatch: py
     assert settings.password == "s3cret"
     assert settings.maxlen == 500  # stream_maxlen 0: the ring's size
     assert "s3cret" not in repr(settings)
+
+
+def test_the_outbox_holds_at_most_maxlen_changes_and_the_head() -> None:
+    outbox = Outbox(Head("e1", 0, 0, "{}"), maxlen=3)
+    for seq in range(1, 11):
+        outbox.add(Change("e1", seq, seq, {"n": str(seq)}, {"n": str(seq)}))
+    assert [c.seq for c in outbox.pending] == [8, 9, 10]  # the rest is read back from SQLite
+    assert (outbox.head.seq, json.loads(outbox.head.doc_json)) == (10, {"n": "10"})
+    assert [c.seq for c in outbox.take()] == [8, 9, 10] and not outbox.pending

@@ -21,7 +21,7 @@ from .settings import BackplaneSettings
 __all__ = ["Redis", "open_redis", "redis_failure"]
 
 Redis = coredis.Redis[str]
-FAILURES = (RedisError, OSError, trio.TooSlowError, ValueError)
+FAILURES = (RedisError, OSError, trio.TooSlowError)
 
 
 @asynccontextmanager

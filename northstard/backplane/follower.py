@@ -112,7 +112,12 @@ async def _follow(redis: Redis, settings: BackplaneSettings, feed: Feed) -> None
         batch: Batch = []
         for raw in await _read(redis, settings, feed.last_id):
             feed.last_id = text(raw.identifier)
-            effect = _take(feed, parse_entry(raw.field_values))
+            try:
+                effect = _take(feed, parse_entry(raw.field_values))
+            except (KeyError, ValueError) as exc:  # not ours (a foreign writer): skipped, said
+                log.warning("edge: skipped a stream entry that is not northstard's", id=feed.last_id,
+                            error=f"{type(exc).__name__}: {exc}")
+                continue
             if effect is not None:
                 batch.append(effect)
             if feed.followed is not None and feed.followed.gap:
