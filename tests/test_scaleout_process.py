@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
+
+from northstard.backplane.follow import MARK
 
 from clients import Follower, ws_url
 from conftest import write_config
@@ -160,3 +163,23 @@ async def test_tail_pointed_at_an_edge(tmp_path: Path) -> None:
             lines = done.stdout.decode().splitlines()
             assert len(lines) == 3, (transport, lines)
             assert " snapshot " in lines[0] and " delta " in lines[1] and "net_pnl" in lines[0]
+
+
+@pytest.mark.parametrize("persistent", [False, True], ids=["no-persistence", "aof"])
+async def test_redis_restarted_edges_resync(tmp_path: Path, persistent: bool) -> None:
+    async with redis_running(tmp_path / "redis", persistent) as redis, \
+            cluster(tmp_path, redis) as (core, edges):
+        follower = Follower()
+        with trio.fail_after(90):
+            async with open_websocket_url(ws_url(edges[0].url)) as ws:
+                while len(follower.seqs) < 5:
+                    await next_message(ws, follower)
+                await redis.restart()  # SIGKILL, then the same port (and, with AOF, the same data)
+                restarted_at = (await get_json(f"{core.url}/api/pnl/current"))["seq"]
+                while follower.seq <= restarted_at + 5 or str(follower.epoch).endswith(MARK):
+                    await next_message(ws, follower)  # a snapshot or deltas, never a silent gap
+            for edge in edges:
+                health = await get_json(f"{edge.url}/api/health")
+                assert health["backplane"]["redis"] == "ok"
+                assert health["epoch"] == follower.epoch  # the core's epoch, not a marked one
+
