@@ -18,7 +18,7 @@ from trio_websocket import open_websocket_url
 from northstard.backplane.edge import EdgeNode, run_edge
 from northstard.backplane.wire import parse_entry
 from northstard.daemon import Daemon
-from northstard.grpc_edge.client import PnlClient, open_channel
+from northstard.edges.grpc.client import PnlClient, open_channel
 
 from clients import Follower, sse_events, ws_url
 from conftest import build_config, debug_logs, running

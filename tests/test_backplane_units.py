@@ -19,7 +19,7 @@ from northstard.backplane.wire import (
     parse_heartbeat,
     snapshot_fields,
 )
-from northstard.change import Change
+from northstard.core.change import Change
 from northstard.errors import ConfigError
 
 from conftest import build_config

@@ -16,7 +16,7 @@ import trio
 from coredis.exceptions import RedisError
 from coredis.retry import NoRetryPolicy
 
-from .settings import BackplaneSettings
+from northstard.backplane.settings import BackplaneSettings
 
 __all__ = ["Redis", "open_redis", "redis_failure"]
 

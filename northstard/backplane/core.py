@@ -7,15 +7,15 @@ from pathlib import Path
 
 import trio
 
-from ..change import Change, dumps
-from ..config import Config
-from ..mergepatch import Doc
-from ..metrics import Metrics
-from ..supervisor import Supervisor
-from .publisher import Outbox, run_backplane
-from .settings import BackplaneSettings
-from .status import PublisherStatus
-from .wire import Head
+from northstard.actors.supervisor import Supervisor
+from northstard.backplane.publisher import Outbox, run_backplane
+from northstard.backplane.settings import BackplaneSettings
+from northstard.backplane.status import PublisherStatus
+from northstard.backplane.wire import Head
+from northstard.config import Config
+from northstard.core.change import Change, dumps
+from northstard.core.mergepatch import Doc
+from northstard.status.metrics import Metrics
 
 __all__ = ["CorePublisher", "core_publisher"]
 

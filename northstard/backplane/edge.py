@@ -20,25 +20,25 @@ from typing import Any
 import structlog
 import trio
 
-from ..cache import Cache, CacheClient, run_cache
-from ..change import Change
-from ..config import Config
-from ..daemon import _authenticator, _policy
-from ..errors import ConfigError
-from ..grpc_edge.actor import GrpcDeps, run_grpc
-from ..grpc_edge.server import GrpcSettings
-from ..grpc_edge.state import GrpcHandle
-from ..hub import Hub, ResumeBudget
-from ..metrics import Metrics
-from ..notify import Notifier, run_notifier
-from ..supervisor import Supervisor
-from ..web.app import run_web
-from ..web.context import WebContext
-from ..web.limits import LimitSettings
-from .follow import Reset
-from .follower import Batch, Feed, run_follower
-from .settings import BackplaneSettings
-from .status import EdgeStatus
+from northstard.actors.cache import Cache, CacheClient, run_cache
+from northstard.actors.hub import Hub, ResumeBudget
+from northstard.actors.notify import Notifier, run_notifier
+from northstard.actors.supervisor import Supervisor
+from northstard.backplane.follow import Reset
+from northstard.backplane.follower import Batch, Feed, run_follower
+from northstard.backplane.settings import BackplaneSettings
+from northstard.backplane.status import EdgeStatus
+from northstard.config import Config
+from northstard.core.change import Change
+from northstard.daemon import _authenticator, _policy
+from northstard.edges.grpc.actor import GrpcDeps, run_grpc
+from northstard.edges.grpc.server import GrpcSettings
+from northstard.edges.http.context import WebContext
+from northstard.edges.listener import run_web
+from northstard.errors import ConfigError
+from northstard.policy.limits import LimitSettings
+from northstard.status.grpc import GrpcHandle
+from northstard.status.metrics import Metrics
 
 __all__ = ["EdgeNode", "run_edge", "run_edge_hub"]
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..change import Change
-from ..mergepatch import Doc, apply_patch
-from .wire import Entry, Head
+from northstard.backplane.wire import Entry, Head
+from northstard.core.change import Change
+from northstard.core.mergepatch import Doc, apply_patch
 
 __all__ = ["MARK", "Followed", "Reset", "marked"]
 

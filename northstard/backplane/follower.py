@@ -22,12 +22,12 @@ import structlog
 import trio
 from coredis.response.types import StreamEntry
 
-from ..change import Change
-from .client import Redis, open_redis, redis_failure
-from .follow import Followed, Reset, marked
-from .settings import BackplaneSettings
-from .status import EdgeStatus
-from .wire import Entry, parse_current, parse_entry, parse_heartbeat, text
+from northstard.backplane.client import Redis, open_redis, redis_failure
+from northstard.backplane.follow import Followed, Reset, marked
+from northstard.backplane.settings import BackplaneSettings
+from northstard.backplane.status import EdgeStatus
+from northstard.backplane.wire import Entry, parse_current, parse_entry, parse_heartbeat, text
+from northstard.core.change import Change
 
 __all__ = ["Batch", "Feed", "run_follower"]
 

@@ -28,12 +28,12 @@ import structlog
 import trio
 from coredis.tokens import PureToken
 
-from ..change import Change
-from ..store import open_reader
-from .client import Redis, open_redis, redis_failure
-from .settings import BackplaneSettings
-from .status import PublisherStatus
-from .wire import Head, current_fields, delta_fields, parse_current, snapshot_fields
+from northstard.backplane.client import Redis, open_redis, redis_failure
+from northstard.backplane.settings import BackplaneSettings
+from northstard.backplane.status import PublisherStatus
+from northstard.backplane.wire import Head, current_fields, delta_fields, parse_current, snapshot_fields
+from northstard.core.change import Change
+from northstard.store.sqlite import open_reader
 
 __all__ = ["Outbox", "run_backplane"]
 

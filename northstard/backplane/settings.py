@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import ConfigError
+from northstard.errors import ConfigError
 
 __all__ = ["BackplaneSettings", "redis_url_problem"]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from ..metrics import Metrics
+from northstard.status.metrics import Metrics
 
 __all__ = ["EdgeStatus", "PublisherStatus"]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..change import Change
+from northstard.core.change import Change
 
 __all__ = ["Entry", "Head", "current_fields", "delta_fields", "parse_current", "parse_entry",
            "parse_heartbeat", "snapshot_fields", "text"]
