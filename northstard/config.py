@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from northstard.core.backplane.settings import redis_url_problem
 from northstard.core.tokens import OPEN_CHOICES, tokens_problem
 from northstard.errors import ConfigError
 
@@ -253,6 +254,22 @@ CORE: dict[str, tuple[Field, ...]] = {
         Field("restart_window_s", float, 60.0, min=1, help="the window of max_core_restarts"),
         Field("backoff_initial_s", float, 0.5, min=0, help="first restart backoff of a crashed actor"),
         Field("backoff_max_s", float, 30.0, min=0, help="longest restart backoff (it doubles)"),
+    ),
+    "backplane": (
+        Field("url", str, "", check=redis_url_problem,
+              help="Redis for scale-out (docs/scaleout.md): the core publishes every committed change "
+              "to a stream, `northstard edge` nodes follow it; redis:// or rediss://, no password in it "
+              "(password_file or $CREDENTIALS_DIRECTORY/backplane.password); empty: off"),
+        Field("password_file", Path, None, help="file holding the Redis password (AUTH)"),
+        Field("prefix", str, "northstard:", help="key prefix: <prefix>stream, <prefix>current, <prefix>core"),
+        Field("stream_maxlen", int, 0, min=0,
+              help="stream entries kept (XADD MAXLEN ~); 0: hub.ring_size. More missing after a Redis "
+              "outage than this: the core publishes a snapshot instead of the changes"),
+        Field("heartbeat_s", float, 1.0, min=0.05,
+              help="the core's liveness key is rewritten this often and expires after 3; edges then "
+              "mark the core unreachable"),
+        Field("timeout_s", float, 5.0, min=0.1, help="Redis connect and command time limit"),
+        Field("core_url", str, "", help="the core's URL, named by an edge's 503 for history"),
     ),
     "backup": (
         Field("dir", Path, None, help="folder of the periodic backups; default: backups/ beside the DB"),

@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 import trio
 
+from northstard.actors.backplane.core import core_publisher
 from northstard.actors.backups import BackupJob, BackupSettings, BackupState, run_backups
 from northstard.actors.cache import Cache, CacheClient, run_cache
 from northstard.actors.engine import EngineState, recover, run_engine, wall_clock
@@ -219,6 +220,7 @@ async def _run_core(
     hub_send, hub_receive = trio.open_memory_channel[Change](1024)
     cache_send, cache_receive = trio.open_memory_channel[Change](1024)
     request_send, request_receive = trio.open_memory_channel[Any](256)
+    publisher = core_publisher(config, metrics, engine_state.epoch, engine_state.seq, engine_state.doc)
 
     def observe_change_count(size: int, seconds: float) -> None:
         metrics.observe_batch(size, seconds)
@@ -229,8 +231,10 @@ async def _run_core(
     async with trio.open_nursery() as core:
         await supervisor.start(
             core, "writer", run_writer, _writer_settings(config), writer_state, change_receive,
-            [hub_send, cache_send], observe_change_count,
+            [hub_send, cache_send, *([publisher.send] if publisher else [])], observe_change_count,
         )
+        if publisher is not None:
+            await publisher.start(supervisor, core, config.db_path)
         await supervisor.start(core, "hub", run_hub, hub, hub_receive)
         await supervisor.start(core, "cache", run_cache, cache, cache_receive, request_receive)
         await supervisor.start(
@@ -247,6 +251,7 @@ async def _run_core(
             metrics=metrics, server=config.sections["server"],
             max_rate_hz=config.sections["hub"]["max_rate_hz"],
             started_at=started_at, auth=auth, limits=config.sections["limits"],
+            backplane=publisher.status if publisher else None,
         )
         daemon = Daemon([], hub, supervisor, engine_state, metrics, grpc=grpc_handle)
         # a brand-new store: the engine's first snapshot is committed before anything listens,

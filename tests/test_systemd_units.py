@@ -89,3 +89,17 @@ def test_the_socket_unit_hands_the_daemon_its_http_port() -> None:
     assert "FileDescriptorName=http" in socket_unit  # the name activation.http_sockets takes
     assert "Type=notify" in service
     assert f"ExecStart={INSTALLED} --config /etc/northstard/northstard.toml" in service
+
+
+def test_the_edge_unit_verifies_and_stays_hardened(tmp_path: Path) -> None:
+    """``northstard-edge@.service`` (docs/scaleout.md), checked as an instance."""
+    text = (UNITS / "northstard-edge@.service").read_text()
+    assert f"ExecStart={INSTALLED} edge --config /etc/northstard/edge-%i.toml" in text
+    instance = tmp_path / "northstard-edge@a.service"
+    instance.write_text(text.replace(f"ExecStart={INSTALLED}", f"ExecStart={northstard_program()}"))
+    assert verify(instance) == ""
+    done = subprocess.run(
+        [analyze(), "security", "--offline=yes", f"--threshold={MAX_EXPOSURE}", instance.name],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr

@@ -106,6 +106,12 @@ class Hub:
         self._merged.clear()
         self._latest = self._delta = self._snapshot = None
 
+    def resync(self, epoch: str, seq: int, doc: Doc, ts_ms: int) -> None:
+        """Jump to a document from elsewhere (an edge following the backplane): every
+        subscriber not at exactly this position gets a snapshot."""
+        self.reset(epoch, seq, doc, ts_ms)
+        self._wake()
+
     def publish(self, change: Change) -> None:
         if change.epoch != self.epoch or change.seq != self.seq + 1:
             self.ring.clear()  # a jump: nothing before it can be merged across

@@ -6,6 +6,7 @@
     northstard backup PATH | restore PATH [--config F]
     northstard tail [--grpc|--ws|--sse] [--url URL] [--token T] [--count N] [--cacert PEM]
     northstard token new [--name N]
+    northstard edge --backplane redis://HOST:PORT [--config F] [--host H] [--port P]
 
 Exit codes: 0 clean stop, 2 bad config or plugin or a port that cannot be bound (one line
 on stderr naming the key), 70 a core actor kept crashing.
@@ -20,12 +21,15 @@ import json
 import os
 import resource
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 import trio
 
 from northstard import __version__
+from northstard.actors.backplane.client import read_password
 from northstard.actors.supervisor import SupervisorGaveUp
 from northstard.config import Config, load_config, redacted
 from northstard.daemon import Daemon, run_daemon
@@ -37,6 +41,9 @@ from northstard.plugins import Plugins, make_plugins
 from northstard.policy.auth import new_token_text, valid_name
 from northstard.preflight import close_sources, preflight
 from northstard.store.backup import backup, restore
+
+if TYPE_CHECKING:
+    from northstard.edge_node import EdgeNode
 
 __all__ = ["main"]
 
@@ -79,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     _config_argument(export)
     tail = commands.add_parser("tail", help="print the live net P&L and each change (a client)")
     add_tail_arguments(tail)
+    edge = commands.add_parser("edge", help="serve the core's stream from Redis (docs/scaleout.md)")
+    _config_argument(edge)
+    edge.add_argument("--backplane", help="Redis URL the core publishes to (backplane.url)")
+    edge.add_argument("--host", help="listen address (server.host)")
+    edge.add_argument("--port", type=int, help="listen port (server.port; 0 = any free)")
     token = commands.add_parser("token", help="API tokens for [auth]")
     token_commands = token.add_subparsers(dest="token_command", required=True)
     new_token = token_commands.add_parser("new", help="make a token: printed once, with its config entry")
@@ -102,7 +114,8 @@ def _config_path(args: argparse.Namespace) -> Path | None:
 def _load(args: argparse.Namespace) -> tuple[Config, Plugins]:
     plugins = make_plugins()
     environ = dict(os.environ)
-    for flag, key in (("host", "SERVER__HOST"), ("port", "SERVER__PORT"), ("db", "STORAGE__PATH")):
+    for flag, key in (("host", "SERVER__HOST"), ("port", "SERVER__PORT"), ("db", "STORAGE__PATH"),
+                      ("backplane", "BACKPLANE__URL")):
         value = getattr(args, flag, None)
         if value is not None:
             environ[f"NORTHSTARD_{key}"] = json.dumps(str(value)) if flag != "port" else str(value)
@@ -113,12 +126,17 @@ def _load(args: argparse.Namespace) -> tuple[Config, Plugins]:
 
 
 def _secrets(config: Config) -> list[str]:
-    return [secret for section in config.sources for secret in section.secret_values()]
+    password = read_password(config.sections["backplane"]["password_file"])
+    return [secret for section in config.sources for secret in section.secret_values()] + (
+        [password] if password else [])
 
 
-async def _run(config: Config, plugins: Plugins) -> None:
+async def _run(config: Config, plugins: Plugins, edge: Callable[..., Awaitable[None]] | None = None) -> None:
     async with trio.open_nursery() as nursery:
-        daemon: Daemon = await nursery.start(run_daemon, config, plugins)
+        if edge is not None:
+            daemon: Daemon | EdgeNode = await nursery.start(edge, config)
+        else:
+            daemon = await nursery.start(run_daemon, config, plugins)
         if daemon.grpc_address:
             print(f"northstard grpc: {daemon.grpc_address}", flush=True)
         print(f"northstard dashboard: {daemon.url}/", flush=True)
@@ -147,6 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(log_section["level"], log_section["format"], _secrets(config))
     if args.command == "check-config":
         return _check_config(config, plugins)
+    if args.command == "edge":
+        from northstard.edge_node import run_edge
+
+        return _run_daemon(config, plugins, run_edge)
     if args.command == "sources":
         from northstard.ops.sources_check import main as check_sources
 
@@ -212,7 +234,7 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def _run_daemon(config: Config, plugins: Plugins) -> int:
+def _run_daemon(config: Config, plugins: Plugins, edge: Callable[..., Awaitable[None]] | None = None) -> int:
     log = structlog.get_logger("northstard")
     _tune_gc()
     limit = _raise_open_files_limit()
@@ -221,7 +243,7 @@ def _run_daemon(config: Config, plugins: Plugins) -> int:
     if limit < 4096:
         log.warning("low open-files limit: [limits] max_connections is derived from it", limit=limit)
     try:
-        trio.run(_run, config, plugins)
+        trio.run(_run, config, plugins, edge)
     except BaseException as raised:
         exc = leaf(raised)
         if isinstance(exc, KeyboardInterrupt):

@@ -19,6 +19,7 @@ from northstard.edges.http.guard import OPENABLE
 from northstard.edges.http.openapi import openapi_spec
 from northstard.errors import RequestError
 from northstard.policy.params import parse_instant
+from northstard.status.backplane import EdgeStatus
 from northstard.store.sqlite import open_reader, read_buckets
 
 __all__ = ["add_rest_routes"]
@@ -105,6 +106,9 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
     @app.route("/api/pnl/history")
     async def history() -> Response:
         resolution, from_ms, to_ms = _history_range(request.args)
+        if isinstance(ctx.backplane, EdgeStatus):  # an edge has no database
+            where = f" at {ctx.backplane.core_url}" if ctx.backplane.core_url else ""
+            raise RequestError("served_by_core", f"history is served by the core daemon{where}", status=503)
         body = await _history_body(ctx, resolution, from_ms, to_ms)
         return Response(body, mimetype="application/json")
 
@@ -146,6 +150,8 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
             "sources": states,
             "clients": dict(ctx.hub.clients),
         }
+        if ctx.backplane is not None:
+            body["backplane"] = ctx.backplane.document()
         return jsonify(body), (200 if healthy else 503)  # type: ignore[return-value]
 
     @app.route("/metrics")
