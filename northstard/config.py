@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from .alertrules import KINDS, SEVERITIES, Rule, rule_from_section
 from .auth import OPEN_CHOICES, tokens_problem
 from .errors import ConfigError
 
@@ -248,6 +249,15 @@ CORE: dict[str, tuple[Field, ...]] = {
         Field("backoff_initial_s", float, 0.5, min=0, help="first restart backoff of a crashed actor"),
         Field("backoff_max_s", float, 30.0, min=0, help="longest restart backoff (it doubles)"),
     ),
+    "alerting": (
+        Field("tick_s", float, 1.0, min=0.01,
+              help="how often time-based alert conditions are checked (for_s, no_changes, store, backup)"),
+        Field("max_window_points", int, 1024, min=2,
+              help="points a sliding-window rule keeps (closer points merge: the window may start "
+              "up to window/N early)"),
+        Field("keep_history", int, 10000, min=10,
+              help="alert transitions kept in SQLite (oldest deleted first)"),
+    ),
     "backup": (
         Field("dir", Path, None, help="folder of the periodic backups; default: backups/ beside the DB"),
         Field("every_s", float, 0.0, min=0,
@@ -256,6 +266,42 @@ CORE: dict[str, tuple[Field, ...]] = {
         Field("keep_days", float, 0.0, min=0, help="older ones go too (the newest stays); 0: no limit"),
     ),
 }
+
+def _notifier_names(value: list[Any]) -> str | None:
+    if all(isinstance(v, str) and v and _cookie_name(v) is None for v in value):
+        return None
+    return "expected a list of notifier names"
+
+
+ALERT_RULE: tuple[Field, ...] = (
+    Field("kind", str, "threshold", choices=KINDS, help="what the rule watches"),
+    Field("metric", str, None, help='threshold: an amount path of the snapshot document, e.g. '
+          '"costs.by_category.ai"'),
+    Field("window", str, "value",
+          help='threshold: value, day, week, month (growth since the UTC period start) or a '
+          'duration such as "15m" (growth over a sliding window)'),
+    Field("above", str, None, help='threshold: fire when the value is above this decimal string'),
+    Field("below", str, None, help="threshold: fire when the value is below this (one of above/below)"),
+    Field("hysteresis", str, None,
+          help='threshold: a firing rule resolves only this far back past it, e.g. "10.00"'),
+    Field("for_s", float, 0.0, min=0,
+          help="the condition must hold this long before firing (no_changes: seconds without a change)"),
+    Field("severity", str, "warning", choices=SEVERITIES, help="info, warning or critical"),
+    Field("notify", list, [], check=_notifier_names, help="named notifiers told on firing and resolved"),
+    Field("source", str, None, help="source_stale / source_failing: the source's name; unset: any"),
+)
+
+
+def _alert_rules(given: Any) -> tuple[Rule, ...]:
+    if not isinstance(given, dict):
+        raise ConfigError("alerts", "expected a table of [alerts.NAME] sections")
+    rules = []
+    for name, section in given.items():
+        if _cookie_name(name) is not None:
+            raise ConfigError(f"alerts.{name}", "alert names: letters, digits, _ and - only")
+        rules.append(rule_from_section(name, _section(f"alerts.{name}", ALERT_RULE, section)))
+    return tuple(rules)
+
 
 SOURCE_COMMON: tuple[Field, ...] = (
     Field("plugin", str, None, help="plugin type; defaults to the section name"),
@@ -307,6 +353,7 @@ class Config:
     sources: tuple[SourceSection, ...]
     path: Path | None = None
     raw_sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    alerts: tuple[Rule, ...] = ()
 
     def get(self, section: str, key: str) -> Any:
         return self.sections[section][key]
@@ -467,7 +514,7 @@ def load_config(
     data = _read_file(path)
     env_given = _merge_env(data, environ)
     for name in data:
-        if name not in CORE and name != "sources":
+        if name not in CORE and name not in ("sources", "alerts"):
             raise ConfigError(name, "unknown section")
     sections = {name: _section(name, fields, data.get(name, {})) for name, fields in CORE.items()}
     raw_sources = data.get("sources", {"demo": {}})
@@ -476,7 +523,8 @@ def load_config(
     sources = tuple(
         _source(name, given, schemas, env_given) for name, given in raw_sources.items()
     )
-    return Config(sections=sections, sources=sources, path=path, raw_sources=raw_sources)
+    alerts = _alert_rules(data.get("alerts", {}))
+    return Config(sections=sections, sources=sources, path=path, raw_sources=raw_sources, alerts=alerts)
 
 
 def redacted(config: Config) -> dict[str, Any]:
