@@ -49,6 +49,7 @@ __all__ = [
     "evaluate",
     "parse_duration",
     "period_start_ms",
+    "prime",
     "rule_from_section",
 ]
 
@@ -267,6 +268,8 @@ def _threshold(
 ) -> tuple[bool, Decimal | None]:
     raw = _lookup(obs.doc, rule.metric) if obs.doc is not None else None
     if raw is None:
+        if obs.doc is not None and state.value is None:
+            state.value = Decimal(0)  # not in the document yet: zero (a period counts from it)
         return state.status != "ok", state.shown  # no figure: nothing changes
     value = _windowed(rule, state, obs.ts_ms, raw, max_points)
     state.value = raw
@@ -297,6 +300,15 @@ def _step(rule: Rule, state: RuleState, breached: bool, obs: Observation,
     state.status = {"pending": "pending", "firing": "firing"}.get(event, "ok")
     state.since_ms = now
     return Transition(rule, event, now, value, obs.epoch, obs.seq)
+
+
+def prime(rules: Iterable[Rule], states: dict[str, RuleState], doc: Mapping[str, Any]) -> None:
+    """Take the figures of ``doc`` (the last committed document) as each rule's last value seen,
+    so a period that started while the daemon was down counts from them."""
+    for rule in rules:
+        state = states.setdefault(rule.name, RuleState())
+        if rule.kind == "threshold" and state.value is None:
+            state.value = _lookup(doc, rule.metric) or Decimal(0)
 
 
 def evaluate(rules: Iterable[Rule], states: dict[str, RuleState], obs: Observation,

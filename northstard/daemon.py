@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 import trio
 
+from .alerts import Alerts, AlertSettings, Probes, run_alerts
 from .auth import Authenticator, load_session_key
 from .backup import DbLock
 from .backups import BackupJob, BackupSettings, BackupState, run_backups
@@ -90,6 +91,13 @@ def _writer_settings(config: Config) -> WriterSettings:
         keep_deltas_days=storage["keep_deltas_days"],
         keep_buckets_days=storage["keep_buckets_days"],
     )
+
+
+def _alert_settings(config: Config) -> AlertSettings:
+    section = config.sections["alerting"]
+    return AlertSettings(path=config.db_path, tick_s=section["tick_s"],
+                         max_points=section["max_window_points"], keep_history=section["keep_history"],
+                         synchronous=config.sections["storage"]["synchronous"])
 
 
 def _policy(config: Config) -> Policy:
@@ -203,6 +211,9 @@ async def _run_core(
     hub_send, hub_receive = trio.open_memory_channel[Change](1024)
     cache_send, cache_receive = trio.open_memory_channel[Change](1024)
     request_send, request_receive = trio.open_memory_channel[Any](256)
+    alerts_send, alerts_receive = trio.open_memory_channel[Change](1024)
+    alerts = Alerts(config.alerts, metrics=metrics)
+    alerts.seed(engine_state.epoch, engine_state.seq, engine_state.doc, int(time.time() * 1000))
 
     def observe_change_count(size: int, seconds: float) -> None:
         metrics.observe_batch(size, seconds)
@@ -213,10 +224,15 @@ async def _run_core(
     async with trio.open_nursery() as core:
         await supervisor.start(
             core, "writer", run_writer, _writer_settings(config), writer_state, change_receive,
-            [hub_send, cache_send], observe_change_count,
+            [hub_send, cache_send, alerts_send], observe_change_count,
         )
         await supervisor.start(core, "hub", run_hub, hub, hub_receive)
         await supervisor.start(core, "cache", run_cache, cache, cache_receive, request_receive)
+        await supervisor.start(
+            core, "alerts", run_alerts, _alert_settings(config), alerts, alerts_receive,
+            Probes(store_degraded=lambda: writer_state.degraded is not None,
+                   backup_failing=lambda: backup_state.error is not None), core=False,
+        )
         await supervisor.start(
             core, "engine", partial(run_engine, committed=lambda: writer_state.committed_seq),
             engine_state, source_receive, change_send, config.sections["engine"]["max_batch"],
@@ -229,6 +245,7 @@ async def _run_core(
             max_rate_hz=config.sections["hub"]["max_rate_hz"],
             started_at=started_at, writer=writer_state, auth=auth, backups=backup_state,
             limits=config.sections["limits"], grpc=GrpcHandle() if grpc["enabled"] else None,
+            alerts=alerts.feed,
         )
         daemon = Daemon([], hub, supervisor, engine_state, metrics, grpc=ctx.grpc or GrpcHandle())
         # a brand-new store: the engine's first snapshot is committed before anything listens,

@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..change import dumps
 from ..errors import RequestError
+from .alertsapi import add_alert_routes
 from .context import WebContext
 from .fastsse import SseEdge
 from .fastws import WsEdge, WsSettings
@@ -73,6 +74,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
         return await send_from_directory(STATIC, name)
 
     add_rest_routes(app, ctx)
+    add_alert_routes(app, ctx)
     add_stream_routes(app, ctx)
 
     @app.errorhandler(RequestError)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..alertfeed import AlertFeed
 from ..auth import Authenticator
 from ..backups import BackupState
 from ..cache import CacheClient
@@ -38,3 +39,4 @@ class WebContext:
     auth: Authenticator = field(default_factory=Authenticator)  # no tokens: auth off
     limits: Mapping[str, Any] = field(default_factory=dict)  # the [limits] section; empty: none
     grpc: GrpcHandle | None = None  # the gRPC edge's status; None when it is off
+    alerts: AlertFeed | None = None  # the alerts actor's feed; None: no alerts actor

@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .alertsapi import ALERTS_PATH, ALERTS_SCHEMAS
+
 __all__ = ["openapi_spec"]
 
 def _ref(name: str) -> dict[str, str]:
@@ -236,3 +238,8 @@ _OPENAPI: dict[str, Any] = {
     },
     "components": {"schemas": _SCHEMAS},
 }
+_SCHEMAS.update(ALERTS_SCHEMAS)
+_OPENAPI["paths"]["/api/alerts"] = {"get": {
+    **ALERTS_PATH["get"],
+    "responses": {**ALERTS_PATH["get"]["responses"], "429": _TOO_MANY, "default": _OTHER},
+}}
