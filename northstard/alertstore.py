@@ -27,11 +27,11 @@ __all__ = [
     "OutboxRow",
     "ack",
     "dead_letters",
-    "due",
     "event_body",
     "history",
     "load_states",
     "outbox_size",
+    "pending",
     "postpone",
     "record",
     "save_states",
@@ -153,17 +153,18 @@ class OutboxRow:
     id: int
     notifier: str
     attempts: int
+    next_ms: int
     body: dict[str, Any]
 
 
-def due(conn: sqlite3.Connection, now_ms: int, limit: int) -> list[OutboxRow]:
-    """Live outbox rows whose time has come, oldest first (the delivery order)."""
+def pending(conn: sqlite3.Connection, limit: int) -> list[OutboxRow]:
+    """Live outbox rows, oldest first (the delivery order), due or not."""
     rows = conn.execute(
-        "SELECT o.id, o.notifier, o.attempts, e.id, e.body FROM alert_outbox o JOIN alert_events e"
-        " ON e.id = o.event_id WHERE o.dead = 0 AND o.next_ms <= ? ORDER BY o.id LIMIT ?",
-        (now_ms, limit),
+        "SELECT o.id, o.notifier, o.attempts, o.next_ms, e.id, e.body FROM alert_outbox o"
+        " JOIN alert_events e ON e.id = o.event_id WHERE o.dead = 0 ORDER BY o.id LIMIT ?",
+        (limit,),
     ).fetchall()
-    return [OutboxRow(i, n, a, {**json.loads(b), "id": eid}) for i, n, a, eid, b in rows]
+    return [OutboxRow(i, n, a, t, {**json.loads(b), "id": eid}) for i, n, a, t, eid, b in rows]
 
 
 def next_due_ms(conn: sqlite3.Connection) -> int | None:

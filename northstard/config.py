@@ -303,6 +303,40 @@ def _alert_rules(given: Any) -> tuple[Rule, ...]:
     return tuple(rules)
 
 
+def _http_url(value: str) -> str | None:
+    return None if value.startswith(("http://", "https://")) else "expected an http:// or https:// URL"
+
+
+NOTIFIER: tuple[Field, ...] = (
+    Field("type", str, "webhook", choices=("webhook",), help="webhook: a JSON POST per alert event"),
+    Field("url", str, None, required=True, check=_http_url, help="where the webhook POSTs"),
+    Field("secret", str, None, secret=True,
+          help="HMAC-SHA256 key of the X-Northstard-Signature header: environment "
+          "(NORTHSTARD_NOTIFIERS__NAME__SECRET), secret_file, or $CREDENTIALS_DIRECTORY/NAME.secret"),
+    Field("timeout_s", float, 10.0, min=0.01, help="one attempt's time limit"),
+    Field("max_attempts", int, 8, min=1, help="attempts before the event becomes a dead letter"),
+    Field("backoff_initial_s", float, 1.0, min=0,
+          help="wait after the first failure (it doubles, with jitter)"),
+    Field("backoff_max_s", float, 300.0, min=0, help="longest wait between attempts"),
+)
+
+
+def _notifiers(given: Any, environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    if not isinstance(given, dict):
+        raise ConfigError("notifiers", "expected a table of [notifiers.NAME] sections")
+    out = {}
+    for name, section in given.items():
+        key = f"notifiers.{name}"
+        if _cookie_name(name) is not None or not isinstance(section, dict):
+            raise ConfigError(key, "expected a table named with letters, digits, _ and - only")
+        section = dict(section)
+        env_name = f"{ENV_PREFIX}NOTIFIERS__{name.upper()}__SECRET"
+        env_given = {f"{key}.secret": environ[env_name]} if env_name in environ else {}
+        secret = _secret(key, NOTIFIER[2], section, env_given)
+        out[name] = {**_section(key, NOTIFIER[:2] + NOTIFIER[3:], section), "secret": secret}
+    return out
+
+
 SOURCE_COMMON: tuple[Field, ...] = (
     Field("plugin", str, None, help="plugin type; defaults to the section name"),
     Field("enabled", bool, True, help="a disabled source's stored records still count, marked stale"),
@@ -354,6 +388,7 @@ class Config:
     path: Path | None = None
     raw_sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
     alerts: tuple[Rule, ...] = ()
+    notifiers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
 
     def get(self, section: str, key: str) -> Any:
         return self.sections[section][key]
@@ -490,6 +525,8 @@ def _merge_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, st
     """Apply overrides in place; returns the raw text of each source key set from the environment."""
     raw_sources: dict[str, str] = {}
     for parts, (name, value) in _env_overrides(environ).items():
+        if parts[0] == "notifiers" and len(parts) == 3 and parts[2] == "secret":
+            continue  # read by _notifiers, as a secret
         if parts[0] == "sources":
             if len(parts) != 3:
                 raise ConfigError(name, "expected NORTHSTARD_SOURCES__<NAME>__<KEY>")
@@ -514,7 +551,7 @@ def load_config(
     data = _read_file(path)
     env_given = _merge_env(data, environ)
     for name in data:
-        if name not in CORE and name not in ("sources", "alerts"):
+        if name not in CORE and name not in ("sources", "alerts", "notifiers"):
             raise ConfigError(name, "unknown section")
     sections = {name: _section(name, fields, data.get(name, {})) for name, fields in CORE.items()}
     raw_sources = data.get("sources", {"demo": {}})
@@ -524,7 +561,13 @@ def load_config(
         _source(name, given, schemas, env_given) for name, given in raw_sources.items()
     )
     alerts = _alert_rules(data.get("alerts", {}))
-    return Config(sections=sections, sources=sources, path=path, raw_sources=raw_sources, alerts=alerts)
+    notifiers = _notifiers(data.get("notifiers", {}), environ)
+    for rule in alerts:
+        for name in rule.notify:
+            if name not in notifiers:
+                raise ConfigError(f"alerts.{rule.name}.notify", f"no [notifiers.{name}] section")
+    return Config(sections=sections, sources=sources, path=path, raw_sources=raw_sources, alerts=alerts,
+                  notifiers=notifiers)
 
 
 def redacted(config: Config) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from .buckets import BucketSet
 from .cache import Cache, CacheClient, run_cache
 from .change import Change
 from .config import Config, SourceSection
+from .delivery import run_delivery
 from .engine import EngineState, recover, run_engine, wall_clock
 from .errors import ConfigError
 from .grpc_edge.actor import GrpcDeps, run_grpc
@@ -48,6 +49,7 @@ from .supervisor import Policy, Supervisor
 from .web.app import run_web
 from .web.context import WebContext
 from .web.limits import LimitSettings
+from .webhook import Webhook
 from .writer import WriterSettings, WriterState, run_writer
 
 __all__ = ["Daemon", "run_daemon"]
@@ -97,7 +99,16 @@ def _alert_settings(config: Config) -> AlertSettings:
     section = config.sections["alerting"]
     return AlertSettings(path=config.db_path, tick_s=section["tick_s"],
                          max_points=section["max_window_points"], keep_history=section["keep_history"],
-                         synchronous=config.sections["storage"]["synchronous"])
+                         synchronous=config.sections["storage"]["synchronous"],
+                         notifiers=tuple(config.notifiers))
+
+
+def _delivery(config: Config, alerts: Alerts) -> Callable[..., Awaitable[None]] | None:
+    """The outbox delivery actor, or None without [notifiers.NAME] sections."""
+    if not config.notifiers:
+        return None
+    hooks = {name: Webhook.from_section(name, s) for name, s in config.notifiers.items()}
+    return partial(run_delivery, config.db_path, hooks, alerts.feed)
 
 
 def _policy(config: Config) -> Policy:
@@ -253,7 +264,8 @@ async def _run_core(
         await cache.ready.wait()
         await _serve(core, daemon, ctx, supervisor, instances, stats, source_send, metrics,
                      handle_signals, task_status, grpc=grpc_settings if grpc["enabled"] else None,
-                     backups=_backups(config, backup_state, metrics))
+                     backups=_backups(config, backup_state, metrics),
+                     delivery=_delivery(config, alerts))
         await source_send.aclose()  # the engine drains, then the writer flushes and closes
     log.info("stopped", seq=engine_state.seq)
 
@@ -272,6 +284,7 @@ async def _serve(
     *,
     grpc: GrpcSettings | None = None,
     backups: Callable[..., Awaitable[None]] | None = None,
+    delivery: Callable[..., Awaitable[None]] | None = None,
 ) -> None:
     """Run the sources, the periodic backups and the web and gRPC edges until asked to stop."""
     web_stop = trio.Event()
@@ -287,6 +300,8 @@ async def _serve(
                     )
                 if backups is not None:  # cancelled with the sources at stop
                     await supervisor.start(sources, "backups", backups, core=False)
+                if delivery is not None:  # alert notifications, from the SQLite outbox
+                    await supervisor.start(sources, "delivery", delivery, core=False)
                 daemon.urls = await edge.start(run_web, ctx, web_stop.wait)
                 if grpc is not None:  # stops when the hub closes; a failure never stops the daemon
                     deps = GrpcDeps(ctx.hub, ctx.db_path, ctx.sections, stats, metrics,

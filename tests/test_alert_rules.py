@@ -56,6 +56,8 @@ window = "day"
 above = "500.00"
 severity = "critical"
 notify = ["ops"]
+[notifiers.ops]
+url = "https://hooks.example.com/T0/B0"
 """)
     assert rule.metric == ("costs", "by_category", "ai")
     assert (rule.window, rule.above, rule.below, rule.severity, rule.notify) == (
@@ -90,6 +92,28 @@ def test_a_bad_rule_names_its_key(tmp_path: Path, body: str, key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         rules_of(tmp_path, f"[alerts.x]\n{body}\n")
     assert caught.value.key == key
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ('[alerts.x]\nmetric = "net_pnl"\nabove = "1"\nnotify = ["ops"]\n', "alerts.x.notify"),
+    ('[notifiers.ops]\nurl = "ftp://x"\n', "notifiers.ops.url"),
+    ("[notifiers.ops]\ntimeout_s = 1\n", "notifiers.ops.url"),
+    ('[notifiers.ops]\nurl = "https://x"\nsecret = "in-the-file"\n', "notifiers.ops.secret"),
+])
+def test_a_bad_notifier_names_its_key(tmp_path: Path, text: str, key: str) -> None:
+    path = tmp_path / "n.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, SCHEMAS, environ={})
+    assert caught.value.key == key
+
+
+def test_a_notifier_secret_comes_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "n.toml"
+    path.write_text('[notifiers.ops]\nurl = "https://x"\n')
+    config = load_config(path, SCHEMAS, environ={"NORTHSTARD_NOTIFIERS__OPS__SECRET": "s3cr3t"})
+    assert config.notifiers["ops"]["secret"] == "s3cr3t"
+    assert "s3cr3t" not in repr(config)
 
 
 def test_check_config_reports_a_bad_rule_with_exit_2(tmp_path: Path) -> None:

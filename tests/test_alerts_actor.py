@@ -38,7 +38,7 @@ def events(db: Path) -> list[tuple[str, str, str, int]]:
 
 def outbox(db: Path) -> list[tuple[str, str]]:
     with closing(sqlite3.connect(db)) as conn:
-        return [(r.notifier, r.body["event"]) for r in alertstore.due(conn, 2**62, 100)]
+        return [(r.notifier, r.body["event"]) for r in alertstore.pending(conn, 100)]
 
 
 async def feed(db: Path, alerts: Alerts, changes: list[Change], probes: Probes | None = None,
