@@ -21,6 +21,7 @@ class Delivery:
     key: str
     signature_ok: bool
     body: dict[str, Any]
+    status: int | None = None  # what it was answered (None: nothing, e.g. the sender died)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Receiver:
                     await trio.sleep_forever()
                 if self.before_answer is not None:
                     await self.before_answer(delivery)
+                delivery.status = int(answer)
                 if answer == 200 and delivery.key not in {d.key for d in self.accepted}:
                     self.accepted.append(delivery)
                     self._signal()
