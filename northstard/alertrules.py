@@ -173,6 +173,20 @@ class Observation:
     backup_failing: bool = False
     epoch: str = ""
     seq: int = 0
+    # per-observation memo: each path is parsed and each period start computed once, whatever
+    # the number of rules reading it
+    figures: dict[tuple[str, ...], Decimal | None] = field(default_factory=dict, repr=False, compare=False)
+    periods: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    def figure(self, path: tuple[str, ...]) -> Decimal | None:
+        if path not in self.figures:
+            self.figures[path] = _lookup(self.doc, path) if self.doc is not None else None
+        return self.figures[path]
+
+    def period_start(self, period: str) -> int:
+        if period not in self.periods:
+            self.periods[period] = period_start_ms(period, self.ts_ms)
+        return self.periods[period]
 
 
 @dataclass
@@ -218,16 +232,16 @@ def _lookup(doc: Mapping[str, Any], path: Sequence[str]) -> Decimal | None:
         return None
 
 
-def _windowed(rule: Rule, state: RuleState, ts_ms: int, raw: Decimal, max_points: int) -> Decimal:
+def _windowed(rule: Rule, state: RuleState, obs: Observation, raw: Decimal, max_points: int) -> Decimal:
     if rule.window == "value":
         return raw
     if rule.window in PERIODS:
-        start = period_start_ms(rule.window, ts_ms)
+        start = obs.period_start(rule.window)
         if state.period_ms != start:
             state.baseline = state.value if state.value is not None else raw
             state.period_ms = start
         return raw - (state.baseline if state.baseline is not None else raw)
-    return _slide(state.points, ts_ms, raw, int(rule.window_s * 1000), max_points)
+    return _slide(state.points, obs.ts_ms, raw, int(rule.window_s * 1000), max_points)
 
 
 def _slide(points: deque[tuple[int, Decimal]], ts_ms: int, raw: Decimal, window_ms: int,
@@ -266,12 +280,12 @@ def _condition(
 def _threshold(
     rule: Rule, state: RuleState, obs: Observation, max_points: int
 ) -> tuple[bool, Decimal | None]:
-    raw = _lookup(obs.doc, rule.metric) if obs.doc is not None else None
+    raw = obs.figure(rule.metric)
     if raw is None:
         if obs.doc is not None and state.value is None:
             state.value = Decimal(0)  # not in the document yet: zero (a period counts from it)
         return state.status != "ok", state.shown  # no figure: nothing changes
-    value = _windowed(rule, state, obs.ts_ms, raw, max_points)
+    value = _windowed(rule, state, obs, raw, max_points)
     state.value = raw
     state.shown = value
     if rule.above is not None:
