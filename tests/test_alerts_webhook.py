@@ -3,8 +3,10 @@ backoff through 500s and a time-out, each event accepted exactly once and in ord
 
 from __future__ import annotations
 
+import os
 import random
 import socket
+import sys
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -74,3 +76,29 @@ async def test_webhook_retries_then_delivers_each_event_once_in_order(
                 await trio.sleep(0.05)
     assert {(d["notifier"], d["attempts"]) for d in body["dead_letters"]} == {("gone", 2)}
     assert all(SECRET not in str(d) for d in body["dead_letters"])
+
+
+async def test_cli_alerts_test_sends_a_signed_test_notification(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    receiver = await Receiver(SECRET).start(nursery)
+    config = tmp_path / "n.toml"
+    config.write_text(f'[storage]\npath = "{tmp_path / "n.db"}"\n[notifiers.ops]\nurl = "{receiver.url}"\n'
+                      '[notifiers.gone]\nurl = "' + closed_port_url() + '"\n'
+                      '[alerts.budget]\nmetric = "costs.total"\nabove = "1"\nseverity = "critical"\n'
+                      'notify = ["ops", "gone"]\n')
+    env = {**os.environ, "NORTHSTARD_NOTIFIERS__OPS__SECRET": SECRET}
+    command = [sys.executable, "-m", "northstard", "alerts", "test", "--config", str(config)]
+    done = await trio.run_process([*command, "ops"], capture_stdout=True, capture_stderr=True, env=env,
+                                  check=False)
+    assert done.returncode == 0 and done.stdout.decode().strip() == "ops: delivered"
+    (delivery,) = receiver.accepted
+    assert delivery.signature_ok and delivery.body["alert"]["test"] is True
+    done = await trio.run_process([*command, "budget"], capture_stdout=True, capture_stderr=True,
+                                  env=env, check=False)
+    assert done.returncode == 1
+    assert done.stdout.decode().splitlines() == ["ops: delivered", "gone: ConnectError"]
+    assert receiver.accepted[-1].body["text"].startswith("[critical] budget")
+    done = await trio.run_process([*command, "nobody"], capture_stdout=True, capture_stderr=True,
+                                  env=env, check=False)
+    assert done.returncode == 2 and b"nobody" in done.stderr

@@ -1,0 +1,48 @@
+"""``northstard alerts test NAME``: one test notification, sent now (not through the outbox).
+
+NAME is a notifier (``[notifiers.NAME]``) or a rule (``[alerts.NAME]``: each of its notifiers).
+Prints one line per notifier; exit 0 when every one answered 2xx, 1 otherwise, 2 on an unknown
+name. The event is marked ``"test": true`` and carries the daemon's last position as 0.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import httpx
+import trio
+
+from .config import Config
+from .webhook import Webhook
+
+__all__ = ["main"]
+
+
+def _event(name: str, severity: str) -> dict[str, Any]:
+    return {"id": 0, "alert": name, "event": "firing", "severity": severity, "kind": "test",
+            "ts": int(time.time() * 1000), "epoch": "test", "seq": 0, "test": True,
+            "description": "a test notification (northstard alerts test)", "explain": "",
+            "text": f"[{severity}] {name}: test notification from northstard"}
+
+
+async def _send(hooks: list[Webhook], event: dict[str, Any]) -> list[str | None]:
+    async with httpx.AsyncClient() as client:
+        return [await hook.send(client, event) for hook in hooks]
+
+
+def main(config: Config, name: str) -> int:
+    rules = {r.name: r for r in config.alerts}
+    if name in config.notifiers:
+        targets, severity = [name], "info"
+    elif name in rules:
+        targets, severity = list(rules[name].notify), rules[name].severity
+    else:
+        print(f"northstard: no [notifiers.{name}] or [alerts.{name}] section", file=sys.stderr)
+        return 2
+    hooks = [Webhook.from_section(n, config.notifiers[n]) for n in targets]
+    errors = trio.run(_send, hooks, _event(name, severity))
+    for hook, error in zip(hooks, errors, strict=True):
+        print(error or f"{hook.name}: delivered")
+    return 0 if all(e is None for e in errors) else 1
