@@ -2,7 +2,7 @@
 
 NAME is a notifier (``[notifiers.NAME]``) or a rule (``[alerts.NAME]``: each of its notifiers).
 Prints one line per notifier; exit 0 when every one answered 2xx, 1 otherwise, 2 on an unknown
-name. The event is marked ``"test": true`` and carries the daemon's last position as 0.
+name. The event is marked ``"test": true``, its id (so its Idempotency-Key) unique per run.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ __all__ = ["main"]
 
 
 def _event(name: str, severity: str) -> dict[str, Any]:
-    return {"id": 0, "alert": name, "event": "firing", "severity": severity, "kind": "test",
-            "ts": int(time.time() * 1000), "epoch": "test", "seq": 0, "test": True,
+    now = time.time_ns()
+    return {"id": f"test-{now}", "alert": name, "event": "firing", "severity": severity, "kind": "test",
+            "ts": now // 1_000_000, "epoch": "test", "seq": 0, "test": True,
             "description": "a test notification (northstard alerts test)", "explain": "",
             "text": f"[{severity}] {name}: test notification from northstard"}
 
