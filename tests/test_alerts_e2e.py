@@ -93,3 +93,39 @@ def _daemon(tmp_path: Path) -> Any:
                 daemon.stop()
 
     return run()
+
+
+async def test_alert_messages_reach_websocket_and_sse_clients(start_daemon: Any) -> None:
+    import json
+
+    import trio
+    from trio_websocket import open_websocket_url
+
+    from clients import sse_events, ws_url
+
+    daemon = await start_daemon(SOURCES, alerts={"budget": RULES["budget"]})
+    got: dict[str, dict[str, Any]] = {}
+    sse_ready = trio.Event()
+
+    async def read_sse(client: httpx.AsyncClient) -> None:
+        async for event_id, event, data in sse_events(client, f"{daemon.url}/api/pnl/stream"):
+            sse_ready.set()
+            if event == "alert":
+                assert event_id == ""  # no id: Last-Event-ID stays a stream position
+                got["sse"] = data
+                return
+
+    async with httpx.AsyncClient(timeout=20) as client, trio.open_nursery() as nursery, \
+            open_websocket_url(ws_url(daemon.url)) as ws:
+        nursery.start_soon(read_sse, client)
+        assert json.loads(await ws.get_message())["type"] == "snapshot"
+        await sse_ready.wait()
+        await FEEDS["feed"].push([cost(1, "12.00")])
+        with trio.fail_after(20):
+            while "ws" not in got:
+                message = json.loads(await ws.get_message())
+                if message["type"] == "alert":
+                    got["ws"] = message
+    assert got["ws"] == got["sse"]
+    assert got["ws"]["alert"] == "budget" and got["ws"]["event"] == "firing"
+    assert got["ws"]["explain"].endswith(f"to={got['ws']['epoch']}:{got['ws']['seq']}")

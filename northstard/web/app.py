@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from ..change import dumps
 from ..errors import RequestError
+from .alertrelay import AlertRelay
 from .alertsapi import add_alert_routes
 from .context import WebContext
 from .fastsse import SseEdge
@@ -137,9 +138,11 @@ async def run_web(
     app = create_app(ctx)
     config = hypercorn_config(ctx, str(ctx.server["host"]), int(ctx.server["port"]))
     authorize = edge_authorizer(ctx.auth)
-    edges: list[Edge] = [WsEdge(ctx.hub, ctx.metrics, WsSettings.from_server(ctx.server, ctx.max_rate_hz),
-                                authorize),
-             SseEdge(ctx.hub, ctx.metrics, ctx.server, ctx.max_rate_hz, authorize)]
+    ws = WsEdge(ctx.hub, ctx.metrics, WsSettings.from_server(ctx.server, ctx.max_rate_hz), authorize)
+    sse = SseEdge(ctx.hub, ctx.metrics, ctx.server, ctx.max_rate_hz, authorize)
+    edges: list[Edge] = [ws, sse]
+    if ctx.alerts is not None:
+        edges.append(AlertRelay(ctx.alerts, ws, sse))
     limits = Limits(LimitSettings.from_section(ctx.limits), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     log.info("connection caps", max_connections=limits.max_connections,
              max_connections_per_client=limits.settings.max_connections_per_client)
