@@ -15,7 +15,7 @@ import httpx
 import trio
 
 from .config import Config
-from .webhook import Webhook
+from .delivery import Notifier, notifiers_of
 
 __all__ = ["main"]
 
@@ -28,7 +28,7 @@ def _event(name: str, severity: str) -> dict[str, Any]:
             "text": f"[{severity}] {name}: test notification from northstard"}
 
 
-async def _send(hooks: list[Webhook], event: dict[str, Any]) -> list[str | None]:
+async def _send(hooks: list[Notifier], event: dict[str, Any]) -> list[str | None]:
     async with httpx.AsyncClient() as client:
         return [await hook.send(client, event) for hook in hooks]
 
@@ -42,7 +42,8 @@ def main(config: Config, name: str) -> int:
     else:
         print(f"northstard: no [notifiers.{name}] or [alerts.{name}] section", file=sys.stderr)
         return 2
-    hooks = [Webhook.from_section(n, config.notifiers[n]) for n in targets]
+    every = notifiers_of(config)
+    hooks = [every[n] for n in targets]
     errors = trio.run(_send, hooks, _event(name, severity))
     for hook, error in zip(hooks, errors, strict=True):
         print(error or f"{hook.name}: delivered")

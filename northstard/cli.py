@@ -113,7 +113,8 @@ def _load(args: argparse.Namespace) -> tuple[Config, Plugins]:
 
 
 def _secrets(config: Config) -> list[str]:
-    notifiers = [str(n[k]) for n in config.notifiers.values() for k in ("secret", "url") if n.get(k)]
+    notifiers = [str(n[k]) for n in config.notifiers.values() for k in ("secret", "url", "password")
+                 if n.get(k)]
     return [secret for section in config.sources for secret in section.secret_values()] + notifiers
 
 

@@ -308,11 +308,22 @@ def _http_url(value: str) -> str | None:
 
 
 NOTIFIER: tuple[Field, ...] = (
-    Field("type", str, "webhook", choices=("webhook",), help="webhook: a JSON POST per alert event"),
-    Field("url", str, None, required=True, check=_http_url, help="where the webhook POSTs"),
+    Field("type", str, "webhook", choices=("webhook", "email"),
+          help="webhook: a JSON POST per alert event; email: a message over SMTP"),
+    Field("url", str, None, check=_http_url, help="webhook: where it POSTs (required)"),
     Field("secret", str, None, secret=True,
-          help="HMAC-SHA256 key of the X-Northstard-Signature header: environment "
+          help="webhook: HMAC-SHA256 key of the X-Northstard-Signature header: environment "
           "(NORTHSTARD_NOTIFIERS__NAME__SECRET), secret_file, or $CREDENTIALS_DIRECTORY/NAME.secret"),
+    Field("smtp_host", str, None, help="email: the SMTP server (required)"),
+    Field("smtp_port", int, 587, min=1, max=65535, help="email: its port (587: submission)"),
+    Field("from", str, None, help="email: the sender address (required)"),
+    Field("to", list, [], help="email: the recipients (required)"),
+    Field("starttls", bool, True, help="email: STARTTLS before anything else (a login needs it)"),
+    Field("ca_file", Path, None, help="email: CA certificates that verify the server; unset: the system's"),
+    Field("username", str, None, help="email: the SMTP login"),
+    Field("password", str, None, secret=True,
+          help="email: the SMTP password: environment (NORTHSTARD_NOTIFIERS__NAME__PASSWORD), "
+          "password_file, or $CREDENTIALS_DIRECTORY/NAME.password"),
     Field("timeout_s", float, 10.0, min=0.01, help="one attempt's time limit"),
     Field("max_attempts", int, 8, min=1, help="attempts before the event becomes a dead letter"),
     Field("backoff_initial_s", float, 1.0, min=0,
@@ -330,11 +341,24 @@ def _notifiers(given: Any, environ: Mapping[str, str]) -> dict[str, dict[str, An
         if _cookie_name(name) is not None or not isinstance(section, dict):
             raise ConfigError(key, "expected a table named with letters, digits, _ and - only")
         section = dict(section)
-        env_name = f"{ENV_PREFIX}NOTIFIERS__{name.upper()}__SECRET"
-        env_given = {f"{key}.secret": environ[env_name]} if env_name in environ else {}
-        secret = _secret(key, NOTIFIER[2], section, env_given)
-        out[name] = {**_section(key, NOTIFIER[:2] + NOTIFIER[3:], section), "secret": secret}
+        secrets = {}
+        for spec in (f for f in NOTIFIER if f.secret):
+            env_name = f"{ENV_PREFIX}NOTIFIERS__{name.upper()}__{spec.name.upper()}"
+            env_given = {f"{key}.{spec.name}": environ[env_name]} if env_name in environ else {}
+            secrets[spec.name] = _secret(key, spec, section, env_given)
+        values = {**_section(key, tuple(f for f in NOTIFIER if not f.secret), section), **secrets}
+        _notifier_complete(key, values)
+        out[name] = values
     return out
+
+
+def _notifier_complete(key: str, values: Mapping[str, Any]) -> None:
+    needed = ("url",) if values["type"] == "webhook" else ("smtp_host", "from", "to")
+    for name in needed:
+        if not values[name]:
+            raise ConfigError(f"{key}.{name}", f"required for type = {values['type']!r}")
+    if values["type"] == "email" and values["username"] and not values["starttls"]:
+        raise ConfigError(f"{key}.starttls", "a login needs STARTTLS (the password would go in clear)")
 
 
 SOURCE_COMMON: tuple[Field, ...] = (
@@ -525,7 +549,7 @@ def _merge_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, st
     """Apply overrides in place; returns the raw text of each source key set from the environment."""
     raw_sources: dict[str, str] = {}
     for parts, (name, value) in _env_overrides(environ).items():
-        if parts[0] == "notifiers" and len(parts) == 3 and parts[2] == "secret":
+        if parts[0] == "notifiers" and len(parts) == 3 and parts[2] in ("secret", "password"):
             continue  # read by _notifiers, as a secret
         if parts[0] == "sources":
             if len(parts) != 3:

@@ -30,7 +30,7 @@ from .buckets import BucketSet
 from .cache import Cache, CacheClient, run_cache
 from .change import Change
 from .config import Config, SourceSection
-from .delivery import run_delivery
+from .delivery import notifiers_of, run_delivery
 from .engine import EngineState, recover, run_engine, wall_clock
 from .errors import ConfigError
 from .grpc_edge.actor import GrpcDeps, run_grpc
@@ -49,7 +49,6 @@ from .supervisor import Policy, Supervisor
 from .web.app import run_web
 from .web.context import WebContext
 from .web.limits import LimitSettings
-from .webhook import Webhook
 from .writer import WriterSettings, WriterState, run_writer
 
 __all__ = ["Daemon", "run_daemon"]
@@ -107,8 +106,7 @@ def _delivery(config: Config, alerts: Alerts) -> Callable[..., Awaitable[None]] 
     """The outbox delivery actor, or None without [notifiers.NAME] sections."""
     if not config.notifiers:
         return None
-    hooks = {name: Webhook.from_section(name, s) for name, s in config.notifiers.items()}
-    return partial(run_delivery, config.db_path, hooks, alerts.feed)
+    return partial(run_delivery, config.db_path, notifiers_of(config), alerts.feed)
 
 
 def _policy(config: Config) -> Policy:

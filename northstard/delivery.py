@@ -24,10 +24,20 @@ import trio
 from . import alertstore
 from .alertfeed import AlertFeed
 from .alerts import wall_ms
+from .config import Config
+from .email_notifier import Email
 from .store import open_writer
 from .webhook import Webhook, backoff_s
 
-__all__ = ["run_delivery"]
+__all__ = ["Notifier", "notifiers_of", "run_delivery"]
+
+Notifier = Webhook | Email
+
+
+def notifiers_of(config: Config) -> dict[str, Notifier]:
+    """Each ``[notifiers.NAME]`` built by its type."""
+    return {name: (Email.from_section(name, s) if s["type"] == "email" else Webhook.from_section(name, s))
+            for name, s in config.notifiers.items()}
 
 log = structlog.get_logger("northstard.delivery")
 
@@ -36,7 +46,7 @@ IDLE_S = 5.0
 
 
 async def _round(conn: sqlite3.Connection, client: httpx.AsyncClient,
-                 notifiers: Mapping[str, Webhook], rng: random.Random, now_ms: Callable[[], int]) -> None:
+                 notifiers: Mapping[str, Notifier], rng: random.Random, now_ms: Callable[[], int]) -> None:
     rows = await trio.to_thread.run_sync(alertstore.pending, conn, BATCH)
     blocked: set[str] = set()
     for row in rows:
@@ -63,7 +73,7 @@ async def _round(conn: sqlite3.Connection, client: httpx.AsyncClient,
 
 async def run_delivery(
     path: Path,
-    notifiers: Mapping[str, Webhook],
+    notifiers: Mapping[str, Notifier],
     feed: AlertFeed,
     rng: random.Random | None = None,
     now_ms: Callable[[], int] = wall_ms,

@@ -52,9 +52,9 @@ def add_alert_routes(app: Quart, ctx: WebContext) -> None:
             raise RequestError("bad_parameter", f"limit: at most {MAX_LIMIT}")
         before = _id_arg("before", None)
         after = _id_arg("after", None)
+        wait = parse_wait(request.args, float(ctx.server["longpoll_max_s"]))  # checked even unused
         body: dict[str, Any] = {}
         if after is not None:
-            wait = parse_wait(request.args, float(ctx.server["longpoll_max_s"]))
             with trio.move_on_after(wait):
                 await feed.wait_after(after)
             body["events"] = feed.after(after)

@@ -13,6 +13,7 @@ import {
 } from './format.js';
 import { applied, loadSaved, mergePatch, onApply, position, readPref, saveNow, state, writePref } from './state.js';
 import { connect, LEVELS, retryAt, transitions } from './transport.js';
+import { startAlerts } from './alerts.js';
 
 const LABELS = {
   connecting: 'Connecting', offline: 'Offline',
@@ -317,6 +318,7 @@ function boot() {
   renderAll();
   reloadHistory();
   reloadTrend();
+  startAlerts();
   connect({ pinned: PINNED, stepUpMs: STEP_UP_MS, onChange: renderBadge, onLive: reloadIfOld });
   setInterval(renderBadge, 1000);
   setInterval(() => { if (trendIsOld()) reloadTrend(); }, 60000);
