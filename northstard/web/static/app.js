@@ -15,6 +15,8 @@ import { applied, loadSaved, mergePatch, onApply, position, readPref, saveNow, s
 import { connect, LEVELS, retryAt, transitions } from './transport.js';
 import { startAlerts } from './alerts.js';
 
+const ALERTS_AFTER_MS = 500; // the figures' first requests go first; alerts follow
+
 const LABELS = {
   connecting: 'Connecting', offline: 'Offline',
   ws: 'Live · WebSocket', sse: 'Live · SSE', poll: 'Live · Polling',
@@ -318,8 +320,8 @@ function boot() {
   renderAll();
   reloadHistory();
   reloadTrend();
-  startAlerts();
   connect({ pinned: PINNED, stepUpMs: STEP_UP_MS, onChange: renderBadge, onLive: reloadIfOld });
+  setTimeout(startAlerts, ALERTS_AFTER_MS);
   setInterval(renderBadge, 1000);
   setInterval(() => { if (trendIsOld()) reloadTrend(); }, 60000);
   if (window.ResizeObserver) new ResizeObserver(() => scheduleRender()).observe(byId('main'));
