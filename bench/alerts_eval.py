@@ -14,7 +14,7 @@ import statistics
 import time
 from decimal import Decimal
 
-from northstard.alertrules import Observation, Rule, RuleState, evaluate
+from northstard.core.alertrules import Observation, Rule, RuleState, evaluate
 
 T0 = 1_796_000_000_000
 PATHS = (("net_pnl",), ("costs", "total"), ("costs", "by_category", "ai"), ("trading", "total"))

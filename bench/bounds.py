@@ -43,7 +43,7 @@ from typing import Any
 import httpx
 import psutil  # type: ignore[import-untyped]
 
-from northstard.buckets import Bucket, Ohlc, bucket_start
+from northstard.core.buckets import Bucket, Ohlc, bucket_start
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "contract"))

@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from northstard.auth import Authenticator, TokenEntry, digest
-from northstard.revoked import MAX_REVOKED, Revoked, load_revoked, write_pending
+from northstard.policy.auth import Authenticator, TokenEntry, digest
+from northstard.policy.revoked import MAX_REVOKED, Revoked, load_revoked, write_pending
 
 TOKENS = [f"nsd_bench-token-{i}" for i in range(20)]
 

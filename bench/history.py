@@ -49,13 +49,13 @@ import psutil  # type: ignore[import-untyped]
 import structlog
 import trio
 
-from northstard.buckets import BucketSet
-from northstard.change import Change
+from northstard.actors.engine import recover, run_engine
+from northstard.actors.writer import WriterSettings, WriterState, run_writer
 from northstard.config import SourceSection
-from northstard.engine import recover, run_engine
-from northstard.records import Balance, Cost, Fill, Invoice, Position, Price, Reading, Record
-from northstard.store import SqliteRecords, load_persisted, open_writer
-from northstard.writer import WriterSettings, WriterState, run_writer
+from northstard.core.buckets import BucketSet
+from northstard.core.change import Change
+from northstard.core.records import Balance, Cost, Fill, Invoice, Position, Price, Reading, Record
+from northstard.store.sqlite import SqliteRecords, load_persisted, open_writer
 
 REPO = Path(__file__).resolve().parent.parent
 READY = "northstard dashboard: "

@@ -38,13 +38,13 @@ from typing import Any
 import structlog
 import trio
 
-from northstard.buckets import BucketSet
-from northstard.change import Change
+from northstard.actors.engine import recover, run_engine
+from northstard.actors.writer import WriterSettings, WriterState, run_writer
 from northstard.config import CORE, SourceSection
-from northstard.engine import recover, run_engine
-from northstard.records import Cost, Fill, Invoice, Position, Price, Reading, Record
-from northstard.store import SqliteRecords, load_persisted, open_writer
-from northstard.writer import WriterSettings, WriterState, run_writer
+from northstard.core.buckets import BucketSet
+from northstard.core.change import Change
+from northstard.core.records import Cost, Fill, Invoice, Position, Price, Reading, Record
+from northstard.store.sqlite import SqliteRecords, load_persisted, open_writer
 
 SOURCE = "bench"
 AGENTS = ("atlas", "beacon", "cinder", "delta")

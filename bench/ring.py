@@ -20,9 +20,9 @@ import time
 import tracemalloc
 from typing import Any
 
-from northstard.change import Change
-from northstard.hub import Hub, Position
-from northstard.mergepatch import Doc, diff
+from northstard.actors.hub import Hub, Position
+from northstard.core.change import Change
+from northstard.core.mergepatch import Doc, diff
 
 
 def documents(count: int, sources: int, seed: int) -> list[Doc]:

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .alertrules import KINDS, SEVERITIES, Rule, rule_from_section
-from .auth import OPEN_CHOICES, tokens_problem
-from .errors import ConfigError
+from northstard.core.alertrules import KINDS, SEVERITIES, Rule, rule_from_section
+from northstard.errors import ConfigError
+from northstard.policy.auth import OPEN_CHOICES, tokens_problem
 
 __all__ = ["Config", "Field", "Schema", "SourceSection", "load_config", "redacted"]
 

@@ -21,35 +21,35 @@ from typing import Any
 import structlog
 import trio
 
-from .alerts import Alerts, AlertSettings, Probes, run_alerts
-from .auth import Authenticator, load_session_key
-from .backup import DbLock
-from .backups import BackupJob, BackupSettings, BackupState, run_backups
-from .breaker import Breaker
-from .buckets import BucketSet
-from .cache import Cache, CacheClient, run_cache
-from .change import Change
-from .config import Config, SourceSection
-from .delivery import notifiers_of, run_delivery
-from .engine import EngineState, recover, run_engine, wall_clock
-from .errors import ConfigError
-from .grpc_edge.actor import GrpcDeps, run_grpc
-from .grpc_edge.server import GrpcSettings
-from .grpc_edge.state import GrpcHandle
-from .hub import Hub, ResumeBudget, run_hub
-from .metrics import Metrics
-from .notify import Notifier, run_notifier
-from .plugins import Plugins
-from .preflight import Instances, preflight
-from .revoked import FILE_NAME as REVOKED_FILE
-from .revoked import load_revoked
-from .source import Source, SourceStats, run_source
-from .store import SqliteRecords, load_persisted, open_writer
-from .supervisor import Policy, Supervisor
-from .web.app import run_web
-from .web.context import WebContext
-from .web.limits import LimitSettings
-from .writer import WriterSettings, WriterState, run_writer
+from northstard.actors.alerts import Alerts, AlertSettings, Probes, run_alerts
+from northstard.actors.backups import BackupJob, BackupSettings, BackupState, run_backups
+from northstard.actors.cache import Cache, CacheClient, run_cache
+from northstard.actors.delivery import notifiers_of, run_delivery
+from northstard.actors.engine import EngineState, recover, run_engine, wall_clock
+from northstard.actors.hub import Hub, ResumeBudget, run_hub
+from northstard.actors.notify import Notifier, run_notifier
+from northstard.actors.source import Source, SourceStats, run_source
+from northstard.actors.supervisor import Policy, Supervisor
+from northstard.actors.writer import WriterSettings, WriterState, run_writer
+from northstard.config import Config, SourceSection
+from northstard.core.breaker import Breaker
+from northstard.core.buckets import BucketSet
+from northstard.core.change import Change
+from northstard.edges.grpc.actor import GrpcDeps, run_grpc
+from northstard.edges.grpc.server import GrpcSettings
+from northstard.edges.http.context import WebContext
+from northstard.edges.listener import run_web
+from northstard.errors import ConfigError
+from northstard.plugins import Plugins
+from northstard.policy.auth import Authenticator, load_session_key
+from northstard.policy.limits import LimitSettings
+from northstard.policy.revoked import FILE_NAME as REVOKED_FILE
+from northstard.policy.revoked import load_revoked
+from northstard.preflight import Instances, preflight
+from northstard.status.grpc import GrpcHandle
+from northstard.status.metrics import Metrics
+from northstard.store.backup import DbLock
+from northstard.store.sqlite import SqliteRecords, load_persisted, open_writer
 
 __all__ = ["Daemon", "run_daemon"]
 

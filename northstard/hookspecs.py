@@ -3,7 +3,7 @@
 A plugin is a module (or object) registered through the ``northstard.sources``
 entry-point group, built-ins included. It declares the source types it
 provides (``register_source_types``) and builds an instance for a config
-section (``create_source``). The instance is a ``northstard.source.Source``:
+section (``create_source``). The instance is a ``northstard.actors.source.Source``:
 an object with ``async poll() -> Reading``, optionally ``stream()``, and
 ``async aclose()``.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import pluggy
 
-from .source import Source, SourceType
+from northstard.actors.source import Source, SourceType
 
 hookspec = pluggy.HookspecMarker("northstard")
 hookimpl = pluggy.HookimplMarker("northstard")

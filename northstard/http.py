@@ -30,12 +30,12 @@ from urllib.parse import urlsplit
 import httpx
 import trio
 
-from northstard.bodylimit import ACCEPT_ENCODING, MAX_BODY_BYTES, BoundedBody, too_large
+from northstard.actors.source import scrub
 from northstard.config import Field
+from northstard.core.bodylimit import ACCEPT_ENCODING, MAX_BODY_BYTES, BoundedBody, too_large
+from northstard.core.fieldcheck import FieldLog
+from northstard.core.money import DIGITS
 from northstard.errors import HttpStatusError, RateLimited, SchemaDriftError, SourceError, Unreachable
-from northstard.fieldcheck import FieldLog
-from northstard.money import DIGITS
-from northstard.source import scrub
 
 __all__ = [
     "HTTP_FIELDS",

@@ -14,10 +14,10 @@ from typing import cast
 
 import pluggy
 
-from . import hookspecs
-from .config import SourceSection
-from .errors import PluginError
-from .source import Source, SourceType
+from northstard import hookspecs
+from northstard.actors.source import Source, SourceType
+from northstard.config import SourceSection
+from northstard.errors import PluginError
 
 __all__ = ["ENTRY_POINT_GROUP", "Plugins", "make_plugins"]
 

@@ -23,13 +23,13 @@ from collections.abc import Iterable
 import structlog
 import trio
 
-from .activation import passed_hosts
-from .auth import check_exposure, exposed_listeners, load_session_key
-from .config import Config, SourceSection
-from .grpc_edge.server import GrpcSettings
-from .plugins import Plugins
-from .source import Source
-from .web.tls import check_pair, load_server_context
+from northstard.actors.source import Source
+from northstard.config import Config, SourceSection
+from northstard.edges.activation import passed_hosts
+from northstard.edges.grpc.server import GrpcSettings
+from northstard.edges.tls import check_pair, load_server_context
+from northstard.plugins import Plugins
+from northstard.policy.auth import check_exposure, exposed_listeners, load_session_key
 
 __all__ = ["Instances", "close_sources", "preflight"]
 

@@ -12,7 +12,7 @@ checks what the daemon relies on:
   string notes, ``complete_kinds`` naming record kinds and ``refused`` as
   one non-empty line per refused record;
 - every record is a northstard record with a non-empty id; every amount is a
-  finite ``Decimal`` within ``northstard.money``'s bounds (no float
+  finite ``Decimal`` within ``northstard.core.money``'s bounds (no float
   anywhere); every time is tz-aware UTC;
 - ``(kind, id)`` is unique within a reading, and a reading does not retract
   a record it also sends;
@@ -37,11 +37,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from .errors import SchemaDriftError
-from .money import parse_money
-from .pnl import Book
-from .records import KINDS, Reading, Record, Retract, record_from_json, record_to_json
-from .source import Source
+from northstard.actors.source import Source
+from northstard.core.money import parse_money
+from northstard.core.pnl import Book
+from northstard.core.records import KINDS, Reading, Record, Retract, record_from_json, record_to_json
+from northstard.errors import SchemaDriftError
 
 __all__ = ["check_source_contract"]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from northstard.mergepatch import Doc, apply_patch
+from northstard.core.mergepatch import Doc, apply_patch
 
 
 @dataclass

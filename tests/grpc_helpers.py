@@ -12,10 +12,10 @@ import grpc
 import trio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from northstard.core.mergepatch import Doc
+from northstard.core.records import Cost
 from northstard.daemon import Daemon
-from northstard.grpc_edge.client import PnlClient, open_channel
-from northstard.mergepatch import Doc
-from northstard.records import Cost
+from northstard.edges.grpc.client import PnlClient, open_channel
 
 T = TypeVar("T")
 GRPC = {"port": 0, "shutdown_grace_s": 1.0}

@@ -12,11 +12,11 @@ from typing import Any
 
 import trio
 
+from northstard.actors.source import SourceType
 from northstard.config import Field
+from northstard.core.records import Reading, Record
 from northstard.errors import SourceError
 from northstard.hookspecs import hookimpl
-from northstard.records import Reading, Record
-from northstard.source import SourceType
 
 FEEDS: dict[str, Feed] = {}
 

@@ -17,7 +17,7 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url, wrap_client_stream
 
-from northstard.activation import Passed, http_sockets, parse, take_sockets
+from northstard.edges.activation import Passed, http_sockets, parse, take_sockets
 from northstard.errors import ConfigError
 
 from clients import Follower, ws_url

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from northstard.alertrules import Observation, Rule, RuleState, evaluate, period_start_ms
+from northstard.actors.source import SourceType
 from northstard.config import load_config
+from northstard.core.alertrules import Observation, Rule, RuleState, evaluate, period_start_ms
 from northstard.errors import ConfigError
-from northstard.source import SourceType
 
 SCHEMAS = {"demo": SourceType("demo", "simulated", fields=(), default_interval_s=1.0)}
 DAY_MS = 86_400_000

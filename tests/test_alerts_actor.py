@@ -12,12 +12,11 @@ from typing import Any
 import trio
 import trio.testing
 
-from northstard import alertstore
-from northstard.alertrules import Rule
-from northstard.alerts import Alerts, AlertSettings, Probes, run_alerts
-from northstard.change import Change
-from northstard.metrics import Metrics
-from northstard.store import open_writer
+from northstard.actors.alerts import Alerts, AlertSettings, Probes, run_alerts
+from northstard.core.alertrules import Rule
+from northstard.core.change import Change
+from northstard.status.metrics import Metrics
+from northstard.store.sqlite import alertstore, open_writer
 
 T0 = 1_796_000_000_000
 BUDGET = Rule("budget", metric=("costs", "total"), above=Decimal("10"), notify=("ops",),

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from northstard.records import Cost, Invoice
+from northstard.core.records import Cost, Invoice
 
 from scripted import FEEDS
 

@@ -18,8 +18,8 @@ import trio
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from northstard.email_notifier import Email
-from northstard.records import Cost
+from northstard.actors.email_notifier import Email
+from northstard.core.records import Cost
 
 from certs import self_signed
 from scripted import FEEDS

@@ -11,7 +11,7 @@ from pathlib import Path
 import trio
 from webhook_receiver import Delivery, Receiver
 
-from northstard import alertstore
+from northstard.store.sqlite import alertstore
 
 from conftest import write_config
 from proc import DaemonProcess

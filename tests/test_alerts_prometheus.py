@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from northstard.metrics import Metrics
+from northstard.status.metrics import Metrics
 
 RULES = Path(__file__).parent.parent / "deploy" / "prometheus" / "northstard-alerts.yml"
 WANTED = {"NorthstardDown", "NorthstardNoChanges", "NorthstardSourceDown", "NorthstardStoreDegraded",

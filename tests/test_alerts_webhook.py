@@ -17,8 +17,8 @@ import pytest
 import trio
 from webhook_receiver import Receiver
 
-from northstard.records import Cost
-from northstard.webhook import backoff_s
+from northstard.actors.webhook import backoff_s
+from northstard.core.records import Cost
 
 from scripted import FEEDS
 

@@ -17,10 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from trio_websocket import ConnectionRejected, open_websocket_url
 
-from northstard.auth import Authenticator, TokenEntry, digest
 from northstard.daemon import Daemon
-from northstard.revoked import FILE_NAME as REVOKED_FILE
-from northstard.revoked import Pending, Revoked, load_revoked, write_pending
+from northstard.policy.auth import Authenticator, TokenEntry, digest
+from northstard.policy.revoked import FILE_NAME as REVOKED_FILE
+from northstard.policy.revoked import Pending, Revoked, load_revoked, write_pending
 
 from clients import ws_url
 from conftest import debug_logs, running

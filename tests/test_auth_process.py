@@ -12,7 +12,7 @@ import httpx
 import pytest
 import trio
 
-from northstard.auth import digest
+from northstard.policy.auth import digest
 
 from conftest import write_config
 from proc import DaemonProcess, read_printed

@@ -1,4 +1,4 @@
-"""``northstard.auth`` and ``web.cors`` on their own: tokens, digests, cookies, exposure, CORS."""
+"""``northstard.policy.auth`` and ``web.cors`` on their own: tokens, digests, cookies, exposure, CORS."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ from typing import Any
 
 import pytest
 
-from northstard.auth import (
+from northstard.config import load_config
+from northstard.core.hosts import is_loopback
+from northstard.errors import ConfigError
+from northstard.policy.auth import (
     Authenticator,
     TokenEntry,
     bearer,
@@ -22,10 +25,7 @@ from northstard.auth import (
     parse_tokens,
     tokens_problem,
 )
-from northstard.config import load_config
-from northstard.errors import ConfigError
-from northstard.hosts import is_loopback
-from northstard.web.cors import cors_headers, is_preflight, preflight_headers
+from northstard.policy.cors import cors_headers, is_preflight, preflight_headers
 
 KEY = b"k" * 32
 NOW = 1_800_000_000.0

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from trio_websocket import ConnectionRejected, open_websocket_url
 
-from northstard.auth import digest
 from northstard.daemon import Daemon
+from northstard.policy.auth import digest
 
 from clients import ws_url
 from conftest import running

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import trio
 
-from northstard.backup import DbLock, backup, restore
 from northstard.errors import StoreError
-from northstard.store import load_persisted
+from northstard.store.backup import DbLock, backup, restore
+from northstard.store.sqlite import load_persisted
 
 
 async def test_a_backup_taken_while_the_daemon_streams_is_consistent(

@@ -17,8 +17,7 @@ import trio.testing
 from structlog.testing import capture_logs
 from trio_websocket import WebSocketConnection, open_websocket_url
 
-from northstard.backup import backup, restore
-from northstard.backups import (
+from northstard.actors.backups import (
     RETRY_S,
     BackupJob,
     BackupSettings,
@@ -30,8 +29,9 @@ from northstard.backups import (
     to_delete,
 )
 from northstard.errors import StoreError
-from northstard.metrics import Metrics
-from northstard.store import load_persisted
+from northstard.status.metrics import Metrics
+from northstard.store.backup import backup, restore
+from northstard.store.sqlite import load_persisted
 
 from clients import Follower, ws_url
 

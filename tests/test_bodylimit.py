@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from northstard.bodylimit import BoundedBody
+from northstard.core.bodylimit import BoundedBody
 from northstard.errors import BodyTooLarge, SchemaDriftError
 from northstard.http import capped_wait, retry_after_s
 

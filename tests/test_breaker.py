@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from northstard.breaker import Breaker
+from northstard.core.breaker import Breaker
 
 
 def fail(breaker: Breaker, times: int, now: float = 0.0) -> Breaker:

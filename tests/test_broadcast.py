@@ -8,8 +8,8 @@ import trio
 import trio.testing
 from test_fastws import new_hub, publish
 
-from northstard.metrics import Metrics
-from northstard.web.broadcast import Broadcaster, Peer, PeerState
+from northstard.edges.stream.broadcast import Broadcaster, Peer, PeerState
+from northstard.status.metrics import Metrics
 
 
 def agrees(broadcaster: Broadcaster, peer: Peer) -> bool:

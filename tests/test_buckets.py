@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from northstard.buckets import (
+from northstard.core.buckets import (
     DEFAULT_SPAN_MS,
     MAX_BUCKETS,
     RESOLUTIONS,
@@ -20,8 +20,8 @@ from northstard.buckets import (
     components,
     history_range,
 )
-from northstard.pnl import Book
-from northstard.records import Cost, Invoice, Settlement
+from northstard.core.pnl import Book
+from northstard.core.records import Cost, Invoice, Settlement
 
 from unit_helpers import MONEY, T0
 

@@ -17,8 +17,7 @@ from typing import Any
 
 import httpx
 
-from northstard.buckets import RESOLUTIONS, Bucket, Ohlc, bucket_start
-from northstard.cache import (
+from northstard.actors.cache import (
     CHUNK_BUCKETS,
     Cache,
     Chunk,
@@ -27,8 +26,9 @@ from northstard.cache import (
     chunk_starts,
     chunk_width,
 )
-from northstard.change import Change
-from northstard.store import open_reader, read_buckets
+from northstard.core.buckets import RESOLUTIONS, Bucket, Ohlc, bucket_start
+from northstard.core.change import Change
+from northstard.store.sqlite import open_reader, read_buckets
 
 HOUR = 3_600_000
 DAY = 24 * HOUR

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
+from northstard.actors.source import SourceType
 from northstard.config import CORE, Config, Field, load_config, redacted
 from northstard.errors import ConfigError
-from northstard.source import SourceType
 
 DEMO = SourceType("demo", "simulated business",
                   fields=(Field("seed", int, 42), Field("agents", int, 3, min=1)),

@@ -14,12 +14,11 @@ import trio
 import trio.testing
 
 import northstard_plugins.demo as demo
-from northstard.breaker import Breaker
+from northstard.actors.source import Source, SourceStats, run_source
 from northstard.config import SourceSection, load_config
-from northstard.errors import ConfigError
-from northstard.plugins import Plugins, make_plugins
-from northstard.pnl import Book, contribution, mark_value
-from northstard.records import (
+from northstard.core.breaker import Breaker
+from northstard.core.pnl import Book, contribution, mark_value
+from northstard.core.records import (
     Balance,
     Cost,
     Fill,
@@ -33,7 +32,8 @@ from northstard.records import (
     record_from_json,
     record_to_json,
 )
-from northstard.source import Source, SourceStats, run_source
+from northstard.errors import ConfigError
+from northstard.plugins import Plugins, make_plugins
 from northstard_plugins.demo import DemoSource, Settings, Simulator
 from northstard_plugins.demo.changelog import ChangeLog
 from northstard_plugins.demo.market import fee_bp

@@ -7,15 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from northstard import docs_gen
 from northstard.config import CORE, SOURCE_COMMON
+from northstard.ops import docs_gen
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_DOC = REPO / "docs" / "configuration.md"
 
 
 def run_check(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "northstard.docs_gen", "--check", "--path", str(path)],
+    return subprocess.run([sys.executable, "-m", "northstard.ops.docs_gen", "--check", "--path", str(path)],
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -31,7 +31,7 @@ def test_check_fails_on_a_stale_reference_and_names_the_fix(tmp_path: Path) -> N
     result = run_check(stale)
     assert result.returncode == 1
     assert "`499`" in result.stderr and "`500`" in result.stderr
-    assert "run python -m northstard.docs_gen" in result.stderr
+    assert "run python -m northstard.ops.docs_gen" in result.stderr
 
 
 def test_regenerating_keeps_the_prose_and_fixes_the_reference(tmp_path: Path) -> None:

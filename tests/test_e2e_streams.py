@@ -9,8 +9,8 @@ import httpx
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
+from northstard.actors.hub import Position
 from northstard.daemon import Daemon
-from northstard.hub import Position
 
 from clients import Follower, sse_events, ws_url
 
@@ -58,7 +58,7 @@ async def test_ws_state_equals_server_state(start_daemon: Any) -> None:
     from datetime import UTC, datetime
     from decimal import Decimal
 
-    from northstard.records import Cost
+    from northstard.core.records import Cost
 
     from scripted import FEEDS
 
@@ -180,7 +180,7 @@ async def test_long_poll_waits_for_the_next_change(start_daemon: Any) -> None:
     from datetime import UTC, datetime
     from decimal import Decimal
 
-    from northstard.records import RevenueTotal
+    from northstard.core.records import RevenueTotal
 
     from scripted import FEEDS
 

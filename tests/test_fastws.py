@@ -22,17 +22,17 @@ import trio.testing
 from hypercorn.config import Config as HypercornConfig
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from northstard.change import Change
+from northstard.actors.hub import Hub
+from northstard.core.change import Change
+from northstard.core.http1 import Request
+from northstard.core.wsframes import Opcode, encode_frame
 from northstard.daemon import Daemon
+from northstard.edges.stream.broadcast import Peer
+from northstard.edges.stream.fastsse import SseEdge
+from northstard.edges.stream.fastws import WsEdge, WsSettings
+from northstard.edges.stream.front import Edge, Front
 from northstard.errors import RequestError
-from northstard.hub import Hub
-from northstard.metrics import Metrics
-from northstard.web.broadcast import Peer
-from northstard.web.fastsse import SseEdge
-from northstard.web.fastws import WsEdge, WsSettings
-from northstard.web.front import Edge, Front
-from northstard.web.http1 import Request
-from northstard.wsframes import Opcode, encode_frame
+from northstard.status.metrics import Metrics
 
 from clients import Follower, ws_url
 

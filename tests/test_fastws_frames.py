@@ -8,16 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from northstard.errors import RequestError
-from northstard.web.fastws import check_handshake, origin_allowed
-from northstard.web.http1 import (
+from northstard.core.http1 import (
     error_response,
     head_end,
     parse_head,
     request_line,
     response_head,
 )
-from northstard.wsframes import (
+from northstard.core.wsframes import (
     Close,
     CloseCode,
     FrameReader,
@@ -33,6 +31,9 @@ from northstard.wsframes import (
     text_frame,
     valid_key,
 )
+from northstard.edges.stream.fastws import check_handshake
+from northstard.errors import RequestError
+from northstard.policy.access import origin_allowed
 
 KEY = b"\x01\x02\x03\x04"
 

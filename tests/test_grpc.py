@@ -14,16 +14,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from northstard._proto.northstar.v1 import pnl_pb2 as pb
-from northstard.grpc_edge.auth import digest
-from northstard.grpc_edge.client import PnlClient, StreamState, open_channel
-from northstard.grpc_edge.convert import (
+from northstard.actors.hub import Position
+from northstard.core.mergepatch import apply_patch
+from northstard.edges.grpc.auth import digest
+from northstard.edges.grpc.client import PnlClient, StreamState, open_channel
+from northstard.edges.grpc.convert import (
     doc_from_snapshot,
     snapshot_from_doc,
     timestamp_from_iso,
     timestamp_from_ms,
 )
-from northstard.hub import Position
-from northstard.mergepatch import apply_patch
 
 from conftest import DEMO_FAST
 from grpc_helpers import (

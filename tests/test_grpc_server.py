@@ -10,11 +10,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from northstard.grpc_edge.client import PnlClient, open_channel
-from northstard.grpc_edge.ring import Published
-from northstard.grpc_edge.server import GrpcServer, GrpcSettings
-from northstard.grpc_edge.service import Backend
-from northstard.pnl import Book
+from northstard.core.pnl import Book
+from northstard.edges.grpc.client import PnlClient, open_channel
+from northstard.edges.grpc.ring import Published
+from northstard.edges.grpc.server import GrpcServer, GrpcSettings
+from northstard.edges.grpc.service import Backend
 
 from certs import self_signed
 from unit_helpers import T0

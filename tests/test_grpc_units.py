@@ -15,22 +15,22 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from northstard._proto.northstar.v1 import pnl_pb2 as pb
+from northstard.actors.hub import Position
 from northstard.config import load_config
-from northstard.errors import ConfigError
-from northstard.grpc_edge import gen
-from northstard.grpc_edge.auth import BearerAuth, digest
-from northstard.grpc_edge.convert import (
+from northstard.core.mergepatch import Doc, apply_patch, compose, diff
+from northstard.core.pnl import Book
+from northstard.core.records import Cost, Record, RevenueTotal
+from northstard.edges.grpc import gen
+from northstard.edges.grpc.auth import BearerAuth, digest
+from northstard.edges.grpc.convert import (
     doc_from_snapshot,
     patch_from_struct,
     snapshot_from_doc,
     struct_from_patch,
 )
-from northstard.grpc_edge.ring import EventRing, Published
-from northstard.grpc_edge.service import Feed, _interval, pump
-from northstard.hub import Position
-from northstard.mergepatch import Doc, apply_patch, compose, diff
-from northstard.pnl import Book
-from northstard.records import Cost, Record, RevenueTotal
+from northstard.edges.grpc.ring import EventRing, Published
+from northstard.edges.grpc.service import Feed, _interval, pump
+from northstard.errors import ConfigError
 
 from unit_helpers import T0, record_strategy
 
@@ -289,7 +289,7 @@ def test_grpc_config_section(tmp_path: Path) -> None:
 
 
 def test_tls_needs_both_files() -> None:
-    from northstard.grpc_edge.server import GrpcSettings
+    from northstard.edges.grpc.server import GrpcSettings
 
     section = {"host": "::1", "port": 0, "tokens": [], "tls_cert": Path("c.pem"), "tls_key": None,
                "keepalive_time_s": 30.0, "keepalive_timeout_s": 10.0,

@@ -24,12 +24,12 @@ import trio.testing
 from hostile import http_from, open_raw, refused, ws
 from test_fastws import RawClient
 
-from northstard.auth import digest
+from northstard.core.http1 import request_size
+from northstard.core.wsframes import CloseCode, FrameReader, Message, Opcode, ProtocolError, encode_frame
+from northstard.edges.grpc.client import PnlClient, open_channel
 from northstard.errors import RequestError
-from northstard.grpc_edge.client import PnlClient, open_channel
-from northstard.web.http1 import request_size
-from northstard.web.limits import Concurrency, connection_cap
-from northstard.wsframes import CloseCode, FrameReader, Message, Opcode, ProtocolError, encode_frame
+from northstard.policy.auth import digest
+from northstard.policy.limits import Concurrency, connection_cap
 
 from conftest import write_config
 from grpc_helpers import on_asyncio

@@ -20,7 +20,7 @@ import jsonschema
 import pytest
 import trio
 
-from northstard.auth import digest
+from northstard.policy.auth import digest
 
 pytestmark = pytest.mark.slow
 

@@ -21,11 +21,11 @@ import trio
 import trio.testing
 from contract.fakes import FakeAnthropic, cost_row, secret_file, wait_for_doc
 
-from northstard.engine import EngineState, _apply_all
-from northstard.mergepatch import apply_patch
-from northstard.pnl import Book
-from northstard.records import Cost, Position, Price, Reading, RevenueTotal, record_from_json
-from northstard.store import open_reader
+from northstard.actors.engine import EngineState, _apply_all
+from northstard.core.mergepatch import apply_patch
+from northstard.core.pnl import Book
+from northstard.core.records import Cost, Position, Price, Reading, RevenueTotal, record_from_json
+from northstard.store.sqlite import open_reader
 
 from scripted import FEEDS
 

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_fastws import RawClient
 
-from northstard.wsframes import FrameReader, Opcode, ProtocolError, encode_frame
+from northstard.core.wsframes import FrameReader, Opcode, ProtocolError, encode_frame
 
 from conftest import write_config
 from proc import READY

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from northstard.hosts import is_loopback
+from northstard.core.hosts import is_loopback
 
 
 @pytest.mark.parametrize("host", [

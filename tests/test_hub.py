@@ -10,9 +10,9 @@ import pytest
 import trio
 import trio.testing
 
-from northstard.change import Change
-from northstard.hub import Hub, HubClosed, Position, parse_position
-from northstard.mergepatch import Doc, diff
+from northstard.actors.hub import Hub, HubClosed, Position, parse_position
+from northstard.core.change import Change
+from northstard.core.mergepatch import Doc, diff
 
 from clients import Follower
 

@@ -49,6 +49,6 @@ def test_pure_core_module_does_no_io(module: str) -> None:
 
 
 def test_the_check_sees_relative_imports() -> None:
-    assert "northstard.mergepatch" in imports_of("patchring")
-    assert "northstard.tokenbucket" in imports_of("web.limits")
+    assert "northstard.core.mergepatch" in imports_of("patchring")
+    assert "northstard.core.tokenbucket" in imports_of("web.limits")
     assert "trio" in imports_of("hub")  # an actor, for contrast: the check would catch it

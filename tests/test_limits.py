@@ -24,13 +24,13 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 from test_fastws import hello, new_hub
 
-from northstard.auth import digest, new_token
+from northstard.edges.grpc.client import PnlClient, open_channel
+from northstard.edges.stream.fastws import WsEdge, WsSettings
+from northstard.edges.stream.front import Edge, Front
 from northstard.errors import ConfigError
-from northstard.grpc_edge.client import PnlClient, open_channel
-from northstard.metrics import Metrics
-from northstard.web.fastws import WsEdge, WsSettings
-from northstard.web.front import Edge, Front
-from northstard.web.limits import Concurrency, Limits, LimitSettings, OncePer, RateLimiter
+from northstard.policy.auth import digest, new_token
+from northstard.policy.limits import Concurrency, Limits, LimitSettings, OncePer, RateLimiter
+from northstard.status.metrics import Metrics
 
 from conftest import build_config
 from grpc_helpers import GRPC, on_asyncio, until_serving

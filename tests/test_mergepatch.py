@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from northstard.mergepatch import apply_patch, compose, diff
+from northstard.core.mergepatch import apply_patch, compose, diff
 
 # -- RFC 7396 ------------------------------------------------------------
 

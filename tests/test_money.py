@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from northstard.actors.hub import parse_position
+from northstard.core.money import MAX_PLACES, check_bounds, format_money, parse_money, within_bounds
 from northstard.errors import SchemaDriftError
 from northstard.http import decode_json
-from northstard.hub import parse_position
-from northstard.money import MAX_PLACES, check_bounds, format_money, parse_money, within_bounds
 from northstard_plugins.revenue_http.parse import amount_at
 
 D = Decimal
@@ -134,7 +134,7 @@ def test_within_bounds_is_exponent_and_magnitude(value: Decimal, capitals: bool)
 @pytest.mark.parametrize("text", ["\u0661\u0662\u0663", "-\u0661", "1_000"])
 def test_epoch_milliseconds_take_ascii_digits_only(text: str) -> None:
     from northstard.errors import RequestError
-    from northstard.web.params import parse_instant
+    from northstard.policy.params import parse_instant
 
     with pytest.raises(RequestError, match="from: expected ISO 8601 or epoch milliseconds"):
         parse_instant("from", text)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from northstard.notify import Notifier, watchdog_interval
+from northstard.actors.notify import Notifier, watchdog_interval
 
 
 def receive(sock: socket.socket) -> dict[str, str]:

@@ -24,7 +24,7 @@ import trio
 from structlog.testing import capture_logs
 
 from northstard import __version__
-from northstard.backups import BackupJob, BackupSettings
+from northstard.actors.backups import BackupJob, BackupSettings
 from northstard.daemon import Daemon
 
 from conftest import write_config

@@ -18,14 +18,14 @@ from hypothesis import strategies as st
 from test_mergepatch import stable_docs
 
 from northstard._proto.northstar.v1 import pnl_pb2 as pb
-from northstard.change import Change, dumps
-from northstard.grpc_edge.convert import patch_from_struct
-from northstard.grpc_edge.ring import EventRing, Published
-from northstard.hub import Hub, Position
-from northstard.mergepatch import Doc, apply_patch, compose, diff
-from northstard.patchring import BLOCK_OVERHEAD, ENTRY_OVERHEAD, MergedCache, PatchRing
-from northstard.pnl import Book
-from northstard.records import Cost
+from northstard.actors.hub import Hub, Position
+from northstard.core.change import Change, dumps
+from northstard.core.mergepatch import Doc, apply_patch, compose, diff
+from northstard.core.patchring import BLOCK_OVERHEAD, ENTRY_OVERHEAD, MergedCache, PatchRing
+from northstard.core.pnl import Book
+from northstard.core.records import Cost
+from northstard.edges.grpc.convert import patch_from_struct
+from northstard.edges.grpc.ring import EventRing, Published
 
 from unit_helpers import T0
 

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from northstard.mergepatch import apply_patch, compose, diff
-from northstard.money import format_money
-from northstard.pnl import Book, iso, mark_value
-from northstard.records import (
+from northstard.core.mergepatch import apply_patch, compose, diff
+from northstard.core.money import format_money
+from northstard.core.pnl import Book, iso, mark_value
+from northstard.core.records import (
     KINDS,
     Balance,
     Cost,
@@ -557,8 +557,8 @@ def test_record_json_is_canonical() -> None:
 
 @pytest.mark.parametrize("text", ["1e26", "-1E+40", "123456789012345678901234567.5"])
 def test_an_absurd_amount_is_refused_or_rendered(text: str) -> None:
+    from northstard.core.money import parse_money
     from northstard.errors import SchemaDriftError
-    from northstard.money import parse_money
 
     try:
         amount = parse_money(text)
@@ -854,7 +854,7 @@ def _reference(book: Book) -> dict[str, Fraction]:
 @given(st.lists(st.lists(st.tuples(st.sampled_from(SOURCES), BOUND_RECORDS), max_size=6), max_size=6))
 def test_records_within_bounds_compute_exactly(readings: list[list[tuple[str, Record]]]) -> None:
     """Any records the bounds accept give exact totals, margin and strings, and a restart changes nothing."""
-    from northstard.pnl import screen
+    from northstard.core.pnl import screen
 
     book = Book()
     for reading in readings:
@@ -923,7 +923,7 @@ def test_gross_margin_is_rounded_once_from_the_exact_quotient() -> None:
 
 
 def test_a_record_that_would_carry_a_total_past_the_limit_is_refused_before_it_counts() -> None:
-    from northstard.pnl import screen
+    from northstard.core.pnl import screen
 
     book = Book()
     book.limit = D(1000)
@@ -960,7 +960,7 @@ def test_a_source_with_refused_records_is_degraded_until_a_clean_reading() -> No
     (D("0.1234567890123"), "more than 12 decimal places: '0.1234567890123'"),
 ])
 def test_a_record_built_around_its_checks_is_refused_by_the_screen(amount: Decimal, reason: str) -> None:
-    from northstard.pnl import screen
+    from northstard.core.pnl import screen
 
     bad = Cost(id="c", amount=D(1), category="ai", ts=TS)
     object.__setattr__(bad, "amount", amount)  # what a careless plugin could hand over
@@ -969,7 +969,7 @@ def test_a_record_built_around_its_checks_is_refused_by_the_screen(amount: Decim
 
 
 def test_a_record_made_without_init_is_refused_by_the_screen() -> None:
-    from northstard.pnl import screen
+    from northstard.core.pnl import screen
 
     bad = object.__new__(Cost)  # never checked: no mark, every amount is checked by the screen
     for name, value in (("id", "c"), ("agent", None), ("amount", D("1e15")), ("category", "ai"),
@@ -981,9 +981,9 @@ def test_a_record_made_without_init_is_refused_by_the_screen() -> None:
 
 
 def test_the_checked_mark_holds_only_for_the_very_amounts_checked() -> None:
+    from northstard.core.pnl import screen
+    from northstard.core.records import checked
     from northstard.errors import SchemaDriftError
-    from northstard.pnl import screen
-    from northstard.records import checked
 
     cost = Cost(id="c", amount=D(1), category="ai", ts=TS)
     price = Price(id="T", yes_bid=D("0.5"))  # None amounts are part of the mark too

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from northstard.pnl import Book
-from northstard.records import Cost, Position, Retract
+from northstard.core.pnl import Book
+from northstard.core.records import Cost, Position, Retract
 
 TS = datetime(2026, 11, 21, 12, tzinfo=UTC)
 

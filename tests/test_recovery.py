@@ -22,15 +22,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from northstard.buckets import BucketSet
-from northstard.change import Change
+from northstard.actors.engine import EngineState, next_change, recover
+from northstard.actors.writer import WriterSettings, WriterState, write_batch
 from northstard.config import SourceSection
-from northstard.engine import EngineState, next_change, recover
+from northstard.core.buckets import BucketSet
+from northstard.core.change import Change
+from northstard.core.mergepatch import Doc
+from northstard.core.pnl import Book
+from northstard.core.records import Cost, Invoice, Position, Price, Record, record_to_json
 from northstard.errors import StoreError
-from northstard.mergepatch import Doc
-from northstard.pnl import Book
-from northstard.records import Cost, Invoice, Position, Price, Record, record_to_json
-from northstard.store import (
+from northstard.store.sqlite import (
     MIGRATIONS,
     SqliteRecords,
     iter_records,
@@ -38,7 +39,6 @@ from northstard.store import (
     open_reader,
     open_writer,
 )
-from northstard.writer import WriterSettings, WriterState, write_batch
 
 from unit_helpers import T0, record_strategy, without
 

@@ -15,13 +15,13 @@ import httpx
 from test_fastws import RawClient
 from trio_websocket import open_websocket_url
 
-from northstard.change import Change
+from northstard.actors.hub import MERGED_MAX_ENTRIES, RECENT_CHANGES, Hub, Position
+from northstard.core.change import Change
+from northstard.core.wsframes import Opcode, encode_frame
 from northstard.daemon import Daemon
-from northstard.grpc_edge.client import PnlClient
-from northstard.hub import MERGED_MAX_ENTRIES, RECENT_CHANGES, Hub, Position
-from northstard.metrics import Metrics
-from northstard.web.broadcast import FRAMES_KEPT, Broadcaster
-from northstard.wsframes import Opcode, encode_frame
+from northstard.edges.grpc.client import PnlClient
+from northstard.edges.stream.broadcast import FRAMES_KEPT, Broadcaster
+from northstard.status.metrics import Metrics
 
 from clients import Follower, ws_url
 from conftest import DEMO_FAST

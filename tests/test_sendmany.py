@@ -9,8 +9,8 @@ from contextlib import ExitStack
 
 import pytest
 
-from northstard.web import sendmany
-from northstard.web.sendmany import COMPILED, Batch, Sender, send_each
+from northstard.edges.stream import sendmany
+from northstard.edges.stream.sendmany import COMPILED, Batch, Sender, send_each
 
 FRAME = b"\x81\x05hello"
 

@@ -22,8 +22,8 @@ from test_fastws import new_hub as hub_with_one_change
 from test_fastws import publish, serving
 from trio_websocket import open_websocket_url
 
-from northstard.metrics import Metrics
-from northstard.web.fastsse import SseEdge
+from northstard.edges.stream.fastsse import SseEdge
+from northstard.status.metrics import Metrics
 
 from clients import Follower, ws_url
 from conftest import write_config

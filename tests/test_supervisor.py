@@ -10,7 +10,7 @@ import trio
 import trio.testing
 from structlog.testing import capture_logs
 
-from northstard.supervisor import Policy, Supervisor, SupervisorGaveUp
+from northstard.actors.supervisor import Policy, Supervisor, SupervisorGaveUp
 
 POLICY = Policy(max_restarts=3, window_s=60.0, backoff_initial_s=0.5, backoff_max_s=4.0)
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import trio
 
-from northstard.grpc_edge.auth import digest
-from northstard.tail import Printer, change_paths
+from northstard.edges.grpc.auth import digest
+from northstard.ops.tail import Printer, change_paths
 
 from conftest import write_config
 from proc import read_printed

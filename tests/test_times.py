@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from northstard.grpc_edge.convert import iso_from_timestamp, timestamp_from_iso, timestamp_from_ms
-from northstard.times import iso_from_ms, iso_ms, ms_from_iso
-from northstard.web.params import MAX_MS, parse_instant
+from northstard.core.times import iso_from_ms, iso_ms, ms_from_iso
+from northstard.edges.grpc.convert import iso_from_timestamp, timestamp_from_iso, timestamp_from_ms
+from northstard.policy.params import MAX_MS, parse_instant
 
 
 def test_iso_ms_writes_utc_milliseconds_and_z() -> None:

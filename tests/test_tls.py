@@ -29,16 +29,16 @@ from hypercorn.config import Config as HypercornConfig
 from test_fastws import RawClient
 from trio_websocket import ConnectionClosed, open_websocket_url
 
-from northstard.auth import digest
-from northstard.change import Change
+from northstard.actors.hub import Hub
+from northstard.core.change import Change
 from northstard.daemon import Daemon
+from northstard.edges.stream.broadcast import Peer
+from northstard.edges.stream.fastws import WsEdge, WsSettings
+from northstard.edges.stream.front import Edge, Front
+from northstard.edges.tls import TlsSocket, load_server_context, tls_server
 from northstard.errors import ConfigError
-from northstard.hub import Hub
-from northstard.metrics import Metrics
-from northstard.web.broadcast import Peer
-from northstard.web.fastws import WsEdge, WsSettings
-from northstard.web.front import Edge, Front
-from northstard.web.tls import TlsSocket, load_server_context, tls_server
+from northstard.policy.auth import digest
+from northstard.status.metrics import Metrics
 
 from certs import self_signed
 from clients import Follower, sse_events

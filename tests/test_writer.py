@@ -15,14 +15,15 @@ import pytest
 import trio
 import trio.testing
 
-from northstard.buckets import RESOLUTIONS, BucketSet, bucket_start
-from northstard.change import Change
-from northstard.engine import EngineState, next_change
+from northstard.actors.engine import EngineState, next_change
+from northstard.actors.writer import WriterSettings, WriterState, run_writer
+from northstard.core.buckets import RESOLUTIONS, BucketSet, bucket_start
+from northstard.core.change import Change
+from northstard.core.mergepatch import apply_patch
+from northstard.core.pnl import Book
+from northstard.core.records import Cost, Invoice, Position, Price, Record, Retract, Settlement
 from northstard.errors import StoreError
-from northstard.mergepatch import apply_patch
-from northstard.pnl import Book
-from northstard.records import Cost, Invoice, Position, Price, Record, Retract, Settlement
-from northstard.store import (
+from northstard.store.sqlite import (
     MIGRATIONS,
     RECORD_KINDS,
     load_persisted,
@@ -32,7 +33,6 @@ from northstard.store import (
     read_buckets,
     read_deltas,
 )
-from northstard.writer import WriterSettings, WriterState, run_writer
 
 from unit_helpers import T0
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import trio
 
-from northstard.buckets import BucketSet
-from northstard.change import Change
-from northstard.engine import EngineState, next_change
-from northstard.pnl import Book
-from northstard.records import Cost
-from northstard.store import load_persisted, open_reader, open_writer
-from northstard.writer import RETENTION_CHUNK, WriterSettings, WriterState, run_writer
+from northstard.actors.engine import EngineState, next_change
+from northstard.actors.writer import RETENTION_CHUNK, WriterSettings, WriterState, run_writer
+from northstard.core.buckets import BucketSet
+from northstard.core.change import Change
+from northstard.core.pnl import Book
+from northstard.core.records import Cost
+from northstard.store.sqlite import load_persisted, open_reader, open_writer
 
 OLD_MS = int(datetime(2020, 1, 1, tzinfo=UTC).timestamp() * 1000)
 

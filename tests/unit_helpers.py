@@ -9,7 +9,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from northstard.records import (
+from northstard.core.records import (
     Balance,
     Cost,
     Fill,

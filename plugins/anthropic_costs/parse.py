@@ -23,9 +23,9 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
+from northstard.core.money import parse_money
+from northstard.core.records import Cost
 from northstard.errors import SchemaDriftError
-from northstard.money import parse_money
-from northstard.records import Cost
 
 from .prices import PriceTable
 

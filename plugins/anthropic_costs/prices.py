@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from northstard.core.money import parse_money
 from northstard.errors import SchemaDriftError
-from northstard.money import parse_money
 
 __all__ = ["DEFAULT_PRICES", "PRICE_KEYS", "Price", "PriceTable", "parse_price_table"]
 
@@ -29,7 +29,7 @@ PRICE_KEYS = ("input", "output", "cache_write", "cache_read")
 OPTIONAL_KEYS = ("cache_write_1h",)
 MILLION = Decimal(1_000_000)
 # a price per million tokens with at most 6 places gives a cost with at most 12:
-# exact, and within the bounds every record keeps (``northstard.money``)
+# exact, and within the bounds every record keeps (``northstard.core.money``)
 MAX_PRICE_PLACES = 6
 
 

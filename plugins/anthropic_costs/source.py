@@ -26,10 +26,10 @@ from datetime import UTC, date, datetime, timedelta
 
 import structlog
 
+from northstard.core.fieldcheck import drift
+from northstard.core.records import Reading, Record, Retract
 from northstard.errors import NotConfigured
-from northstard.fieldcheck import drift
 from northstard.http import RetryPolicy
-from northstard.records import Reading, Record, Retract
 
 from .client import AnthropicClient
 from .parse import Estimate, Refused, Report, day_start, estimate_id, estimate_usage, read_costs

@@ -3,12 +3,12 @@
 Generated from the vendored specification (tests/contract/specs/, see its
 README) by tests/contract/spec_labels.py; test_spec_conformance checks that
 this copy still equals it. ``northstard sources check``'s field report
-compares what a live source sent with these (northstard.fieldcheck).
+compares what a live source sent with these (northstard.core.fieldcheck).
 """
 
 from __future__ import annotations
 
-from northstard.fieldcheck import Shape
+from northstard.core.fieldcheck import Shape
 
 __all__ = ["SHAPES"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from northstard.records import Record
+from northstard.core.records import Record
 
 __all__ = ["ChangeLog"]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
-from northstard.records import Cost
+from northstard.core.records import Cost
 
 __all__ = ["INFRA", "MODELS", "Spend", "Usage"]
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from northstard.records import Fill, Position, Price, Settlement
+from northstard.core.records import Fill, Position, Price, Settlement
 
 __all__ = ["BP", "SPREAD_BP", "Holding", "Market", "Side", "Trade", "dollars", "fee_bp"]
 

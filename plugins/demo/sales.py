@@ -16,7 +16,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from northstard.records import Invoice, Record, Refund
+from northstard.core.records import Invoice, Record, Refund
 
 __all__ = ["Sales"]
 

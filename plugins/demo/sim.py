@@ -18,7 +18,7 @@ import math
 import random
 from datetime import UTC, datetime, time, timedelta
 
-from northstard.records import Record, utc
+from northstard.core.records import Record, utc
 
 from .changelog import ChangeLog
 from .costs import Spend

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 import trio
 
-from northstard.records import KINDS, Reading
+from northstard.core.records import KINDS, Reading
 
 from .settings import Settings
 from .sim import COMPLETE_KINDS, Simulator

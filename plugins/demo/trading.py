@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 
-from northstard.records import Balance, Fill, Position, Price, Record
+from northstard.core.records import Balance, Fill, Position, Price, Record
 
 from .market import BP, SPREAD_BP, Market, Side, Trade, dollars, fee_bp
 

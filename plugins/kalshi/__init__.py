@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from northstard.actors.source import SourceType
 from northstard.hookspecs import hookimpl
-from northstard.source import SourceType
 
 from .errors import KalshiError
 from .settings import FIELDS, Settings

@@ -1,7 +1,7 @@
 """The read budget and the 429 back-off. Pure: no I/O, the caller passes the time in.
 
 Kalshi meters reads with token buckets: most calls cost 10 tokens, the basic
-tier refills 200 tokens/s with room for a burst. ``TokenBucket`` (``northstard.tokenbucket``) mirrors that
+tier refills 200 tokens/s with room for a burst. ``TokenBucket`` (``northstard.core.tokenbucket``) mirrors that
 on our side so that we never spend more than the configured budget; ``Backoff``
 spaces out retries after a 429 (Kalshi sends no Retry-After) exponentially,
 with "equal jitter" drawn from a number in [0, 1) the caller supplies.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from northstard.tokenbucket import TokenBucket
+from northstard.core.tokenbucket import TokenBucket
 
 __all__ = ["Backoff", "TokenBucket"]
 

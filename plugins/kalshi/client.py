@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import trio
 
-from northstard.bodylimit import ACCEPT_ENCODING, MAX_BODY_BYTES
+from northstard.core.bodylimit import ACCEPT_ENCODING, MAX_BODY_BYTES
+from northstard.core.fieldcheck import FieldLog
 from northstard.errors import SourceError
-from northstard.fieldcheck import FieldLog
 from northstard.http import read_body
 
 from .bucket import Backoff, TokenBucket

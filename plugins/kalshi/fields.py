@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from northstard.core.money import parse_money
 from northstard.errors import SchemaDriftError
-from northstard.money import parse_money
 
 __all__ = [
     "cents",

@@ -23,7 +23,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
-from northstard.records import Balance, Fill, Position, Price, Settlement
+from northstard.core.records import Balance, Fill, Position, Price, Settlement
 
 from .fields import cents, drift, moment, money, money_or_none, text, unix, unix_ms
 from .settings import Mark

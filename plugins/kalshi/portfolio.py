@@ -26,7 +26,7 @@ from typing import Any
 
 import structlog
 
-from northstard.records import Fill, Position, Price, Record, Retract, Settlement
+from northstard.core.records import Fill, Position, Price, Record, Retract, Settlement
 
 from . import parse
 from .fields import money_or_none

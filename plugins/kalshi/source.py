@@ -24,9 +24,9 @@ import httpx
 import structlog
 import trio
 
+from northstard.core.fieldcheck import drift
+from northstard.core.records import Price, Reading, Record
 from northstard.errors import SourceError
-from northstard.fieldcheck import drift
-from northstard.records import Price, Reading, Record
 
 from . import parse
 from .client import KalshiClient

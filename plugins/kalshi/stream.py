@@ -24,8 +24,8 @@ from typing import Any
 
 import structlog
 
+from northstard.core.records import Record
 from northstard.errors import SchemaDriftError, SourceError
-from northstard.records import Record
 
 from .fields import loads
 from .portfolio import Portfolio

@@ -33,7 +33,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-from northstard.bodylimit import MAX_BODY_BYTES, too_large
+from northstard.core.bodylimit import MAX_BODY_BYTES, too_large
 from northstard.errors import SourceError
 
 from .errors import KalshiError

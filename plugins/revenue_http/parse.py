@@ -12,8 +12,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from northstard.core.money import parse_money
 from northstard.errors import SchemaDriftError
-from northstard.money import parse_money
 
 __all__ = ["amount_at", "totals"]
 

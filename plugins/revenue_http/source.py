@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from northstard.core.records import Reading, RevenueTotal
 from northstard.http import JsonClient
-from northstard.records import Reading, RevenueTotal
 
 from .parse import totals
 from .settings import Settings

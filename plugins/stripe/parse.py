@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal, cast
 
+from northstard.core.records import Invoice, Refund
 from northstard.errors import SchemaDriftError
-from northstard.records import Invoice, Refund
 
 __all__ = [
     "THREE_DECIMAL",

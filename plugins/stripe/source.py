@@ -19,10 +19,10 @@ from typing import Any
 
 import structlog
 
+from northstard.core.fieldcheck import drift
+from northstard.core.records import Reading, Record
 from northstard.errors import NotConfigured, SchemaDriftError
-from northstard.fieldcheck import drift
 from northstard.http import RetryPolicy
-from northstard.records import Reading, Record
 
 from .client import StripeClient
 from .parse import Refused, created_of, id_of, invoice_record, refund_record

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from northstard.buckets import RESOLUTIONS, Bucket, Ohlc, bucket_start
+from northstard.core.buckets import RESOLUTIONS, Bucket, Ohlc, bucket_start
 
 MINUTE = 60_000
 KEEP_MS = {"1m": 2 * 3_600_000, "5m": 2 * 86_400_000, "1h": 31 * 86_400_000, "1d": 31 * 86_400_000}

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from northstard.auth import digest
+from northstard.policy.auth import digest
 
 from .pages import AT_OR_PAST, wait_transport
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from northstard.fieldcheck import Shape
+from northstard.core.fieldcheck import Shape
 
 __all__ = ["SPECS", "example", "load", "problems", "render", "response_problems", "shape"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from northstard.fieldcheck import Shape
+from northstard.core.fieldcheck import Shape
 
 from spec_check import shape
 

@@ -15,6 +15,8 @@ import trio
 
 import northstard_plugins.anthropic_costs as anthropic_costs
 from northstard.config import load_config
+from northstard.core.pnl import Book
+from northstard.core.records import Cost, Reading, Retract
 from northstard.errors import (
     ConfigError,
     HttpStatusError,
@@ -25,8 +27,6 @@ from northstard.errors import (
 )
 from northstard.http import retry_after_s
 from northstard.plugins import make_plugins
-from northstard.pnl import Book
-from northstard.records import Cost, Reading, Retract
 from northstard_plugins.anthropic_costs import AnthropicCostSource, Settings
 
 from fakes import (

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import trio
 
-from northstard import sources_check
-from northstard.records import Cost, Fill, Invoice, Reading, Record, Retract
+from northstard.core.records import Cost, Fill, Invoice, Reading, Record, Retract
+from northstard.ops import sources_check
 from northstard.testing import check_source_contract
 from northstard_plugins.anthropic_costs import AnthropicCostSource
 from northstard_plugins.anthropic_costs import Settings as AnthropicSettings

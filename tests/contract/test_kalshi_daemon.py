@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import trio
 
+from northstard.core.mergepatch import Doc
 from northstard.daemon import Daemon
-from northstard.mergepatch import Doc
 
 from conftest import DEMO_FAST
 from kalshi_fake import KalshiFake, signing_key, ws_ticker

@@ -12,10 +12,10 @@ import pytest
 import trio
 import trio.testing
 
+from northstard.core.pnl import Book
+from northstard.core.records import Balance, Fill, Position, Price, Reading, Record, Settlement
 from northstard.errors import SchemaDriftError, SourceError
-from northstard.pnl import Book
-from northstard.records import Balance, Fill, Position, Price, Reading, Record, Settlement
-from northstard.sources_check import classify
+from northstard.ops.sources_check import classify
 from northstard.testing import check_source_contract
 from northstard_plugins.kalshi import KalshiSource, KalshiStreamingSource, Settings
 from northstard_plugins.kalshi.bucket import Backoff

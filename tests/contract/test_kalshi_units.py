@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives import hashes
 
 import northstard_plugins.kalshi as kalshi
 from northstard.config import load_config
+from northstard.core.pnl import Book, contribution, mark_value
+from northstard.core.records import Position, Price, Retract, Settlement
 from northstard.errors import ConfigError, SchemaDriftError, SourceError
+from northstard.ops.sources_check import classify
 from northstard.plugins import make_plugins
-from northstard.pnl import Book, contribution, mark_value
-from northstard.records import Position, Price, Retract, Settlement
-from northstard.sources_check import classify
 from northstard_plugins.kalshi import fields, parse
 from northstard_plugins.kalshi.bucket import Backoff, TokenBucket
 from northstard_plugins.kalshi.portfolio import Portfolio

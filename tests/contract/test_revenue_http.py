@@ -11,9 +11,9 @@ import trio
 
 import northstard_plugins.revenue_http as revenue_http
 from northstard.config import load_config
+from northstard.core.records import RevenueTotal
 from northstard.errors import ConfigError, HttpStatusError, SchemaDriftError, Unreachable
 from northstard.plugins import make_plugins
-from northstard.records import RevenueTotal
 from northstard_plugins.revenue_http import RevenueHttpSource, Settings
 
 from fakes import (

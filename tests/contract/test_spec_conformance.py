@@ -21,8 +21,8 @@ import trio
 import northstard_plugins.anthropic_costs.spec_fields as anthropic_fields
 import northstard_plugins.kalshi.spec_fields as kalshi_fields
 import northstard_plugins.stripe.spec_fields as stripe_fields
+from northstard.core.fieldcheck import MAX_DEPTH, MAX_LABELS, MAX_NAMES, FieldLog
 from northstard.errors import SourceError
-from northstard.fieldcheck import MAX_DEPTH, MAX_LABELS, MAX_NAMES, FieldLog
 from northstard_plugins.anthropic_costs import AnthropicCostSource
 from northstard_plugins.anthropic_costs import Settings as AnthropicSettings
 from northstard_plugins.kalshi import KalshiStreamingSource

@@ -12,9 +12,9 @@ import pytest
 import structlog
 import trio
 
+from northstard.core.pnl import Book
+from northstard.core.records import Invoice, Reading, Refund
 from northstard.errors import HttpStatusError, NotConfigured, SchemaDriftError, Unreachable
-from northstard.pnl import Book
-from northstard.records import Invoice, Reading, Refund
 from northstard_plugins.stripe import Settings, StripeSource
 from northstard_plugins.stripe.parse import minor_factor, to_units
 

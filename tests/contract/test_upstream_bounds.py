@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import trio
 
-from northstard.bodylimit import MAX_BODY_BYTES
+from northstard.core.bodylimit import MAX_BODY_BYTES
 from northstard.errors import BodyTooLarge, RateLimited
 from northstard.http import JsonClient
 from northstard_plugins.kalshi import KalshiStreamingSource, Settings

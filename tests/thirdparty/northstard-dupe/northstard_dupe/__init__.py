@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pluggy
 
-from northstard.source import SourceType
+from northstard.actors.source import SourceType
 
 hookimpl = pluggy.HookimplMarker("northstard")
 

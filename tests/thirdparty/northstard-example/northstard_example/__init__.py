@@ -10,9 +10,9 @@ from typing import Any
 import pluggy
 import trio
 
+from northstard.actors.source import SourceType
 from northstard.config import Field
-from northstard.records import Invoice, Reading
-from northstard.source import SourceType
+from northstard.core.records import Invoice, Reading
 
 hookimpl = pluggy.HookimplMarker("northstard")
 

@@ -1,0 +1,366 @@
+"""The typed records a source produces, and the ``Reading`` that carries them.
+
+Every record has a ``kind`` and a stable ``id`` (unique within its source and
+kind): ingesting the same record twice changes nothing. Amounts are Decimal,
+times are UTC datetimes. ``Retract`` removes a record a source no longer
+stands by (an intraday cost estimate replaced by the reported cost).
+
+Records are stored as JSON text (amounts as decimal strings) and rebuilt with
+``record_from_json``; the round trip is exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Literal, TypeAlias, get_type_hints
+
+from northstard.core.money import check_bounds, format_money, parse_money, within_bounds
+from northstard.errors import SchemaDriftError
+
+__all__ = [
+    "Balance",
+    "Cost",
+    "Fill",
+    "Invoice",
+    "Position",
+    "Price",
+    "Reading",
+    "Record",
+    "Refund",
+    "Retract",
+    "RevenueTotal",
+    "Settlement",
+    "record_from_json",
+    "record_to_json",
+    "utc",
+]
+
+MarkRule: TypeAlias = Literal["bid", "mid", "last"]
+
+
+def utc(value: datetime) -> datetime:
+    """The same instant with tzinfo=UTC; a naive datetime is refused."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: northstard keeps every time in UTC")
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Base:
+    kind: ClassVar[str]
+    id: str
+    agent: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            raise SchemaDriftError(f"{self.kind}: empty id")
+        values = self.__dict__  # a frozen dataclass without slots: its fields live here
+        for name, label in _labels(type(self)):
+            value = values[name]
+            if isinstance(value, Decimal) and not (type(value) is Decimal and within_bounds(value)):
+                check_bounds(value, label)  # bounds and finiteness: raises, naming the field
+        amounts = tuple(values[name] for name in amount_fields(type(self)))
+        if all(value is None or type(value) is Decimal for value in amounts):
+            object.__setattr__(self, CHECKED, amounts)  # see ``checked``
+
+
+_LABELS: dict[type, tuple[tuple[str, str], ...]] = {}  # per record class (a few classes)
+
+
+def _labels(cls: type[_Base]) -> tuple[tuple[str, str], ...]:
+    """Each field of record class ``cls`` with the name its errors give ("cost.amount")."""
+    labels = _LABELS.get(cls)
+    if labels is None:
+        labels = _LABELS[cls] = tuple((f.name, f"{cls.kind}.{f.name}") for f in dataclasses.fields(cls))
+    return labels
+
+
+# An instance attribute, not a field: no effect on eq, hash, repr or JSON. Its cost: per
+# record, one tuple of the record's amount references (at most 5; about 80 bytes), kept
+# as long as the record is.
+CHECKED = "_checked_amounts"
+_AMOUNT_FIELDS: dict[type, tuple[str, ...]] = {}  # per record class (a few classes)
+
+
+def amount_fields(cls: type) -> tuple[str, ...]:
+    """The names of the fields of record class ``cls`` typed Decimal, in field order."""
+    names = _AMOUNT_FIELDS.get(cls)
+    if names is None:
+        names = _AMOUNT_FIELDS[cls] = tuple(
+            f.name for f in dataclasses.fields(cls) if "Decimal" in str(f.type)
+        )
+    return names
+
+
+def checked(record: Record) -> bool:
+    """Whether ``record``'s amounts are the ones its ``__post_init__`` checked (O(amount fields)).
+
+    ``__post_init__`` keeps, once its checks pass, the amount values it saw
+    (each a Decimal or None); a Decimal is immutable, so a record whose
+    amount objects are still those very objects is within bounds. A record
+    made without ``__init__`` has no such mark, and one with an amount set
+    afterwards (``object.__setattr__``) no longer matches: both answer False.
+    """
+    values = record.__dict__  # a frozen dataclass without slots: its fields live here
+    amounts = values.get(CHECKED)
+    if amounts is None:
+        return False
+    for name, value in zip(amount_fields(type(record)), amounts, strict=True):
+        if values[name] is not value:
+            return False
+    return True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Position(_Base):
+    """A market position: + YES contracts, - NO contracts.
+
+    ``realized_pnl`` is net of fees; ``fees`` is what those fees were
+    (informational: it is shown in ``trading.fees`` and never subtracted again).
+    ``cost_basis`` is what the open contracts cost; unrealized = marked value -
+    cost basis.
+    """
+
+    kind: ClassVar[str] = "position"
+    ticker: str
+    count: Decimal
+    cost_basis: Decimal
+    realized_pnl: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    mark: MarkRule = "bid"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Price(_Base):
+    """Quotes of one market, in dollars per contract; ``id`` is the ticker."""
+
+    kind: ClassVar[str] = "price"
+    yes_bid: Decimal | None = None
+    yes_ask: Decimal | None = None
+    no_bid: Decimal | None = None
+    no_ask: Decimal | None = None
+    last: Decimal | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fill(_Base):
+    """One execution. Informational: its money is already in its position."""
+
+    kind: ClassVar[str] = "fill"
+    ticker: str
+    side: Literal["yes", "no"]
+    action: Literal["buy", "sell"]
+    count: Decimal
+    price: Decimal
+    fee: Decimal
+    ts: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settlement(_Base):
+    """A settled market: realized P&L = revenue - cost - fee (all dollars).
+
+    The fee is subtracted here; a plugin must not count the same fee in a
+    position's ``realized_pnl`` as well.
+    """
+
+    kind: ClassVar[str] = "settlement"
+    ticker: str
+    revenue: Decimal
+    cost: Decimal
+    fee: Decimal
+    result: str
+    ts: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Balance(_Base):
+    """Cash balance of a trading account. A cash figure, never P&L."""
+
+    kind: ClassVar[str] = "balance"
+    cash: Decimal
+    ts: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Invoice(_Base):
+    """An invoice: ``total`` counts as invoiced when open or paid; ``paid`` as collected."""
+
+    kind: ClassVar[str] = "invoice"
+    total: Decimal
+    paid: Decimal
+    status: Literal["draft", "open", "paid", "uncollectible", "void"]
+    ts: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Refund(_Base):
+    """Money given back to a customer: subtracted from collected and invoiced."""
+
+    kind: ClassVar[str] = "refund"
+    amount: Decimal
+    ts: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevenueTotal(_Base):
+    """Revenue totals to date from a source that only knows totals."""
+
+    kind: ClassVar[str] = "revenue_total"
+    invoiced: Decimal
+    collected: Decimal
+    ts: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cost(_Base):
+    """A cost: ``category`` (ai, infrastructure, ...), optionally a model; maybe an estimate."""
+
+    kind: ClassVar[str] = "cost"
+    amount: Decimal
+    category: str
+    ts: datetime
+    model: str | None = None
+    cost_type: str | None = None
+    estimated: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Retract(_Base):
+    """Withdraws the record ``(target_kind, id)`` of the same source."""
+
+    kind: ClassVar[str] = "retract"
+    target_kind: str
+
+
+Record: TypeAlias = (
+    Position | Price | Fill | Settlement | Balance | Invoice | Refund | RevenueTotal | Cost | Retract
+)
+
+KINDS: dict[str, type[_Base]] = {
+    cls.kind: cls
+    for cls in (Position, Price, Fill, Settlement, Balance, Invoice, Refund, RevenueTotal, Cost, Retract)
+}
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one poll (or one stream message) of a source yields.
+
+    ``complete_kinds`` names the kinds for which ``records`` is the source's
+    whole current set (a full poll of positions, say): the engine withdraws
+    that source's stored records of those kinds that the reading no longer
+    has — positions closed while the daemon was down included. ``complete``
+    is informational. ``refused`` says, one line per record, which records
+    the plugin could not read and why ("cost_report 2026-12-01 row 3:
+    amount: more than 12 decimal places: ..."): the engine marks the source
+    degraded with them while the reading's other records count. It holds at
+    most one line per row the plugin read, so the upstream body's size bounds it.
+    """
+
+    source: str
+    records: tuple[Record, ...]
+    as_of: datetime
+    complete: bool = False
+    notes: dict[str, str] = field(default_factory=dict)
+    complete_kinds: tuple[str, ...] = ()
+    refused: tuple[str, ...] = ()
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format_money(value)
+    if isinstance(value, datetime):
+        return _time_text(value)
+    return value
+
+
+_last_time: list[tuple[datetime, str]] = []  # one entry: the records of a reading share a time
+
+
+def _time_text(value: datetime) -> str:
+    """ISO 8601 in UTC with a Z; the last one is remembered (one entry)."""
+    last = _last_time[-1] if _last_time else None  # one read: safe across threads
+    if last is not None and last[0] is value:
+        return last[1]
+    text = utc(value).isoformat().replace("+00:00", "Z")
+    _last_time[:] = [(value, text)]
+    return text
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_CONSTANTS: dict[object, str] = {None: "null", True: "true", False: "false"}
+# per record class, its fields and "kind" in sorted order: the key's JSON text with
+# the opening brace or comma before it, the field name, whether it may need ``_encode``
+Plan: TypeAlias = tuple[tuple[str, str, bool], ...]
+_PLANS: dict[type, Plan] = {}
+
+
+def _plan(cls: type) -> Plan:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        hints = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        names = sorted([*hints, "kind"])
+        plan = _PLANS[cls] = tuple(
+            (("{" if i == 0 else ",") + _ENCODER.encode(name) + ":", name,
+             "Decimal" in hints.get(name, "") or "datetime" in hints.get(name, ""))
+            for i, name in enumerate(names)
+        )
+    return plan
+
+
+def record_to_json(record: Record) -> str:
+    """Stable JSON text of a record (sorted keys, amounts as strings).
+
+    The text of ``json.dumps`` with ``sort_keys=True`` and compact separators,
+    put together field by field from a plan made once per record class.
+    """
+    encode = _ENCODER.encode
+    parts = []
+    for key, name, typed in _plan(type(record)):
+        value = getattr(record, name)
+        if typed and value is not None:
+            value = _encode(value)
+        parts.append(key)
+        if type(value) is str:
+            parts.append(encode(value))
+        elif value is None or type(value) is bool:
+            parts.append(_CONSTANTS[value])
+        else:
+            parts.append(encode(value))
+    parts.append("}")
+    return "".join(parts)
+
+
+def _decode(hint: str, value: Any, name: str) -> Any:
+    if value is None:
+        return None
+    if "Decimal" in hint:
+        return parse_money(value, field=name)
+    if "datetime" in hint:
+        return utc(datetime.fromisoformat(value))
+    return value
+
+
+_HINTS: dict[type, dict[str, str]] = {}  # per record class (get_type_hints is slow)
+
+
+def _hints(cls: type) -> dict[str, str]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = {k: str(v) for k, v in get_type_hints(cls).items()}
+    return hints
+
+
+def record_from_json(text: str) -> Record:
+    """Rebuild a record from ``record_to_json`` output."""
+    body = json.loads(text)
+    cls = KINDS[body.pop("kind")]
+    hints = _hints(cls)
+    kwargs = {k: _decode(hints[k], v, k) for k, v in body.items()}
+    record: Record = cls(**kwargs)  # type: ignore[assignment]
+    return record

@@ -1,0 +1,1 @@
+"""What the running daemon reports about itself: its Prometheus metrics."""
