@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from northstard.core.alertrules import KINDS, SEVERITIES, Rule, rule_from_section
 from northstard.core.backplane.settings import redis_url_problem
 from northstard.core.tokens import OPEN_CHOICES, tokens_problem
 from northstard.errors import ConfigError
@@ -271,6 +272,15 @@ CORE: dict[str, tuple[Field, ...]] = {
         Field("timeout_s", float, 5.0, min=0.1, help="Redis connect and command time limit"),
         Field("core_url", str, "", help="the core's URL, named by an edge's 503 for history"),
     ),
+    "alerting": (
+        Field("tick_s", float, 1.0, min=0.01,
+              help="how often time-based alert conditions are checked (for_s, no_changes, store, backup)"),
+        Field("max_window_points", int, 1024, min=2,
+              help="points a sliding-window rule keeps (closer points merge: the window may start "
+              "up to window/N early)"),
+        Field("keep_history", int, 10000, min=10,
+              help="alert transitions kept in SQLite (oldest deleted first)"),
+    ),
     "backup": (
         Field("dir", Path, None, help="folder of the periodic backups; default: backups/ beside the DB"),
         Field("every_s", float, 0.0, min=0,
@@ -286,6 +296,98 @@ def default(section: str, key: str, kind: type[_T]) -> _T:
     if not isinstance(value, kind):
         raise TypeError(f"{section}.{key}: the default is not a {kind.__name__}")
     return value
+def _notifier_names(value: list[Any]) -> str | None:
+    if all(isinstance(v, str) and v and _cookie_name(v) is None for v in value):
+        return None
+    return "expected a list of notifier names"
+
+
+ALERT_RULE: tuple[Field, ...] = (
+    Field("kind", str, "threshold", choices=KINDS, help="what the rule watches"),
+    Field("metric", str, None, help='threshold: an amount path of the snapshot document, e.g. '
+          '"costs.by_category.ai"'),
+    Field("window", str, "value",
+          help='threshold: value, day, week, month (growth since the UTC period start) or a '
+          'duration such as "15m" (growth over a sliding window)'),
+    Field("above", str, None, help='threshold: fire when the value is above this decimal string'),
+    Field("below", str, None, help="threshold: fire when the value is below this (one of above/below)"),
+    Field("hysteresis", str, None,
+          help='threshold: a firing rule resolves only this far back past it, e.g. "10.00"'),
+    Field("for_s", float, 0.0, min=0,
+          help="the condition must hold this long before firing (no_changes: seconds without a change)"),
+    Field("severity", str, "warning", choices=SEVERITIES, help="info, warning or critical"),
+    Field("notify", list, [], check=_notifier_names, help="named notifiers told on firing and resolved"),
+    Field("source", str, None, help="source_stale / source_failing: the source's name; unset: any"),
+)
+
+
+def _alert_rules(given: Any) -> tuple[Rule, ...]:
+    if not isinstance(given, dict):
+        raise ConfigError("alerts", "expected a table of [alerts.NAME] sections")
+    rules = []
+    for name, section in given.items():
+        if _cookie_name(name) is not None:
+            raise ConfigError(f"alerts.{name}", "alert names: letters, digits, _ and - only")
+        rules.append(rule_from_section(name, _section(f"alerts.{name}", ALERT_RULE, section)))
+    return tuple(rules)
+
+
+def _http_url(value: str) -> str | None:
+    return None if value.startswith(("http://", "https://")) else "expected an http:// or https:// URL"
+
+
+NOTIFIER: tuple[Field, ...] = (
+    Field("type", str, "webhook", choices=("webhook", "email"),
+          help="webhook: a JSON POST per alert event; email: a message over SMTP"),
+    Field("url", str, None, check=_http_url, help="webhook: where it POSTs (required)"),
+    Field("secret", str, None, secret=True,
+          help="webhook: HMAC-SHA256 key of the X-Northstard-Signature header: environment "
+          "(NORTHSTARD_NOTIFIERS__NAME__SECRET), secret_file, or $CREDENTIALS_DIRECTORY/NAME.secret"),
+    Field("smtp_host", str, None, help="email: the SMTP server (required)"),
+    Field("smtp_port", int, 587, min=1, max=65535, help="email: its port (587: submission)"),
+    Field("from", str, None, help="email: the sender address (required)"),
+    Field("to", list, [], help="email: the recipients (required)"),
+    Field("starttls", bool, True, help="email: STARTTLS before anything else (a login needs it)"),
+    Field("ca_file", Path, None, help="email: CA certificates that verify the server; unset: the system's"),
+    Field("username", str, None, help="email: the SMTP login"),
+    Field("password", str, None, secret=True,
+          help="email: the SMTP password: environment (NORTHSTARD_NOTIFIERS__NAME__PASSWORD), "
+          "password_file, or $CREDENTIALS_DIRECTORY/NAME.password"),
+    Field("timeout_s", float, 10.0, min=0.01, help="one attempt's time limit"),
+    Field("max_attempts", int, 8, min=1, help="attempts before the event becomes a dead letter"),
+    Field("backoff_initial_s", float, 1.0, min=0,
+          help="wait after the first failure (it doubles, with jitter)"),
+    Field("backoff_max_s", float, 300.0, min=0, help="longest wait between attempts"),
+)
+
+
+def _notifiers(given: Any, environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    if not isinstance(given, dict):
+        raise ConfigError("notifiers", "expected a table of [notifiers.NAME] sections")
+    out = {}
+    for name, section in given.items():
+        key = f"notifiers.{name}"
+        if _cookie_name(name) is not None or not isinstance(section, dict):
+            raise ConfigError(key, "expected a table named with letters, digits, _ and - only")
+        section = dict(section)
+        secrets = {}
+        for spec in (f for f in NOTIFIER if f.secret):
+            env_name = f"{ENV_PREFIX}NOTIFIERS__{name.upper()}__{spec.name.upper()}"
+            env_given = {f"{key}.{spec.name}": environ[env_name]} if env_name in environ else {}
+            secrets[spec.name] = _secret(key, spec, section, env_given)
+        values = {**_section(key, tuple(f for f in NOTIFIER if not f.secret), section), **secrets}
+        _notifier_complete(key, values)
+        out[name] = values
+    return out
+
+
+def _notifier_complete(key: str, values: Mapping[str, Any]) -> None:
+    needed = ("url",) if values["type"] == "webhook" else ("smtp_host", "from", "to")
+    for name in needed:
+        if not values[name]:
+            raise ConfigError(f"{key}.{name}", f"required for type = {values['type']!r}")
+    if values["type"] == "email" and values["username"] and not values["starttls"]:
+        raise ConfigError(f"{key}.starttls", "a login needs STARTTLS (the password would go in clear)")
 
 
 SOURCE_COMMON: tuple[Field, ...] = (
@@ -338,6 +440,8 @@ class Config:
     sources: tuple[SourceSection, ...]
     path: Path | None = None
     raw_sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    alerts: tuple[Rule, ...] = ()
+    notifiers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
 
     def get(self, section: str, key: str) -> Any:
         return self.sections[section][key]
@@ -474,6 +578,8 @@ def _merge_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, st
     """Apply overrides in place; returns the raw text of each source key set from the environment."""
     raw_sources: dict[str, str] = {}
     for parts, (name, value) in _env_overrides(environ).items():
+        if parts[0] == "notifiers" and len(parts) == 3 and parts[2] in ("secret", "password"):
+            continue  # read by _notifiers, as a secret
         if parts[0] == "sources":
             if len(parts) != 3:
                 raise ConfigError(name, "expected NORTHSTARD_SOURCES__<NAME>__<KEY>")
@@ -498,7 +604,7 @@ def load_config(
     data = _read_file(path)
     env_given = _merge_env(data, environ)
     for name in data:
-        if name not in CORE and name != "sources":
+        if name not in CORE and name not in ("sources", "alerts", "notifiers"):
             raise ConfigError(name, "unknown section")
     sections = {name: _section(name, fields, data.get(name, {})) for name, fields in CORE.items()}
     raw_sources = data.get("sources", {"demo": {}})
@@ -507,7 +613,14 @@ def load_config(
     sources = tuple(
         _source(name, given, schemas, env_given) for name, given in raw_sources.items()
     )
-    return Config(sections=sections, sources=sources, path=path, raw_sources=raw_sources)
+    alerts = _alert_rules(data.get("alerts", {}))
+    notifiers = _notifiers(data.get("notifiers", {}), environ)
+    for rule in alerts:
+        for name in rule.notify:
+            if name not in notifiers:
+                raise ConfigError(f"alerts.{rule.name}.notify", f"no [notifiers.{name}] section")
+    return Config(sections=sections, sources=sources, path=path, raw_sources=raw_sources, alerts=alerts,
+                  notifiers=notifiers)
 
 
 def redacted(config: Config) -> dict[str, Any]:

@@ -21,9 +21,11 @@ from typing import Any
 import structlog
 import trio
 
+from northstard.actors.alerts import Alerts, AlertSettings, Probes, run_alerts
 from northstard.actors.backplane.core import core_publisher
 from northstard.actors.backups import BackupJob, BackupSettings, BackupState, run_backups
 from northstard.actors.cache import Cache, CacheClient, run_cache
+from northstard.actors.delivery import notifiers_of, run_delivery
 from northstard.actors.engine import EngineState, recover, run_engine, wall_clock
 from northstard.actors.hub import Hub, ResumeBudget, run_hub
 from northstard.actors.notify import Notifier, run_notifier
@@ -92,6 +94,21 @@ def _writer_settings(config: Config) -> WriterSettings:
         keep_deltas_days=storage["keep_deltas_days"],
         keep_buckets_days=storage["keep_buckets_days"],
     )
+
+
+def _alert_settings(config: Config) -> AlertSettings:
+    section = config.sections["alerting"]
+    return AlertSettings(path=config.db_path, tick_s=section["tick_s"],
+                         max_points=section["max_window_points"], keep_history=section["keep_history"],
+                         synchronous=config.sections["storage"]["synchronous"],
+                         notifiers=tuple(config.notifiers))
+
+
+def _delivery(config: Config, alerts: Alerts) -> Callable[..., Awaitable[None]] | None:
+    """The outbox delivery actor, or None without [notifiers.NAME] sections."""
+    if not config.notifiers:
+        return None
+    return partial(run_delivery, config.db_path, notifiers_of(config), alerts.feed)
 
 
 def _policy(config: Config) -> Policy:
@@ -221,6 +238,9 @@ async def _run_core(
     cache_send, cache_receive = trio.open_memory_channel[Change](1024)
     request_send, request_receive = trio.open_memory_channel[Any](256)
     publisher = core_publisher(config, metrics, engine_state.epoch, engine_state.seq, engine_state.doc)
+    alerts_send, alerts_receive = trio.open_memory_channel[Change](1024)
+    alerts = Alerts(config.alerts, metrics=metrics)
+    alerts.seed(engine_state.epoch, engine_state.seq, engine_state.doc, int(time.time() * 1000))
 
     def observe_change_count(size: int, seconds: float) -> None:
         metrics.observe_batch(size, seconds)
@@ -231,12 +251,18 @@ async def _run_core(
     async with trio.open_nursery() as core:
         await supervisor.start(
             core, "writer", run_writer, _writer_settings(config), writer_state, change_receive,
-            [hub_send, cache_send, *([publisher.send] if publisher else [])], observe_change_count,
+            [hub_send, cache_send, alerts_send, *([publisher.send] if publisher else [])],
+            observe_change_count,
         )
         if publisher is not None:
             await publisher.start(supervisor, core, config.db_path)
         await supervisor.start(core, "hub", run_hub, hub, hub_receive)
         await supervisor.start(core, "cache", run_cache, cache, cache_receive, request_receive)
+        await supervisor.start(
+            core, "alerts", run_alerts, _alert_settings(config), alerts, alerts_receive,
+            Probes(store_degraded=lambda: writer_state.degraded is not None,
+                   backup_failing=lambda: backup_state.error is not None), core=False,
+        )
         await supervisor.start(
             core, "engine", partial(run_engine, committed=lambda: writer_state.committed_seq),
             engine_state, source_receive, change_send, config.sections["engine"]["max_batch"],
@@ -251,7 +277,7 @@ async def _run_core(
             metrics=metrics, server=config.sections["server"],
             max_rate_hz=config.sections["hub"]["max_rate_hz"],
             started_at=started_at, auth=auth, limits=config.sections["limits"],
-            backplane=publisher.status if publisher else None,
+            backplane=publisher.status if publisher else None, alerts=alerts.feed,
         )
         daemon = Daemon([], hub, supervisor, engine_state, metrics, grpc=grpc_handle)
         # a brand-new store: the engine's first snapshot is committed before anything listens,
@@ -259,7 +285,8 @@ async def _run_core(
         await cache.ready.wait()
         await _serve(core, daemon, ctx, supervisor, instances, stats, source_send, metrics,
                      handle_signals, task_status, grpc=grpc_settings if grpc["enabled"] else None,
-                     backups=_backups(config, backup_state, metrics))
+                     backups=_backups(config, backup_state, metrics),
+                     delivery=_delivery(config, alerts))
         await source_send.aclose()  # the engine drains, then the writer flushes and closes
     log.info("stopped", seq=engine_state.seq)
 
@@ -278,6 +305,7 @@ async def _serve(
     *,
     grpc: GrpcSettings | None = None,
     backups: Callable[..., Awaitable[None]] | None = None,
+    delivery: Callable[..., Awaitable[None]] | None = None,
 ) -> None:
     """Run the sources, the periodic backups and the web and gRPC edges until asked to stop."""
     web_stop = trio.Event()
@@ -293,6 +321,8 @@ async def _serve(
                     )
                 if backups is not None:  # cancelled with the sources at stop
                     await supervisor.start(sources, "backups", backups, core=False)
+                if delivery is not None:  # alert notifications, from the SQLite outbox
+                    await supervisor.start(sources, "delivery", delivery, core=False)
                 daemon.urls = await edge.start(run_web, ctx, web_stop.wait)
                 if grpc is not None:  # stops when the hub closes; a failure never stops the daemon
                     deps = GrpcDeps(ctx.hub, ctx.db_path, ctx.sections, stats, metrics,

@@ -48,7 +48,7 @@ async def test_generated_requests_never_get_a_server_error(
 ) -> None:
     daemon = await start_daemon(server={"longpoll_max_s": 0.5})
     output = await schemathesis(daemon.url, tmp_path)
-    assert "Tested: 11" in output
+    assert "Tested: 12" in output  # 12: with the drill-down routes and /api/alerts
 
 
 def body_matches(spec: dict[str, Any], path: str, response: httpx.Response) -> None:
@@ -78,4 +78,4 @@ async def test_refusals_match_their_schemas_too(start_daemon: Any, tmp_path: Pat
     (tmp_path / "openapi.json").write_text(json.dumps(spec))
     output = await schemathesis(daemon.url, tmp_path, "-H", f"Authorization: Bearer {TOKEN}",
                                 location=str(tmp_path / "openapi.json"))
-    assert "Tested: 11" in output
+    assert "Tested: 12" in output  # 12: with the drill-down routes and /api/alerts

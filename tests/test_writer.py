@@ -113,7 +113,7 @@ def test_open_writer_builds_the_schema(db: Path) -> None:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     expected = {"meta", "deltas", "snapshots", "current", "buckets", "totals", "rec_log"} | {
         f"rec_{k}" for k in RECORD_KINDS
-    }
+    } | {"alert_state", "alert_events", "alert_outbox", "sqlite_sequence"}  # migration 3: alerts
     assert tables == expected
     assert "rec_retract" not in tables
     with closing(open_reader(db)) as reader:

@@ -18,6 +18,7 @@ from northstard.edges.asgi import Asgi
 from northstard.edges.http.app import create_app
 from northstard.edges.http.context import WebContext
 from northstard.edges.http.guard import edge_authorizer
+from northstard.edges.stream.alertrelay import AlertRelay
 from northstard.edges.stream.fastsse import SseEdge
 from northstard.edges.stream.fastws import WsEdge, WsSettings
 from northstard.edges.stream.front import Edge, Front, ListenSettings
@@ -48,9 +49,11 @@ async def run_web(
     """
     app = create_app(ctx)
     authorize = edge_authorizer(ctx.auth)
-    edges: list[Edge] = [WsEdge(ctx.hub, ctx.metrics, WsSettings.from_server(ctx.server, ctx.max_rate_hz),
-                                authorize),
-             SseEdge(ctx.hub, ctx.metrics, ctx.server, ctx.max_rate_hz, authorize)]
+    ws = WsEdge(ctx.hub, ctx.metrics, WsSettings.from_server(ctx.server, ctx.max_rate_hz), authorize)
+    sse = SseEdge(ctx.hub, ctx.metrics, ctx.server, ctx.max_rate_hz, authorize)
+    edges: list[Edge] = [ws, sse]
+    if ctx.alerts is not None:
+        edges.append(AlertRelay(ctx.alerts, ws, sse))
     limits = Limits(LimitSettings.from_section(ctx.limits), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     log.info("connection caps", max_connections=limits.max_connections,
              max_connections_per_client=limits.settings.max_connections_per_client)

@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     sources_commands = sources.add_subparsers(dest="sources_command", required=True)
     _config_argument(sources_commands.add_parser(
         "check", help="poll each enabled source once and show what it gives"))
+    alerts = commands.add_parser("alerts", help="alert rules and notifiers")
+    alert_commands = alerts.add_subparsers(dest="alerts_command", required=True)
+    alert_test = alert_commands.add_parser("test", help="send a test notification now")
+    alert_test.add_argument("name", help="a [notifiers.NAME], or an [alerts.NAME] (its notifiers)")
+    _config_argument(alert_test)
     backup = commands.add_parser("backup", help="copy the live database (SQLite backup API)")
     backup.add_argument("path", type=Path, help="the copy's file, or a folder for a dated name")
     restore = commands.add_parser("restore", help="replace the database with a backup (daemon stopped)")
@@ -127,7 +132,9 @@ def _load(args: argparse.Namespace) -> tuple[Config, Plugins]:
 
 def _secrets(config: Config) -> list[str]:
     password = read_password(config.sections["backplane"]["password_file"])
-    return [secret for section in config.sources for secret in section.secret_values()] + (
+    notifiers = [str(n[k]) for n in config.notifiers.values() for k in ("secret", "url", "password")
+                 if n.get(k)]
+    return [secret for section in config.sources for secret in section.secret_values()] + notifiers + (
         [password] if password else [])
 
 
@@ -169,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         from northstard.edge_node import run_edge
 
         return _run_daemon(config, plugins, run_edge)
+    if args.command == "alerts":
+        from northstard.ops.alertcheck import main as test_alert
+
+        return test_alert(config, args.name)
     if args.command == "sources":
         from northstard.ops.sources_check import main as check_sources
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from northstard.actors.source import SourceType
-from northstard.config import CORE, SOURCE_COMMON, Field
+from northstard.config import ALERT_RULE, CORE, NOTIFIER, SOURCE_COMMON, Field
 
 __all__ = ["BUILT_IN", "MARKER", "main", "render", "render_reference"]
 
@@ -90,6 +90,8 @@ def render_reference() -> str:
     out += ["### `[sources.NAME]`: every source", "",
             "Every source section has these keys, plus its plugin's own below.", "",
             *_table(SOURCE_COMMON), ""]
+    out += ["### `[alerts.NAME]`: one alert rule each (docs/alerts.md)", "", *_table(ALERT_RULE), "",
+            "### `[notifiers.NAME]`: where alerts are sent (docs/alerts.md)", "", *_table(NOTIFIER), ""]
     for kind in _plugin_types():
         out += [f"### `plugin = \"{kind.name}\"`", "",
                 f"{kind.description}. Default `interval_s`: {kind.default_interval_s:g}.", "",

@@ -64,6 +64,11 @@ class Metrics:
             ["source"], registry=r,
         )
 
+        self.alert_firing = Gauge(
+            "northstard_alert_firing", "1 while the alert rule is firing", ["alert", "severity"],
+            registry=r,
+        )
+
     def observe_refused(self, source: str, count: int) -> None:
         self.records_refused.labels(source).inc(count)
 

@@ -113,8 +113,27 @@ def _migration_2(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migration_4(conn: sqlite3.Connection) -> None:
+    """Alerts: each rule's state, the transitions (history) and the notification outbox."""
+    conn.execute(
+        "CREATE TABLE alert_state (rule TEXT PRIMARY KEY, status TEXT NOT NULL,"
+        " since_ms INTEGER NOT NULL, body TEXT NOT NULL) WITHOUT ROWID"
+    )
+    conn.execute(
+        "CREATE TABLE alert_events (id INTEGER PRIMARY KEY AUTOINCREMENT, rule TEXT NOT NULL,"
+        " event TEXT NOT NULL, severity TEXT NOT NULL, ts_ms INTEGER NOT NULL, epoch TEXT NOT NULL,"
+        " seq INTEGER NOT NULL, body TEXT NOT NULL)"
+    )
+    conn.execute(
+        "CREATE TABLE alert_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, event_id INTEGER NOT NULL,"
+        " notifier TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_ms INTEGER NOT NULL,"
+        " last_error TEXT, dead INTEGER NOT NULL DEFAULT 0)"
+    )
+    conn.execute("CREATE INDEX alert_outbox_next ON alert_outbox (dead, next_ms)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _run_migration_1, _migration_2, record_log.migration_3,
+    _run_migration_1, _migration_2, record_log.migration_3, _migration_4,
 ]
 
 

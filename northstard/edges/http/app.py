@@ -11,6 +11,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from northstard.core.change import dumps
+from northstard.edges.http.alertsapi import add_alert_routes
 from northstard.edges.http.context import WebContext
 from northstard.edges.http.drill import add_drill_routes
 from northstard.edges.http.guard import add_cors, add_guard
@@ -64,6 +65,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
 
     add_rest_routes(app, ctx)
     add_drill_routes(app, ctx)
+    add_alert_routes(app, ctx)
     add_stream_routes(app, ctx)
 
     @app.errorhandler(RequestError)

@@ -12,6 +12,7 @@ from northstard.actors.hub import Hub
 from northstard.actors.source import SourceStats
 from northstard.config import SourceSection
 from northstard.policy.auth import Authenticator
+from northstard.status.alertfeed import AlertFeed
 from northstard.status.backplane import EdgeStatus, PublisherStatus
 from northstard.status.daemon import StatusOf
 from northstard.status.metrics import Metrics
@@ -34,3 +35,4 @@ class WebContext:
     auth: Authenticator = field(default_factory=Authenticator)  # no tokens: auth off
     limits: Mapping[str, Any] = field(default_factory=dict)  # the [limits] section; empty: none
     backplane: PublisherStatus | EdgeStatus | None = None  # [backplane]: the core's publisher, or an edge
+    alerts: AlertFeed | None = None  # the alerts actor's feed; None: no alerts actor

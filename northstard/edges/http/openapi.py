@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from northstard.edges.http.alertsapi import ALERTS_PATH, ALERTS_SCHEMAS
 from northstard.edges.http.openapi_drill import drill_paths, drill_schemas
 
 __all__ = ["openapi_spec"]
@@ -241,3 +242,8 @@ _OPENAPI: dict[str, Any] = {
     },
     "components": {"schemas": _SCHEMAS},
 }
+_SCHEMAS.update(ALERTS_SCHEMAS)
+_OPENAPI["paths"]["/api/alerts"] = {"get": {
+    **ALERTS_PATH["get"],
+    "responses": {**ALERTS_PATH["get"]["responses"], "429": _TOO_MANY, "default": _OTHER},
+}}

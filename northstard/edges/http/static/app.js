@@ -19,6 +19,9 @@ import {
 } from './routes.js';
 import { applied, loadSaved, mergePatch, onApply, position, readPref, saveNow, state, writePref } from './state.js';
 import { connect, LEVELS, retryAt, transitions } from './transport.js';
+import { startAlerts } from './alerts.js';
+
+const ALERTS_AFTER_MS = 500; // the figures' first requests go first; alerts follow
 
 const LABELS = {
   connecting: 'Connecting', offline: 'Offline',
@@ -347,6 +350,7 @@ function boot() {
   reloadHistory();
   reloadTrend();
   connect({ pinned: PINNED, stepUpMs: STEP_UP_MS, onChange: () => { renderBadge(); movedDue(); }, onLive: reloadIfOld });
+  setTimeout(startAlerts, ALERTS_AFTER_MS);
   setInterval(renderBadge, 1000);
   setInterval(() => { if (trendIsOld()) reloadTrend(); }, 60000);
   if (window.ResizeObserver) new ResizeObserver(() => scheduleRender()).observe(byId('main'));
