@@ -61,6 +61,13 @@ def explain_since(days: int) -> Callable[[Any], Any]:
     return read
 
 
+def explain_last(changes: int) -> Callable[[Any], Any]:
+    def read(conn: Any) -> Any:
+        seq = conn.execute("SELECT seq FROM current").fetchone()[0]
+        return explain(conn, Position(database_epoch(conn), seq - changes), None, 100)
+    return read
+
+
 def measure(db: Path, repeat: int) -> dict[str, Any]:
     mid = int((datetime.now(UTC) - timedelta(days=180)).timestamp() * 1000)
     today = datetime.now(UTC).date()
@@ -69,6 +76,8 @@ def measure(db: Path, repeat: int) -> dict[str, Any]:
         "records_agent_cost_mid_year": lambda c: read_page(
             c, RecordQuery(agent="atlas", kind="cost", from_ms=mid)),
         "records_model_1000": lambda c: read_page(c, RecordQuery(model="claude-opus-4", limit=1000)),
+        "explain_last_change": explain_last(1),
+        "explain_last_10_changes": explain_last(10),
         "explain_day": explain_since(1),
         "explain_week": explain_since(7),
         "explain_month": explain_since(30),

@@ -104,6 +104,11 @@ def _changes(conn: sqlite3.Connection, start: int, end: int) -> list[KeyChange]:
     ended by ``end`` is its start version (a key changes only by a new version
     or a retraction, both of which end the version before).
     """
+    stored = conn.execute("SELECT count(*) FROM rec_log WHERE seq > ? AND seq <= ?",
+                          (start, end)).fetchone()[0]  # an index-only count: refuse before reading
+    if stored > MAX_KEYS:
+        raise RequestError("range_too_large", f"from: {stored} record versions were stored in the "
+                           f"range, more than {MAX_KEYS}; ask a shorter one")
     after = conn.execute(
         "SELECT source, kind, id, body FROM rec_log WHERE seq > ? AND seq <= ?"
         " AND (ended_seq IS NULL OR ended_seq > ?) LIMIT ?", (start, end, end, MAX_KEYS + 1))
