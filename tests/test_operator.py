@@ -91,7 +91,7 @@ def test_version_license_and_gitignore() -> None:
     assert "Copyright (c) 2026 the northstard authors" in license_text
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert 'license = "MIT"' in pyproject and 'license-files = ["LICENSE"]' in pyproject
-    assert ".venv/" in (ROOT / ".gitignore").read_text().splitlines()
+    assert ".venv" in (ROOT / ".gitignore").read_text().splitlines()
 
 
 # -- 16: check-config is run's pre-flight ---------------------------------------------------------

@@ -173,6 +173,7 @@ async def _collect(receive: trio.MemoryReceiveChannel[Change], outbox: Outbox,
 async def _connected(settings: BackplaneSettings, outbox: Outbox, status: PublisherStatus,
                      db_path: Path) -> None:
     async with open_redis(settings) as redis, trio.open_nursery() as nursery:
+        await redis.ping()  # answered: Redis serves (not still loading its AOF), so "ok" is said once
         nursery.start_soon(_heartbeat, redis, settings, outbox)
         if status.redis != "ok":
             log.info("backplane: Redis reachable; publishing", url=settings.url)

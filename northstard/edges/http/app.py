@@ -6,7 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 import structlog
-from quart import Response, request, send_from_directory
+from quart import Response, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -16,6 +16,7 @@ from northstard.edges.http.context import WebContext
 from northstard.edges.http.drill import add_drill_routes
 from northstard.edges.http.guard import add_cors, add_guard
 from northstard.edges.http.login import add_login_routes
+from northstard.edges.http.pagefiles import PageFiles, accepts_gzip
 from northstard.edges.http.rest import add_rest_routes
 from northstard.edges.http.streams import add_stream_routes
 from northstard.errors import RequestError
@@ -47,21 +48,20 @@ def create_app(ctx: WebContext) -> QuartTrio:
     app.url_map.strict_slashes = False
     app.url_map.redirect_defaults = False
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
-    # Page files are revalidated (ETag/Last-Modified -> 304) on every load, so
-    # an upgrade never leaves a browser mixing old and new dashboard modules.
-    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 0
 
     add_cors(app, tuple(ctx.server.get("cors_allowed_origins", ())))  # preflights before the guard
     add_guard(app, ctx.auth)
     add_login_routes(app, ctx.auth)
 
+    pages = PageFiles.read(STATIC)
+
     @app.route("/")
     async def index() -> Response:
-        return await send_from_directory(STATIC, "index.html")
+        return _page(pages, "index.html")
 
     @app.route("/static/<path:name>")
     async def static_file(name: str) -> Response:
-        return await send_from_directory(STATIC, name)
+        return _page(pages, name)
 
     add_rest_routes(app, ctx)
     add_drill_routes(app, ctx)
@@ -97,3 +97,18 @@ def create_app(ctx: WebContext) -> QuartTrio:
         return response
 
     return app
+
+
+def _page(pages: PageFiles, name: str) -> Response:
+    """A page file from memory: 304 when the browser has it, gzip when it asks (pagefiles.py)."""
+    found = pages.get(name)
+    if found is None:
+        return Response(dumps({"error": "not_found", "message": f"no page file {name!r}"}), status=404,
+                        content_type="application/json")
+    headers = {"ETag": found.etag, "Cache-Control": "no-cache", "Vary": "Accept-Encoding"}
+    if found.etag in request.headers.get("If-None-Match", ""):
+        return Response(b"", status=304, headers=headers)
+    if found.gzipped is not None and accepts_gzip(request.headers.get("Accept-Encoding", "")):
+        headers["Content-Encoding"] = "gzip"
+        return Response(found.gzipped, headers=headers, content_type=found.content_type)
+    return Response(found.body, headers=headers, content_type=found.content_type)
