@@ -1,0 +1,131 @@
+"""Which alert rules a change can move: rules indexed by the path they read. Pure: no I/O.
+
+Evaluating every rule on every change costs O(rules); a change's merge patch
+touches a few paths, and a rule whose figure did not change, whose period did
+not roll over and which is not pending would come out of ``evaluate``
+exactly as it went in. So a change evaluates only
+
+- the threshold rules whose ``metric`` path is in the patch (a trie of the
+  rules' paths walked together with the patch: O(patch), whatever the number
+  of rules), and the ``source_*`` rules when ``sources`` is in it;
+- every rule of a ``day`` / ``week`` / ``month`` window when that period has
+  rolled over since the last change (its baseline moves);
+- the time-dependent ones: sliding windows (the window moves with the clock),
+  ``no_changes``, ``store_degraded``, ``backup_failing``;
+- the pending rules (their ``for_s`` may have passed).
+
+The transitions are the same as ``evaluate`` over every rule (a hypothesis
+test holds them equal). A change that does not follow the last evaluated one
+(the first, a new epoch, a gap) evaluates every rule. Held: the trie (one node
+per distinct path prefix of the rules) and the set of pending rule names
+(at most one per rule).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from northstard.core.alertrules import PERIODS, Observation, Rule, RuleState, Transition, evaluate
+
+__all__ = ["RuleIndex"]
+
+ALWAYS_KINDS = frozenset({"no_changes", "store_degraded", "backup_failing"})
+
+
+@dataclass
+class _Node:
+    rules: list[Rule] = field(default_factory=list)  # rules whose path ends here
+    children: dict[str, _Node] = field(default_factory=dict)
+
+    def all_rules(self) -> Iterable[Rule]:
+        yield from self.rules
+        for child in self.children.values():
+            yield from child.all_rules()
+
+
+class RuleIndex:
+    """The rules of one config, indexed for ``evaluate_change``; keeps the last position evaluated."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules = tuple(rules)
+        self.order = {rule.name: i for i, rule in enumerate(self.rules)}
+        self.root = _Node()
+        self.always: list[Rule] = []
+        self.by_period: dict[str, list[Rule]] = {p: [] for p in PERIODS}
+        for rule in self.rules:
+            self._add(rule)
+        self.at: tuple[str, int] | None = None  # the last change evaluated
+        self.periods: dict[str, int] = {}  # each period's start at that change
+        self.pending: set[str] = set()
+        self.rolled: list[str] = []  # after evaluate_change: rules whose period started
+
+    def __repr__(self) -> str:
+        return f"<RuleIndex rules={len(self.rules)} always={len(self.always)} at={self.at}>"
+
+    def _add(self, rule: Rule) -> None:
+        if rule.kind in ALWAYS_KINDS or rule.window == "sliding":
+            self.always.append(rule)
+            return
+        if rule.window in PERIODS:
+            self.by_period[rule.window].append(rule)
+        path = rule.metric if rule.kind == "threshold" else ("sources",)
+        node = self.root
+        for part in path:
+            node = node.children.setdefault(part, _Node())
+        node.rules.append(rule)
+
+    def touched(self, patch: Mapping[str, Any]) -> list[Rule]:
+        """The rules whose path the merge patch sets, replaces or removes."""
+        out: list[Rule] = []
+        stack: list[tuple[Mapping[str, Any], _Node]] = [(patch, self.root)]
+        while stack:
+            part, node = stack.pop()
+            for key, value in part.items():
+                child = node.children.get(key)
+                if child is None:
+                    continue
+                if isinstance(value, Mapping):
+                    out.extend(child.rules)
+                    stack.append((value, child))
+                else:  # a leaf, or an object replaced / removed: everything under it
+                    out.extend(child.all_rules())
+        return out
+
+    def due(self, obs: Observation, patch: Mapping[str, Any]) -> list[Rule]:
+        """The rules a change can move, in config order (transitions come out in that order)."""
+        names = {r.name for r in self.touched(patch)}
+        names.update(r.name for r in self.always)
+        names.update(self.pending)
+        for period, rules in self.by_period.items():
+            if rules and obs.period_start(period) != self.periods.get(period):
+                names.update(r.name for r in rules)
+        return [self.rules[i] for i in sorted(self.order[n] for n in names)]
+
+    def evaluate_change(self, states: dict[str, RuleState], obs: Observation,
+                        patch: Mapping[str, Any] | None, max_points: int = 1024) -> list[Transition]:
+        """``evaluate`` for a change at ``obs`` whose merge patch is ``patch``: only the rules it
+        can move when it follows the last change evaluated, every rule otherwise. Afterwards
+        ``rolled`` names the rules whose period window started (their baseline moved)."""
+        follows = self.at is not None and self.at == (obs.epoch, obs.seq - 1)
+        rules = self.due(obs, patch) if follows and patch is not None else list(self.rules)
+        periods = {r.name: states[r.name].period_ms if r.name in states else None
+                   for r in rules if r.window in PERIODS}
+        fresh = evaluate(rules, states, obs, max_points)
+        if len(rules) == len(self.rules):
+            self.pending = {r.name for r in self.rules if states[r.name].status == "pending"}
+        else:
+            self.note(fresh)
+        self.rolled = [n for n, start in periods.items() if states[n].period_ms != start]
+        self.at = (obs.epoch, obs.seq)
+        self.periods = {p: obs.period_start(p) for p, rs in self.by_period.items() if rs}
+        return fresh
+
+    def note(self, transitions: Iterable[Transition]) -> None:
+        """Keep the pending set right after transitions made elsewhere (the timer's)."""
+        for t in transitions:
+            if t.event == "pending":
+                self.pending.add(t.rule.name)
+            else:
+                self.pending.discard(t.rule.name)
