@@ -134,3 +134,26 @@ def test_a_stream_behind_the_ring_drops_to_the_latest_state() -> None:
     sent, held = asyncio.run(scenario())
     assert held == 8
     assert [(e.id, e.current) for e in sent] == [(1, True), (2, False), (1, True), (30, False)]
+
+
+def test_events_lost_before_the_board_drop_every_stream_to_the_latest_state() -> None:
+    async def scenario() -> list[tuple[int, bool]]:
+        board = AlertBoard()
+        board.publish([body(1)], [body(1)])
+        sent: list[tuple[int, bool]] = []
+
+        async def write(data: bytes) -> None:
+            event = pb.AlertEvent.FromString(data)
+            sent.append((event.id, event.current))
+
+        stream = asyncio.ensure_future(watch(board, write))
+        await asyncio.sleep(0)
+        board.publish([body(2)], [body(2)])  # in order: sent as it is
+        await asyncio.sleep(0)
+        board.publish([body(9), body(10)], [body(2), body(10, "drawdown")], gap=True)
+        await asyncio.sleep(0)
+        board.close()
+        await stream
+        return sent
+
+    assert asyncio.run(scenario()) == [(1, True), (2, False), (2, True), (10, True)]

@@ -29,7 +29,7 @@ import trio
 
 from northstard.actors.writer import UNSAVED
 from northstard.core.alertindex import RuleIndex
-from northstard.core.alertrules import KINDS, Observation, Rule, RuleState, Transition, evaluate, prime
+from northstard.core.alertrules import Observation, Rule, RuleState, Transition, prime
 from northstard.core.change import Change
 from northstard.status.alertfeed import AlertFeed
 from northstard.status.metrics import Metrics
@@ -41,7 +41,6 @@ __all__ = ["AlertSettings", "Alerts", "Probes", "run_alerts"]
 log = structlog.get_logger("northstard.alerts")
 
 MAX_UNSAVED = 1000
-TIMED_KINDS = frozenset(k for k in KINDS if k != "threshold")
 
 
 def wall_ms() -> int:
@@ -156,8 +155,7 @@ async def _on_tick(conn: sqlite3.Connection, alerts: Alerts, settings: AlertSett
     obs = Observation(now, alerts.doc, last_change_ms=alerts.last_change_ms,
                       store_degraded=probes.store_degraded(), backup_failing=probes.backup_failing(),
                       epoch=alerts.epoch, seq=alerts.seq)
-    fresh = evaluate(alerts.rules, alerts.states, obs, settings.max_points, kinds=TIMED_KINDS)
-    alerts.index.note(fresh)
+    fresh = alerts.index.evaluate_tick(alerts.states, obs, settings.max_points)
     await _commit(conn, alerts, settings, fresh, now)
 
 

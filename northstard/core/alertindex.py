@@ -14,6 +14,10 @@ exactly as it went in. So a change evaluates only
   ``no_changes``, ``store_degraded``, ``backup_failing``;
 - the pending rules (their ``for_s`` may have passed).
 
+The timer (``evaluate_tick``) evaluates the kinds that are not thresholds and
+the pending rules, not every rule (every rule before the first change, when
+the pending ones loaded from SQLite are not known yet).
+
 The transitions are the same as ``evaluate`` over every rule (a hypothesis
 test holds them equal). A change that does not follow the last evaluated one
 (the first, a new epoch, a gap) evaluates every rule. Held: the trie (one node
@@ -27,11 +31,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from northstard.core.alertrules import PERIODS, Observation, Rule, RuleState, Transition, evaluate
+from northstard.core.alertrules import KINDS, PERIODS, Observation, Rule, RuleState, Transition, evaluate
 
-__all__ = ["RuleIndex"]
+__all__ = ["TIMED_KINDS", "RuleIndex"]
 
 ALWAYS_KINDS = frozenset({"no_changes", "store_degraded", "backup_failing"})
+TIMED_KINDS = frozenset(k for k in KINDS if k != "threshold")
 
 
 @dataclass
@@ -53,6 +58,7 @@ class RuleIndex:
         self.order = {rule.name: i for i, rule in enumerate(self.rules)}
         self.root = _Node()
         self.always: list[Rule] = []
+        self.timed = [r for r in self.rules if r.kind != "threshold"]  # the timer's kinds
         self.by_period: dict[str, list[Rule]] = {p: [] for p in PERIODS}
         for rule in self.rules:
             self._add(rule)
@@ -120,6 +126,19 @@ class RuleIndex:
         self.rolled = [n for n, start in periods.items() if states[n].period_ms != start]
         self.at = (obs.epoch, obs.seq)
         self.periods = {p: obs.period_start(p) for p, rs in self.by_period.items() if rs}
+        return fresh
+
+    def evaluate_tick(self, states: dict[str, RuleState], obs: Observation,
+                      max_points: int = 1024) -> list[Transition]:
+        """The timer's ``evaluate(..., kinds=<every kind but threshold>)``: the timed kinds and the
+        pending rules (whose ``for_s`` may have passed), not every rule."""
+        if self.at is None:  # before the first change: the pending set is not known yet
+            rules = list(self.rules)
+        else:
+            names = {r.name for r in self.timed} | self.pending
+            rules = [self.rules[i] for i in sorted(self.order[n] for n in names)]
+        fresh = evaluate(rules, states, obs, max_points, kinds=TIMED_KINDS)
+        self.note(fresh)
         return fresh
 
     def note(self, transitions: Iterable[Transition]) -> None:

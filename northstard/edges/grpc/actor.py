@@ -121,12 +121,16 @@ async def _feed(hub: Hub, thread: AsyncioThread, server: GrpcServer) -> None:
 
 
 async def _feed_alerts(feed: AlertFeed, thread: AsyncioThread, server: GrpcServer) -> None:
-    """Hand every alert event (and the alerts current after it) to the loop, until cancelled."""
+    """Hand every alert event (and the alerts current after it) to the loop, until cancelled.
+
+    When the feed's ring turned over before this task read it (a burst of more than its size
+    in one go), the board is told of the gap and its streams drop to the latest state."""
     seen = 0
     while True:
         bodies = feed.after(seen)
+        gap = len(bodies) == feed.recent.maxlen and int(bodies[0]["id"]) > seen + 1
         seen = feed.last_id
-        if not thread.call_soon(server.alerts.publish, bodies, list(feed.current.values())):
+        if not thread.call_soon(server.alerts.publish, bodies, list(feed.current.values()), gap):
             raise NorthstardError("grpc: the server's event loop is gone")
         await feed.wait_after(seen)
 

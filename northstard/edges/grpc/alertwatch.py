@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from northstard._proto.northstar.v1 import pnl_pb2 as pb
@@ -55,8 +55,12 @@ class AlertBoard:
     def __repr__(self) -> str:
         return f"<AlertBoard last_id={self.last_id} current={len(self.current)} ring={len(self.ring)}>"
 
-    def publish(self, bodies: Iterable[Mapping[str, Any]], current: Iterable[Mapping[str, Any]]) -> None:
-        """New events (oldest first) and the alerts current after them."""
+    def publish(self, bodies: Sequence[Mapping[str, Any]], current: Iterable[Mapping[str, Any]],
+                gap: bool = False) -> None:
+        """New events (oldest first) and the alerts current after them; ``gap``: events before
+        ``bodies`` were lost on the way (every stream drops to the latest state)."""
+        if gap and bodies:
+            self.floor = max(self.floor, int(bodies[0]["id"]) - 1)
         for body in bodies:
             if len(self.ring) == self.ring.maxlen:
                 self.floor = self.ring[0][0]
