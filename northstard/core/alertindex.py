@@ -41,13 +41,16 @@ TIMED_KINDS = frozenset(k for k in KINDS if k != "threshold")
 
 @dataclass
 class _Node:
-    rules: list[Rule] = field(default_factory=list)  # rules whose path ends here
+    own: list[int] = field(default_factory=list)  # rules (by position) whose path ends here
+    under: list[int] = field(default_factory=list)  # own and every descendant's
     children: dict[str, _Node] = field(default_factory=dict)
 
-    def all_rules(self) -> Iterable[Rule]:
-        yield from self.rules
+    def seal(self) -> list[int]:
+        """Fill ``under`` from the leaves up, once every rule is in."""
+        self.under = [*self.own]
         for child in self.children.values():
-            yield from child.all_rules()
+            self.under.extend(child.seal())
+        return self.under
 
 
 class RuleIndex:
@@ -57,11 +60,12 @@ class RuleIndex:
         self.rules = tuple(rules)
         self.order = {rule.name: i for i, rule in enumerate(self.rules)}
         self.root = _Node()
-        self.always: list[Rule] = []
-        self.timed = [r for r in self.rules if r.kind != "threshold"]  # the timer's kinds
-        self.by_period: dict[str, list[Rule]] = {p: [] for p in PERIODS}
-        for rule in self.rules:
-            self._add(rule)
+        self.always: list[int] = []
+        self.by_period: dict[str, list[int]] = {p: [] for p in PERIODS}
+        for i, rule in enumerate(self.rules):
+            self._add(i, rule)
+        self.root.seal()
+        self.timed = [i for i, r in enumerate(self.rules) if r.kind != "threshold"]  # the timer's
         self.at: tuple[str, int] | None = None  # the last change evaluated
         self.periods: dict[str, int] = {}  # each period's start at that change
         self.pending: set[str] = set()
@@ -70,21 +74,21 @@ class RuleIndex:
     def __repr__(self) -> str:
         return f"<RuleIndex rules={len(self.rules)} always={len(self.always)} at={self.at}>"
 
-    def _add(self, rule: Rule) -> None:
+    def _add(self, i: int, rule: Rule) -> None:
         if rule.kind in ALWAYS_KINDS or rule.window == "sliding":
-            self.always.append(rule)
+            self.always.append(i)
             return
         if rule.window in PERIODS:
-            self.by_period[rule.window].append(rule)
+            self.by_period[rule.window].append(i)
         path = rule.metric if rule.kind == "threshold" else ("sources",)
         node = self.root
         for part in path:
             node = node.children.setdefault(part, _Node())
-        node.rules.append(rule)
+        node.own.append(i)
 
-    def touched(self, patch: Mapping[str, Any]) -> list[Rule]:
-        """The rules whose path the merge patch sets, replaces or removes."""
-        out: list[Rule] = []
+    def touched(self, patch: Mapping[str, Any]) -> set[int]:
+        """The rules (by position) whose path the merge patch sets, replaces or removes."""
+        out: set[int] = set()
         stack: list[tuple[Mapping[str, Any], _Node]] = [(patch, self.root)]
         while stack:
             part, node = stack.pop()
@@ -93,21 +97,21 @@ class RuleIndex:
                 if child is None:
                     continue
                 if isinstance(value, Mapping):
-                    out.extend(child.rules)
+                    out.update(child.own)
                     stack.append((value, child))
                 else:  # a leaf, or an object replaced / removed: everything under it
-                    out.extend(child.all_rules())
+                    out.update(child.under)
         return out
 
     def due(self, obs: Observation, patch: Mapping[str, Any]) -> list[Rule]:
         """The rules a change can move, in config order (transitions come out in that order)."""
-        names = {r.name for r in self.touched(patch)}
-        names.update(r.name for r in self.always)
-        names.update(self.pending)
+        chosen = self.touched(patch)
+        chosen.update(self.always)
+        chosen.update(self.order[n] for n in self.pending)
         for period, rules in self.by_period.items():
             if rules and obs.period_start(period) != self.periods.get(period):
-                names.update(r.name for r in rules)
-        return [self.rules[i] for i in sorted(self.order[n] for n in names)]
+                chosen.update(rules)
+        return [self.rules[i] for i in sorted(chosen)]
 
     def evaluate_change(self, states: dict[str, RuleState], obs: Observation,
                         patch: Mapping[str, Any] | None, max_points: int = 1024) -> list[Transition]:
@@ -116,14 +120,12 @@ class RuleIndex:
         ``rolled`` names the rules whose period window started (their baseline moved)."""
         follows = self.at is not None and self.at == (obs.epoch, obs.seq - 1)
         rules = self.due(obs, patch) if follows and patch is not None else list(self.rules)
-        periods = {r.name: states[r.name].period_ms if r.name in states else None
-                   for r in rules if r.window in PERIODS}
         fresh = evaluate(rules, states, obs, max_points)
         if len(rules) == len(self.rules):
             self.pending = {r.name for r in self.rules if states[r.name].status == "pending"}
         else:
             self.note(fresh)
-        self.rolled = [n for n, start in periods.items() if states[n].period_ms != start]
+        self.rolled = obs.rolled
         self.at = (obs.epoch, obs.seq)
         self.periods = {p: obs.period_start(p) for p, rs in self.by_period.items() if rs}
         return fresh
@@ -135,8 +137,8 @@ class RuleIndex:
         if self.at is None:  # before the first change: the pending set is not known yet
             rules = list(self.rules)
         else:
-            names = {r.name for r in self.timed} | self.pending
-            rules = [self.rules[i] for i in sorted(self.order[n] for n in names)]
+            chosen = {*self.timed, *(self.order[n] for n in self.pending)}
+            rules = [self.rules[i] for i in sorted(chosen)]
         fresh = evaluate(rules, states, obs, max_points, kinds=TIMED_KINDS)
         self.note(fresh)
         return fresh
