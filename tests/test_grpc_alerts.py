@@ -1,6 +1,7 @@
 """gRPC WatchAlerts: a real grpc.aio client against the running daemon gets the firing alerts
-first, then each transition with the fields of GET /api/alerts; the token is required; a stream
-that falls behind the server's ring drops to the latest state, never a queue."""
+first, then each transition with the fields of GET /api/alerts; the token is required; the stream
+ends with OK when the daemon stops; a stream that falls behind the server's ring drops to the
+latest state, never a queue."""
 
 from __future__ import annotations
 
@@ -64,6 +65,7 @@ async def test_watch_alerts_sends_the_firing_ones_first_then_each_transition(sta
     got: list[pb.AlertEvent] = []
     token = trio.lowlevel.current_trio_token()
     codes: dict[str, grpc.StatusCode] = {}
+    stored: list[dict[str, Any]] = []
 
     async def session() -> None:
         async with open_channel(daemon.grpc_address or "") as channel:
@@ -79,19 +81,24 @@ async def test_watch_alerts_sends_the_firing_ones_first_then_each_transition(sta
             await asyncio.to_thread(trio.from_thread.run, FEEDS["feed"].push, [cost(2, "10.00")],
                                     trio_token=token)
             got.append(await call.read())
-            call.cancel()
+            stored.extend(await asyncio.to_thread(trio.from_thread.run, alert_events, daemon.url, 0, 0,
+                                                  trio_token=token))
+            await asyncio.to_thread(trio.from_thread.run_sync, daemon.stop, trio_token=token)
+            assert await call.read() is grpc.aio.EOF
+            codes["end"] = await call.code()
 
     await on_asyncio(session)
-    assert codes == {"wrong token": grpc.StatusCode.UNAUTHENTICATED}
+    assert codes == {"wrong token": grpc.StatusCode.UNAUTHENTICATED,
+                     "end": grpc.StatusCode.OK}  # the daemon stopping ends the stream with OK
     first, second = got
     assert (first.alert, first.event, first.current, first.value) == ("budget", "firing", True, "12.00")
     assert (second.alert, second.event, second.current, second.value) == (
         "drawdown", "firing", False, "-22.00")
     epoch, seq = second.epoch, second.seq
     assert second.explain == f"/api/pnl/explain?from={epoch}:{seq - 1}&to={epoch}:{seq}"
-    stored = {e["id"]: e for e in await alert_events(daemon.url, wait=0)}
-    assert as_body(first) == stored[first.id]  # the same fields as the WebSocket message
-    assert as_body(second) == stored[second.id]
+    by_id = {e["id"]: e for e in stored}
+    assert as_body(first) == by_id[first.id]  # the same fields as the WebSocket message
+    assert as_body(second) == by_id[second.id]
 
 
 def body(i: int, alert: str = "budget", event: str = "firing") -> dict[str, Any]:
