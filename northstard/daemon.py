@@ -326,7 +326,7 @@ async def _serve(
                 daemon.urls = await edge.start(run_web, ctx, web_stop.wait)
                 if grpc is not None:  # stops when the hub closes; a failure never stops the daemon
                     deps = GrpcDeps(ctx.hub, ctx.db_path, ctx.sections, stats, metrics,
-                                    LimitSettings.from_section(ctx.limits))
+                                    LimitSettings.from_section(ctx.limits), alerts=ctx.alerts)
                     await supervisor.start(edge, "grpc", run_grpc, grpc, deps, daemon.grpc, core=False)
                 log.info("listening", urls=daemon.urls, dashboard=daemon.urls[0] + "/",
                          grpc=daemon.grpc_address)

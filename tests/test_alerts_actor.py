@@ -27,7 +27,8 @@ HELD = Rule("held", metric=("costs", "total"), above=Decimal("10"), for_s=30)
 
 def change(seq: int, total: str, epoch: str = "ep", ts_ms: int | None = None) -> Change:
     doc = {"net_pnl": f"-{total}", "costs": {"total": total}, "sources": {}}
-    return Change(epoch, seq, ts_ms if ts_ms is not None else T0 + seq, doc, {})
+    # the patch sets every key: a superset of the diff from the previous change
+    return Change(epoch, seq, ts_ms if ts_ms is not None else T0 + seq, doc, doc)
 
 
 def events(db: Path) -> list[tuple[str, str, str, int]]:

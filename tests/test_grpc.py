@@ -301,7 +301,7 @@ async def test_reflection_lists_and_describes_the_service(start_daemon: Any) -> 
              for raw in described.file_descriptor_response.file_descriptor_proto]
     pnl = next(f for f in files if f.name == "northstar/v1/pnl.proto")
     assert [m.name for m in pnl.service[0].method] == ["Subscribe", "GetCurrent", "GetHistory",
-                                                       "ListSources", "Explain"]
+                                                       "ListSources", "Explain", "WatchAlerts"]
 
 
 async def test_calls_without_the_token_are_unauthenticated(start_daemon: Any) -> None:

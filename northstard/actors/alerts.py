@@ -5,7 +5,8 @@
 
 Only committed changes are evaluated: a change the writer passes on under an
 ``~unsaved`` epoch is not (so no alert ever points at a position that is not
-on disk). Each change costs O(rules) and SQLite is written only on a
+on disk). A change evaluates only the rules it can move (``RuleIndex``: those
+whose path is in its patch, the time-dependent and the pending ones) and SQLite is written only on a
 transition (or when a period window rolls over). A transition is published
 and queued for its notifiers only once it is committed; if SQLite refuses,
 the transitions wait in memory (at most ``MAX_UNSAVED``, oldest dropped with
@@ -27,7 +28,8 @@ import structlog
 import trio
 
 from northstard.actors.writer import UNSAVED
-from northstard.core.alertrules import KINDS, Observation, Rule, RuleState, Transition, evaluate, prime
+from northstard.core.alertindex import RuleIndex
+from northstard.core.alertrules import Observation, Rule, RuleState, Transition, prime
 from northstard.core.change import Change
 from northstard.status.alertfeed import AlertFeed
 from northstard.status.metrics import Metrics
@@ -39,7 +41,6 @@ __all__ = ["AlertSettings", "Alerts", "Probes", "run_alerts"]
 log = structlog.get_logger("northstard.alerts")
 
 MAX_UNSAVED = 1000
-TIMED_KINDS = frozenset(k for k in KINDS if k != "threshold")
 
 
 def wall_ms() -> int:
@@ -80,6 +81,10 @@ class Alerts:
     seq: int = 0
     last_change_ms: int = 0
     unsaved: list[Transition] = field(default_factory=list)
+    index: RuleIndex = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.index = RuleIndex(self.rules)
 
     def __repr__(self) -> str:
         firing = sorted(n for n, s in self.states.items() if s.status == "firing")
@@ -135,12 +140,11 @@ async def _on_change(conn: sqlite3.Connection, alerts: Alerts, settings: AlertSe
         return  # not on disk: evaluated once it is committed and passed on again
     alerts.epoch, alerts.seq, alerts.doc, alerts.last_change_ms = (
         change.epoch, change.seq, change.doc, change.ts_ms)
-    periods = {n: s.period_ms for n, s in alerts.states.items()}
     obs = Observation(change.ts_ms, change.doc, last_change_ms=change.ts_ms,
                       epoch=change.epoch, seq=change.seq)
-    fresh = evaluate(alerts.rules, alerts.states, obs, settings.max_points)
+    fresh = alerts.index.evaluate_change(alerts.states, obs, change.patch, settings.max_points)
     await _commit(conn, alerts, settings, fresh, change.ts_ms)
-    rolled = {n: s for n, s in alerts.states.items() if s.period_ms != periods.get(n)}
+    rolled = {n: alerts.states[n] for n in alerts.index.rolled}
     if rolled:  # a period window started: its baseline must survive a restart
         await trio.to_thread.run_sync(alertstore.save_states, conn, rolled)
 
@@ -151,7 +155,7 @@ async def _on_tick(conn: sqlite3.Connection, alerts: Alerts, settings: AlertSett
     obs = Observation(now, alerts.doc, last_change_ms=alerts.last_change_ms,
                       store_degraded=probes.store_degraded(), backup_failing=probes.backup_failing(),
                       epoch=alerts.epoch, seq=alerts.seq)
-    fresh = evaluate(alerts.rules, alerts.states, obs, settings.max_points, kinds=TIMED_KINDS)
+    fresh = alerts.index.evaluate_tick(alerts.states, obs, settings.max_points)
     await _commit(conn, alerts, settings, fresh, now)
 
 

@@ -22,7 +22,8 @@ Kinds:
 - ``store_degraded``: SQLite cannot persist (the writer's status).
 - ``backup_failing``: the periodic backup fails.
 
-Cost per change: O(rules). A sliding window keeps at most ``max_points``
+Cost per call of ``evaluate``: O(rules given); ``northstard.core.alertindex``
+picks the few a change can move. A sliding window keeps at most ``max_points``
 (value, time) pairs per rule: a point that arrives within ``window /
 max_points`` of the previous one replaces it, so the oldest kept point may lie
 up to that much before the window's start (the window is never shorter).
@@ -177,6 +178,8 @@ class Observation:
     # the number of rules reading it
     figures: dict[tuple[str, ...], Decimal | None] = field(default_factory=dict, repr=False, compare=False)
     periods: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+    # filled by ``evaluate``: the rules whose period window started here (their baseline moved)
+    rolled: list[str] = field(default_factory=list, repr=False, compare=False)
 
     def figure(self, path: tuple[str, ...]) -> Decimal | None:
         if path not in self.figures:
@@ -240,6 +243,7 @@ def _windowed(rule: Rule, state: RuleState, obs: Observation, raw: Decimal, max_
         if state.period_ms != start:
             state.baseline = state.value if state.value is not None else raw
             state.period_ms = start
+            obs.rolled.append(rule.name)
         return raw - (state.baseline if state.baseline is not None else raw)
     return _slide(state.points, obs.ts_ms, raw, int(rule.window_s * 1000), max_points)
 
@@ -263,6 +267,8 @@ def _condition(
     rule: Rule, state: RuleState, obs: Observation, max_points: int
 ) -> tuple[bool, Decimal | None]:
     """(breached, value) for threshold rules; None value: the figure is not in the document."""
+    if rule.kind == "threshold":
+        return _threshold(rule, state, obs, max_points)
     if rule.kind == "no_changes":
         return obs.ts_ms - obs.last_change_ms >= rule.for_s * 1000, None
     if rule.kind == "store_degraded":
@@ -274,7 +280,7 @@ def _condition(
         sources = (obs.doc or {}).get("sources", {})
         names = [rule.source] if rule.source else list(sources)
         return any(sources.get(n, {}).get("status") == wanted for n in names), None
-    return _threshold(rule, state, obs, max_points)
+    raise AssertionError(f"unknown kind {rule.kind!r}")  # KINDS is checked by the config
 
 
 def _threshold(
@@ -334,7 +340,9 @@ def evaluate(rules: Iterable[Rule], states: dict[str, RuleState], obs: Observati
     """
     out: list[Transition] = []
     for rule in rules:
-        state = states.setdefault(rule.name, RuleState())
+        state = states.get(rule.name)
+        if state is None:
+            state = states[rule.name] = RuleState()
         if kinds is not None and rule.kind not in kinds:
             if state.status == "pending" and obs.ts_ms - state.since_ms >= rule.for_s * 1000:
                 out.append(_fire_held(rule, state, obs))

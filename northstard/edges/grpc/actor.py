@@ -42,6 +42,7 @@ from northstard.edges.grpc.server import GrpcServer, GrpcSettings
 from northstard.edges.grpc.service import TRANSPORT, Backend
 from northstard.errors import ListenError, NorthstardError
 from northstard.policy.limits import LimitSettings
+from northstard.status.alertfeed import AlertFeed
 from northstard.status.grpc import GrpcHandle
 from northstard.status.metrics import Metrics
 
@@ -62,6 +63,7 @@ class GrpcDeps:
     stats: Mapping[str, SourceStats]
     metrics: Metrics | None = None
     limits: LimitSettings = field(default_factory=LimitSettings)  # the stream caps
+    alerts: AlertFeed | None = None  # WatchAlerts' events; None: the method answers UNIMPLEMENTED
 
 
 def _backend(settings: GrpcSettings, deps: GrpcDeps, thread: AsyncioThread) -> Backend:
@@ -116,6 +118,21 @@ async def _feed(hub: Hub, thread: AsyncioThread, server: GrpcServer) -> None:
             return
         if not thread.call_soon(server.deliver, message, hub.snapshot()):
             raise NorthstardError("grpc: the server's event loop is gone")
+
+
+async def _feed_alerts(feed: AlertFeed, thread: AsyncioThread, server: GrpcServer) -> None:
+    """Hand every alert event (and the alerts current after it) to the loop, until cancelled.
+
+    When the feed's ring turned over before this task read it (a burst of more than its size
+    in one go), the board is told of the gap and its streams drop to the latest state."""
+    seen = 0
+    while True:
+        bodies = feed.after(seen)
+        gap = len(bodies) == feed.recent.maxlen and int(bodies[0]["id"]) > seen + 1
+        seen = feed.last_id
+        if not thread.call_soon(server.alerts.publish, bodies, list(feed.current.values()), gap):
+            raise NorthstardError("grpc: the server's event loop is gone")
+        await feed.wait_after(seen)
 
 
 async def run_grpc(
@@ -174,7 +191,11 @@ async def _serve(settings: GrpcSettings, deps: GrpcDeps, handle: GrpcHandle,
         if task_status is not None:
             task_status.started()
         try:
-            await _feed(deps.hub, thread, server)
+            async with trio.open_nursery() as feeders:
+                if deps.alerts is not None:
+                    feeders.start_soon(_feed_alerts, deps.alerts, thread, server)
+                await _feed(deps.hub, thread, server)
+                feeders.cancel_scope.cancel()
         finally:
             handle.address = None
             with trio.CancelScope(shield=True), trio.move_on_after(settings.shutdown_grace_s + 2):

@@ -70,6 +70,10 @@ class PnlClient:
             PREFIX + "GetHistory", request_serializer=pb.GetHistoryRequest.SerializeToString,
             response_deserializer=pb.GetHistoryResponse.FromString,
         )
+        self._alerts = channel.unary_stream(
+            PREFIX + "WatchAlerts", request_serializer=pb.WatchAlertsRequest.SerializeToString,
+            response_deserializer=pb.AlertEvent.FromString,
+        )
         self._sources = channel.unary_unary(
             PREFIX + "ListSources", request_serializer=pb.ListSourcesRequest.SerializeToString,
             response_deserializer=pb.ListSourcesResponse.FromString,
@@ -84,6 +88,11 @@ class PnlClient:
         call: grpc.aio.UnaryStreamCall[Any, pb.PnlEvent] = self._subscribe(
             request, metadata=self.metadata
         )
+        return call
+
+    def watch_alerts(self) -> grpc.aio.UnaryStreamCall[Any, pb.AlertEvent]:
+        call: grpc.aio.UnaryStreamCall[Any, pb.AlertEvent] = self._alerts(
+            pb.WatchAlertsRequest(), metadata=self.metadata)
         return call
 
     async def current(self) -> pb.PnlEvent:

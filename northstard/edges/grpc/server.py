@@ -26,6 +26,7 @@ from grpc_reflection.v1alpha import reflection
 
 from northstard.actors.hub import RESUME_BUDGET, ResumeBudget
 from northstard.core.message import Message
+from northstard.edges.grpc.alertwatch import AlertBoard
 from northstard.edges.grpc.auth import BearerAuth
 from northstard.edges.grpc.service import SERVICE, Backend, Feed, PnlStream, method_handlers
 from northstard.errors import ConfigError, ListenError, NorthstardError
@@ -116,6 +117,7 @@ class GrpcServer:
         self.settings = settings
         self.backend = backend
         self.feed: Feed | None = None
+        self.alerts = AlertBoard()
         self.health: HealthServicer | None = None
         self.server: grpc.aio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -130,7 +132,7 @@ class GrpcServer:
         interceptors = [BearerAuth(settings.tokens)] if settings.tokens else []
         server = grpc.aio.server(interceptors=interceptors, options=settings.options())
         server.add_generic_rpc_handlers(
-            [method_handlers(PnlStream(self.feed, self.backend, settings.resume))])
+            [method_handlers(PnlStream(self.feed, self.backend, settings.resume, self.alerts))])
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
@@ -182,5 +184,6 @@ class GrpcServer:
             await asyncio.sleep(HEALTH_FLUSH_S)
         if self.feed is not None:
             self.feed.close()
+        self.alerts.close()
         if self.server is not None:
             await self.server.stop(self.settings.shutdown_grace_s)

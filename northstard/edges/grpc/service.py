@@ -26,6 +26,7 @@ from northstard._proto.northstar.v1 import pnl_pb2 as pb
 from northstard.actors.hub import RESUME_BUDGET, ResumeBudget
 from northstard.core.message import DELTA, SNAPSHOT, Message
 from northstard.core.position import Position
+from northstard.edges.grpc.alertwatch import AlertBoard, watch
 from northstard.edges.grpc.convert import delta_event, snapshot_event
 from northstard.edges.grpc.queries import (
     explain_response,
@@ -202,9 +203,11 @@ def _token_id(context: Context) -> str | None:
 
 
 class PnlStream:
-    def __init__(self, feed: Feed, backend: Backend, resume: ResumeBudget = RESUME_BUDGET) -> None:
+    def __init__(self, feed: Feed, backend: Backend, resume: ResumeBudget = RESUME_BUDGET,
+                 alerts: AlertBoard | None = None) -> None:
         self.feed = feed
         self.backend = backend
+        self.alerts = alerts
         self.limits = Limits(backend.limits)
         # resumes per connection (the peer string names one: address and port), bounded LRU
         self.resumes = RateLimiter(resume.rate_per_s, resume.burst,
@@ -229,6 +232,16 @@ class PnlStream:
             self.limits.streams.release(key)
             feed.streams -= 1
             backend.streams_changed(-1)
+
+    async def watch_alerts(self, request: pb.WatchAlertsRequest, context: Context) -> None:
+        """The alerts now, then each transition; a stream slot like ``Subscribe``."""
+        if self.alerts is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this daemon runs no alerts")
+        key = await self._take_slot(context)
+        try:
+            await watch(self.alerts, context.write)
+        finally:
+            self.limits.streams.release(key)
 
     async def _spend_resume(self, context: Context) -> None:
         """One resume from this connection's budget; RESOURCE_EXHAUSTED when it is spent."""
@@ -280,11 +293,15 @@ class PnlStream:
 
 
 def method_handlers(service: PnlStream) -> grpc.GenericRpcHandler:
-    """The service's handlers; Subscribe and GetCurrent send pre-encoded bytes as they are."""
+    """The service's handlers; Subscribe, WatchAlerts and GetCurrent send pre-encoded bytes."""
     handlers: dict[str, grpc.RpcMethodHandler[Any, Any]] = {
         "Subscribe": grpc.unary_stream_rpc_method_handler(
             service.subscribe,
             request_deserializer=pb.SubscribeRequest.FromString,
+        ),
+        "WatchAlerts": grpc.unary_stream_rpc_method_handler(
+            service.watch_alerts,
+            request_deserializer=pb.WatchAlertsRequest.FromString,
         ),
         "GetCurrent": grpc.unary_unary_rpc_method_handler(
             service.get_current,

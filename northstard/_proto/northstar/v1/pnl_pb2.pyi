@@ -366,3 +366,39 @@ class ExplainResponse(_message.Message):
     items: _containers.RepeatedCompositeFieldContainer[ExplainItem]
     groups: _containers.MessageMap[str, ExplainGroup]
     def __init__(self, from_end: _Optional[_Union[ExplainEnd, _Mapping]] = ..., to_end: _Optional[_Union[ExplainEnd, _Mapping]] = ..., difference: _Optional[_Mapping[str, str]] = ..., items: _Optional[_Iterable[_Union[ExplainItem, _Mapping]]] = ..., groups: _Optional[_Mapping[str, ExplainGroup]] = ...) -> None: ...
+
+class WatchAlertsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class AlertEvent(_message.Message):
+    __slots__ = ("id", "alert", "event", "severity", "kind", "ts", "epoch", "seq", "value", "threshold", "description", "text", "explain", "current")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    ALERT_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TS_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    CURRENT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    alert: str
+    event: str
+    severity: str
+    kind: str
+    ts: _timestamp_pb2.Timestamp
+    epoch: str
+    seq: int
+    value: str
+    threshold: str
+    description: str
+    text: str
+    explain: str
+    current: bool
+    def __init__(self, id: _Optional[int] = ..., alert: _Optional[str] = ..., event: _Optional[str] = ..., severity: _Optional[str] = ..., kind: _Optional[str] = ..., ts: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., epoch: _Optional[str] = ..., seq: _Optional[int] = ..., value: _Optional[str] = ..., threshold: _Optional[str] = ..., description: _Optional[str] = ..., text: _Optional[str] = ..., explain: _Optional[str] = ..., current: _Optional[bool] = ...) -> None: ...

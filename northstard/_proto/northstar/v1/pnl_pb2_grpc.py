@@ -60,6 +60,11 @@ class PnlStreamStub:
                 request_serializer=northstar_dot_v1_dot_pnl__pb2.ExplainRequest.SerializeToString,
                 response_deserializer=northstar_dot_v1_dot_pnl__pb2.ExplainResponse.FromString,
                 _registered_method=True)
+        self.WatchAlerts = channel.unary_stream(
+                '/northstar.v1.PnlStream/WatchAlerts',
+                request_serializer=northstar_dot_v1_dot_pnl__pb2.WatchAlertsRequest.SerializeToString,
+                response_deserializer=northstar_dot_v1_dot_pnl__pb2.AlertEvent.FromString,
+                _registered_method=True)
 
 
 class PnlStreamServicer:
@@ -106,6 +111,16 @@ class PnlStreamServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchAlerts(self, request, context):
+        """Alert events (docs/alerts.md): first the alerts firing or pending now
+        (`current` set), then each transition as it is persisted. A stream that
+        falls more than the server's ring (256 events) behind gets the current
+        alerts again and goes on from the newest. Ends with OK when the daemon stops.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PnlStreamServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -133,6 +148,11 @@ def add_PnlStreamServicer_to_server(servicer, server):
                     servicer.Explain,
                     request_deserializer=northstar_dot_v1_dot_pnl__pb2.ExplainRequest.FromString,
                     response_serializer=northstar_dot_v1_dot_pnl__pb2.ExplainResponse.SerializeToString,
+            ),
+            'WatchAlerts': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAlerts,
+                    request_deserializer=northstar_dot_v1_dot_pnl__pb2.WatchAlertsRequest.FromString,
+                    response_serializer=northstar_dot_v1_dot_pnl__pb2.AlertEvent.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -271,6 +291,33 @@ class PnlStream:
             '/northstar.v1.PnlStream/Explain',
             northstar_dot_v1_dot_pnl__pb2.ExplainRequest.SerializeToString,
             northstar_dot_v1_dot_pnl__pb2.ExplainResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/northstar.v1.PnlStream/WatchAlerts',
+            northstar_dot_v1_dot_pnl__pb2.WatchAlertsRequest.SerializeToString,
+            northstar_dot_v1_dot_pnl__pb2.AlertEvent.FromString,
             options,
             channel_credentials,
             insecure,
