@@ -1,0 +1,84 @@
+"""The per-record items of a change between two positions, read from the record log (blocking).
+
+Used by ``explain`` for short ranges and by the rollup writer for each change
+(``rollup``). Reads two range reads over the versions stored or ended in the
+range, then one price lookup per market involved and the positions of each
+market whose price moved.
+
+Bound: at most ``MAX_KEYS`` changed records per call (more: 400
+``range_too_large``); ``explain`` only calls it for ranges of at most
+``explain_read.RECORD_ITEMS_MAX`` stored versions and answers longer ones from
+the rollup, so the refusal is only reachable through a change larger than that.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from northstard.core.explain import Item, KeyChange, explain_items
+from northstard.core.pnl import RevenueBasis
+from northstard.core.records import Position, Price, Record, record_from_json
+from northstard.errors import RequestError
+from northstard.store.record_log import version_at
+
+__all__ = ["MAX_KEYS", "items_between", "versions_stored"]
+
+MAX_KEYS = 50_000
+
+
+def versions_stored(conn: sqlite3.Connection, start: int, end: int) -> int:
+    """How many record versions were stored in (start, end]: an index-only count."""
+    return int(conn.execute("SELECT count(*) FROM rec_log WHERE seq > ? AND seq <= ?",
+                            (start, end)).fetchone()[0])
+
+
+def _changes(conn: sqlite3.Connection, start: int, end: int) -> list[KeyChange]:
+    """Every key whose record changed in (start, end], with its versions at both ends.
+
+    Two range reads, no lookup per key: a version current at ``end`` and stored
+    after ``start`` is a key's end version; a version current at ``start`` and
+    ended by ``end`` is its start version (a key changes only by a new version
+    or a retraction, both of which end the version before).
+    """
+    after = conn.execute(
+        "SELECT source, kind, id, body FROM rec_log WHERE seq > ? AND seq <= ?"
+        " AND (ended_seq IS NULL OR ended_seq > ?) LIMIT ?", (start, end, end, MAX_KEYS + 1))
+    before = conn.execute(
+        "SELECT source, kind, id, body FROM rec_log WHERE ended_seq > ? AND ended_seq <= ?"
+        " AND seq <= ? LIMIT ?", (start, end, start, MAX_KEYS + 1))
+    ends: dict[tuple[str, str, str], list[Record | None]] = {}
+    for side, rows in ((1, after), (0, before)):
+        for source, kind, record_id, body in rows:
+            ends.setdefault((source, kind, record_id), [None, None])[side] = record_from_json(body)
+            if len(ends) > MAX_KEYS:
+                raise RequestError("range_too_large", f"from: more than {MAX_KEYS} records changed "
+                                   "in the range; ask a shorter one")
+    return [KeyChange(*key, old, new) for key, (old, new) in sorted(ends.items())]
+
+
+def _market_positions(conn: sqlite3.Connection, source: str, ticker: str, seq: int) -> list[Position]:
+    rows = conn.execute(
+        "SELECT body FROM rec_log WHERE ticker = ? AND source = ? AND kind = 'position'"
+        " AND seq <= ? AND (ended_seq IS NULL OR ended_seq > ?)",
+        (ticker, source, seq, seq)).fetchall()
+    found = [record_from_json(body) for (body,) in rows]
+    return [p for p in found if isinstance(p, Position)]
+
+
+def _price(conn: sqlite3.Connection, source: str, ticker: str, seq: int) -> Price | None:
+    found = version_at(conn, (source, "price", ticker), seq)
+    return found if isinstance(found, Price) else None
+
+
+def items_between(conn: sqlite3.Connection, start: int, end: int, basis: RevenueBasis) -> list[Item]:
+    """The items of the change from position ``start`` to ``end`` (``core.explain``)."""
+    changes = _changes(conn, start, end)
+    moved = {(c.source, c.id) for c in changes if c.kind == "price"}
+    markets = set(moved)
+    for change in changes:
+        for record in (change.before, change.after):
+            if isinstance(record, Position):
+                markets.add((change.source, record.ticker))
+    prices = {m: (_price(conn, *m, start), _price(conn, *m, end)) for m in sorted(markets)}
+    positions = {m: _market_positions(conn, *m, end) for m in sorted(moved)}
+    return explain_items(changes, positions, prices, basis)
