@@ -5,10 +5,11 @@ Used by ``explain`` for short ranges and by the rollup writer for each change
 range, then one price lookup per market involved and the positions of each
 market whose price moved.
 
-Bound: at most ``MAX_KEYS`` changed records per call (more: 400
-``range_too_large``); ``explain`` only calls it for ranges of at most
-``explain_read.RECORD_ITEMS_MAX`` stored versions and answers longer ones from
-the rollup, so the refusal is only reachable through a change larger than that.
+Bound: what it reads is the versions stored or ended in the range
+(``versions_touched``, an index-only count, tells how many before reading):
+``explain`` calls it for ranges of at most ``explain_read.RECORD_ITEMS_MAX``
+of them and answers longer ones from the rollup; the writer calls it for one
+change, whose records it holds in memory already.
 """
 
 from __future__ import annotations
@@ -18,18 +19,19 @@ import sqlite3
 from northstard.core.explain import Item, KeyChange, explain_items
 from northstard.core.pnl import RevenueBasis
 from northstard.core.records import Position, Price, Record, record_from_json
-from northstard.errors import RequestError
 from northstard.store.record_log import version_at
 
-__all__ = ["MAX_KEYS", "items_between", "versions_stored"]
-
-MAX_KEYS = 50_000
+__all__ = ["items_between", "versions_touched"]
 
 
-def versions_stored(conn: sqlite3.Connection, start: int, end: int) -> int:
-    """How many record versions were stored in (start, end]: an index-only count."""
-    return int(conn.execute("SELECT count(*) FROM rec_log WHERE seq > ? AND seq <= ?",
-                            (start, end)).fetchone()[0])
+def versions_touched(conn: sqlite3.Connection, start: int, end: int) -> int:
+    """How many record versions were stored or ended in (start, end]: two index-only counts,
+    at least the number of keys that changed."""
+    stored = conn.execute("SELECT count(*) FROM rec_log WHERE seq > ? AND seq <= ?",
+                          (start, end)).fetchone()[0]
+    ended = conn.execute("SELECT count(*) FROM rec_log WHERE ended_seq > ? AND ended_seq <= ?",
+                         (start, end)).fetchone()[0]
+    return int(stored) + int(ended)
 
 
 def _changes(conn: sqlite3.Connection, start: int, end: int) -> list[KeyChange]:
@@ -42,17 +44,14 @@ def _changes(conn: sqlite3.Connection, start: int, end: int) -> list[KeyChange]:
     """
     after = conn.execute(
         "SELECT source, kind, id, body FROM rec_log WHERE seq > ? AND seq <= ?"
-        " AND (ended_seq IS NULL OR ended_seq > ?) LIMIT ?", (start, end, end, MAX_KEYS + 1))
+        " AND (ended_seq IS NULL OR ended_seq > ?)", (start, end, end))
     before = conn.execute(
         "SELECT source, kind, id, body FROM rec_log WHERE ended_seq > ? AND ended_seq <= ?"
-        " AND seq <= ? LIMIT ?", (start, end, start, MAX_KEYS + 1))
+        " AND seq <= ?", (start, end, start))
     ends: dict[tuple[str, str, str], list[Record | None]] = {}
     for side, rows in ((1, after), (0, before)):
         for source, kind, record_id, body in rows:
             ends.setdefault((source, kind, record_id), [None, None])[side] = record_from_json(body)
-            if len(ends) > MAX_KEYS:
-                raise RequestError("range_too_large", f"from: more than {MAX_KEYS} records changed "
-                                   "in the range; ask a shorter one")
     return [KeyChange(*key, old, new) for key, (old, new) in sorted(ends.items())]
 
 

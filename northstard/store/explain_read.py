@@ -9,8 +9,8 @@ older positions answer 410 ``position_gone``. All of it is on disk, so it
 holds across restarts.
 
 Bounds: rebuilding a document reads at most ``snapshot_every`` deltas (the
-snapshot interval). A range of at most ``RECORD_ITEMS_MAX`` stored versions
-(an index-only count) is answered record by record, reading those versions;
+snapshot interval). A range in which at most ``RECORD_ITEMS_MAX`` versions were
+stored or ended (index-only counts) is answered record by record, reading those versions;
 a longer one, of any length, from the rollup (``rollup``): two index seeks per
 group key changed in the range, one item per group key. The answer holds at
 most ``limit`` items plus one "other".
@@ -30,14 +30,14 @@ from northstard.core.mergepatch import Doc, apply_patch
 from northstard.core.position import Position as StreamPosition
 from northstard.core.statement import boundaries, row
 from northstard.errors import RequestError
-from northstard.store.change_items import items_between, versions_stored
+from northstard.store.change_items import items_between, versions_touched
 from northstard.store.record_log import log_from
 from northstard.store.record_pages import revenue_basis
 from northstard.store.rollup import group_sums
 
 __all__ = ["RECORD_ITEMS_MAX", "database_epoch", "doc_at", "explain", "position_at_ms", "statement"]
 
-RECORD_ITEMS_MAX = 2_000  # stored versions in a range answered record by record; more: by group
+RECORD_ITEMS_MAX = 2_000  # versions stored or ended in a range answered record by record; more: by group
 MAX_DELTAS = 10_000  # deltas replayed to rebuild one document, whatever snapshot_every says
 
 
@@ -111,7 +111,7 @@ class Ends:
 def _items(conn: sqlite3.Connection, start: int, end: int,
            record_items_max: int) -> tuple[str, list[Item]]:
     """Per-record items for a short range, one item per group key from the rollup otherwise."""
-    if versions_stored(conn, start, end) <= record_items_max:
+    if versions_touched(conn, start, end) <= record_items_max:
         return "record", items_between(conn, start, end, revenue_basis(conn))
     return "group", [group_item(key, sums) for key, sums in sorted(group_sums(conn, start, end).items())]
 
