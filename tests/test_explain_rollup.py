@@ -128,6 +128,7 @@ def test_an_existing_database_gets_its_rollup_at_migration(tmp_path: Path) -> No
     with closing(sqlite3.connect(db)) as conn:  # as the previous northstard left it: schema 4
         conn.execute("DROP TABLE rollup")
         conn.execute("DROP TABLE rollup_group")
+        conn.execute("DROP INDEX rec_log_open_position")
         conn.execute("PRAGMA user_version = 4")
         conn.commit()
     desk = Desk(db)  # opening the writer migrates

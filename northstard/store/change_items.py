@@ -55,11 +55,20 @@ def _changes(conn: sqlite3.Connection, start: int, end: int) -> list[KeyChange]:
     return [KeyChange(*key, old, new) for key, (old, new) in sorted(ends.items())]
 
 
-def _market_positions(conn: sqlite3.Connection, source: str, ticker: str, seq: int) -> list[Position]:
-    rows = conn.execute(
-        "SELECT body FROM rec_log WHERE ticker = ? AND source = ? AND kind = 'position'"
-        " AND seq <= ? AND (ended_seq IS NULL OR ended_seq > ?)",
-        (ticker, source, seq, seq)).fetchall()
+def _market_positions(conn: sqlite3.Connection, source: str, ticker: str, seq: int,
+                      latest: bool) -> list[Position]:
+    """The positions in a market at ``seq``. At the newest position (``latest``) they are its
+    open versions, one partial-index range (``rec_log_open_position``); before it, every
+    version of the market's positions is visited (the ticker index)."""
+    if latest:
+        rows = conn.execute(
+            "SELECT body FROM rec_log WHERE ticker = ? AND source = ? AND kind = 'position'"
+            " AND ended_seq IS NULL", (ticker, source)).fetchall()
+    else:
+        rows = conn.execute(
+            "SELECT body FROM rec_log WHERE ticker = ? AND source = ? AND kind = 'position'"
+            " AND seq <= ? AND (ended_seq IS NULL OR ended_seq > ?)",
+            (ticker, source, seq, seq)).fetchall()
     found = [record_from_json(body) for (body,) in rows]
     return [p for p in found if isinstance(p, Position)]
 
@@ -69,8 +78,10 @@ def _price(conn: sqlite3.Connection, source: str, ticker: str, seq: int) -> Pric
     return found if isinstance(found, Price) else None
 
 
-def items_between(conn: sqlite3.Connection, start: int, end: int, basis: RevenueBasis) -> list[Item]:
-    """The items of the change from position ``start`` to ``end`` (``core.explain``)."""
+def items_between(conn: sqlite3.Connection, start: int, end: int, basis: RevenueBasis,
+                  *, latest: bool = False) -> list[Item]:
+    """The items of the change from position ``start`` to ``end`` (``core.explain``);
+    ``latest``: ``end`` is the newest position in the log (nothing stored after it)."""
     changes = _changes(conn, start, end)
     moved = {(c.source, c.id) for c in changes if c.kind == "price"}
     markets = set(moved)
@@ -79,5 +90,5 @@ def items_between(conn: sqlite3.Connection, start: int, end: int, basis: Revenue
             if isinstance(record, Position):
                 markets.add((change.source, record.ticker))
     prices = {m: (_price(conn, *m, start), _price(conn, *m, end)) for m in sorted(markets)}
-    positions = {m: _market_positions(conn, *m, end) for m in sorted(moved)}
+    positions = {m: _market_positions(conn, *m, end, latest) for m in sorted(moved)}
     return explain_items(changes, positions, prices, basis)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -112,7 +114,8 @@ def _items(conn: sqlite3.Connection, start: int, end: int,
            record_items_max: int) -> tuple[str, list[Item]]:
     """Per-record items for a short range, one item per group key from the rollup otherwise."""
     if versions_touched(conn, start, end) <= record_items_max:
-        return "record", items_between(conn, start, end, revenue_basis(conn))
+        latest = end == _current(conn)[0]
+        return "record", items_between(conn, start, end, revenue_basis(conn), latest=latest)
     return "group", [group_item(key, sums) for key, sums in sorted(group_sums(conn, start, end).items())]
 
 
@@ -120,13 +123,33 @@ def _position_doc(position: StreamPosition, doc: Doc) -> dict[str, Any]:
     return {"position": f"{position.epoch}:{position.seq}", "as_of": doc.get("as_of")}
 
 
+@contextmanager
+def _one_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Every read inside sees the same committed state (one WAL read transaction), so the
+    documents, the log and the rollup agree even while the writer commits."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.rollback()
+
+
 def explain(conn: sqlite3.Connection, start: StreamPosition, end: StreamPosition | None,
             limit: int, *, record_items_max: int = RECORD_ITEMS_MAX) -> dict[str, Any]:
     """The explain answer between two positions (``end`` None: the current one).
 
     ``items_by`` says what an item is: one record (``record``: ranges of at most
-    ``record_items_max`` stored versions) or every record of one group key
+    ``record_items_max`` versions stored or ended) or every record of one group key
     (``group``: longer ranges, from the rollup)."""
+    with _one_snapshot(conn):
+        return _explain(conn, start, end, limit, record_items_max)
+
+
+def _explain(conn: sqlite3.Connection, start: StreamPosition, end: StreamPosition | None,
+             limit: int, record_items_max: int) -> dict[str, Any]:
     _check_held(conn, "from", start)
     if end is None:
         end = StreamPosition(start.epoch, _current(conn)[0])

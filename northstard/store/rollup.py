@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from northstard.core.contributions import Figures, add_into, subtract
-from northstard.core.explain import GroupKey, by_group
+from northstard.core.explain import GroupKey, Item, by_group
 from northstard.core.mergepatch import Doc
 from northstard.core.pnl import RevenueBasis
 from northstard.store.change_items import items_between
@@ -51,6 +51,8 @@ def migration_5(conn: sqlite3.Connection) -> None:
         " UNIQUE (source, kind, agent, model, ticker))"
     )
     conn.execute("CREATE INDEX rollup_group_last ON rollup_group (last_seq)")
+    conn.execute("CREATE INDEX rec_log_open_position ON rec_log (ticker, source)"
+                 " WHERE ended_seq IS NULL AND kind = 'position'")  # a market's open positions
     conn.execute("CREATE TABLE rollup (group_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
                  " total TEXT NOT NULL, PRIMARY KEY (group_id, seq)) WITHOUT ROWID")
     row = conn.execute("SELECT seq, doc FROM current WHERE id = 1").fetchone()
@@ -58,7 +60,7 @@ def migration_5(conn: sqlite3.Connection) -> None:
         return
     basis = basis_of(json.loads(row[1]))
     for seq in range(log_from(conn) + 1, row[0] + 1):
-        write_change(conn, seq, basis)
+        _add(conn, seq, items_between(conn, seq - 1, seq, basis))
 
 
 def basis_of(doc: Doc) -> RevenueBasis:
@@ -77,8 +79,12 @@ def _dumps(figures: Mapping[str, Decimal]) -> str:
 
 
 def write_change(conn: sqlite3.Connection, seq: int, basis: RevenueBasis) -> None:
-    """Add the change at ``seq`` (already in the record log) to the running totals."""
-    for key, figures in by_group(items_between(conn, seq - 1, seq, basis)).items():
+    """Add the change at ``seq``, the newest in the record log, to the running totals."""
+    _add(conn, seq, items_between(conn, seq - 1, seq, basis, latest=True))
+
+
+def _add(conn: sqlite3.Connection, seq: int, items: list[Item]) -> None:
+    for key, figures in by_group(items).items():
         found = conn.execute(
             "SELECT id, last_seq FROM rollup_group WHERE source = ? AND kind = ? AND agent = ?"
             " AND model = ? AND ticker = ?", key).fetchone()
