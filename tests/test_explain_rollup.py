@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_drilldown import _diff, same, summed
@@ -144,3 +145,27 @@ def test_an_existing_database_gets_its_rollup_at_migration(tmp_path: Path) -> No
         desk.close()
     assert same_range["items"] == before["items"]
     assert later["difference"]["net_pnl"] == "-1.00"  # T: 2.00 unrealized; costs: 3.00
+
+
+async def test_the_daemons_writer_keeps_the_rollup_across_a_restart(tmp_path: Path) -> None:
+    """A real daemon (scripted source, loopback): what its writer stored answers a range by
+    group, equal to the per-record answer /api/pnl/explain gives, after a restart too."""
+    from test_drilldown_daemon import daemon_on, opus, push_and_wait
+
+    async with daemon_on(tmp_path) as daemon, httpx.AsyncClient(base_url=daemon.url) as http:
+        start = await push_and_wait(http, [opus(1, "1.25")], "1.25")
+        await push_and_wait(http, [opus(2, "3.00"), opus(1, "2.00")], "5.00")
+    async with daemon_on(tmp_path) as daemon, httpx.AsyncClient(base_url=daemon.url) as http:
+        await push_and_wait(http, [opus(3, "0.50")], "5.50")
+        rest = (await http.get("/api/pnl/explain", params={"from": start})).json()
+    with closing(open_reader(tmp_path / "northstard.db")) as conn:
+        epoch, seq = start.split(":")
+        answer = explain(conn, At(epoch, int(seq)), None, limit=ALL, record_items_max=GROUPS)
+    assert rest["items_by"] == "record" and answer["items_by"] == "group"
+    assert answer["difference"] == rest["difference"] == {
+        "agents.atlas.costs": "4.25", "agents.atlas.net": "-4.25", "costs.by_category.ai": "4.25",
+        "costs.by_model.claude-opus-4": "4.25", "costs.total": "4.25", "net_pnl": "-4.25"}
+    assert answer["groups"] == rest["groups"]
+    assert by_key(answer["items"]) == by_key(rest["items"])
+    assert [i["label"] for i in answer["items"]] == [
+        "cost claude-opus-4 (atlas) from ledger, all records: net -4.25"]
