@@ -19,7 +19,9 @@ from test_recovery import STEP, Desk, cost
 from northstard.actors.hub import Position as At
 from northstard.core.contributions import Figures, add_into, figures
 from northstard.core.records import Position, Price
+from northstard.store.change_items import OPEN_POSITIONS
 from northstard.store.explain_read import database_epoch, explain
+from northstard.store.rollup import SUMS
 from northstard.store.sqlite import open_reader
 
 D = Decimal
@@ -169,3 +171,24 @@ async def test_the_daemons_writer_keeps_the_rollup_across_a_restart(tmp_path: Pa
     assert by_key(answer["items"]) == by_key(rest["items"])
     assert [i["label"] for i in answer["items"]] == [
         "cost claude-opus-4 (atlas) from ledger, all records: net -4.25"]
+
+
+def test_the_rollup_read_and_the_writers_market_read_are_index_ranges(tmp_path: Path) -> None:
+    """The bounds in rollup's docstring: no read scans a table (SQLite's own query plans)."""
+    desk = Desk(tmp_path / "n.db")
+    try:
+        desk.reading("kalshi", [Price(id="T", yes_bid=D("0.50")),
+                                Position(id="a", ticker="T", count=D(4), cost_basis=D("1.00"))])
+        desk.flush()
+        with closing(open_reader(desk.db)) as conn:
+            sums = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + SUMS,
+                                                   {"start": 0, "end": 1})]
+            market = [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + OPEN_POSITIONS,
+                                                     ("T", "kalshi"))]
+    finally:
+        desk.close()
+    assert sums[0] == "SEARCH g USING INDEX rollup_group_last (last_seq>?)"
+    assert [s for s in sums if s.startswith("SEARCH r")] == [
+        "SEARCH r USING PRIMARY KEY (group_id=? AND seq<?)"] * 2
+    assert not [s for s in sums + market if s.startswith("SCAN")]
+    assert market == ["SEARCH rec_log USING INDEX rec_log_open_position (ticker=? AND source=?)"]

@@ -21,7 +21,10 @@ from northstard.core.pnl import RevenueBasis
 from northstard.core.records import Position, Price, Record, record_from_json
 from northstard.store.record_log import version_at
 
-__all__ = ["items_between", "versions_touched"]
+__all__ = ["OPEN_POSITIONS", "items_between", "versions_touched"]
+
+OPEN_POSITIONS = ("SELECT body FROM rec_log WHERE ticker = ? AND source = ? AND kind = 'position'"
+                  " AND ended_seq IS NULL")  # one range of the partial index rec_log_open_position
 
 
 def versions_touched(conn: sqlite3.Connection, start: int, end: int) -> int:
@@ -61,9 +64,7 @@ def _market_positions(conn: sqlite3.Connection, source: str, ticker: str, seq: i
     open versions, one partial-index range (``rec_log_open_position``); before it, every
     version of the market's positions is visited (the ticker index)."""
     if latest:
-        rows = conn.execute(
-            "SELECT body FROM rec_log WHERE ticker = ? AND source = ? AND kind = 'position'"
-            " AND ended_seq IS NULL", (ticker, source)).fetchall()
+        rows = conn.execute(OPEN_POSITIONS, (ticker, source)).fetchall()
     else:
         rows = conn.execute(
             "SELECT body FROM rec_log WHERE ticker = ? AND source = ? AND kind = 'position'"

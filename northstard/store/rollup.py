@@ -40,7 +40,7 @@ from northstard.core.pnl import RevenueBasis
 from northstard.store.change_items import items_between
 from northstard.store.record_log import log_from
 
-__all__ = ["basis_of", "group_sums", "migration_5", "write_change"]
+__all__ = ["SUMS", "basis_of", "group_sums", "migration_5", "write_change"]
 
 
 def migration_5(conn: sqlite3.Connection) -> None:
@@ -104,7 +104,7 @@ def _add(conn: sqlite3.Connection, seq: int, items: list[Item]) -> None:
                      (group_id, seq, _dumps(total)))
 
 
-_SUMS = (
+SUMS = (
     "SELECT g.source, g.kind, g.agent, g.model, g.ticker,"
     " (SELECT total FROM rollup r WHERE r.group_id = g.id AND r.seq <= :start"
     "  ORDER BY r.seq DESC LIMIT 1),"
@@ -118,7 +118,7 @@ def group_sums(conn: sqlite3.Connection, start: int, end: int) -> dict[GroupKey,
     """Per group key, its contribution to the change from ``start`` to ``end`` (non-zero only)."""
     sums: dict[GroupKey, Figures] = {}
     for source, kind, agent, model, ticker, before, after in conn.execute(
-        _SUMS, {"start": start, "end": end}
+        SUMS, {"start": start, "end": end}
     ):
         figures = subtract(_loads(after), _loads(before))
         if figures:
