@@ -114,6 +114,7 @@ def test_open_writer_builds_the_schema(db: Path) -> None:
     expected = {"meta", "deltas", "snapshots", "current", "buckets", "totals", "rec_log"} | {
         f"rec_{k}" for k in RECORD_KINDS
     } | {"alert_state", "alert_events", "alert_outbox", "sqlite_sequence"}  # migration 3: alerts
+    expected |= {"rollup_group", "rollup"}  # the explain rollup (store.rollup)
     assert tables == expected
     assert "rec_retract" not in tables
     with closing(open_reader(db)) as reader:

@@ -27,10 +27,14 @@ from northstard.core.money import ZERO, format_money
 from northstard.core.pnl import UNATTRIBUTED, RevenueBasis, exact
 from northstard.core.records import Cost, Position, Price, Record
 
-__all__ = ["GROUPS", "Item", "KeyChange", "explain_items", "grouped", "limited", "rendered"]
+__all__ = [
+    "GROUPS", "GroupKey", "Item", "KeyChange", "by_group", "explain_items", "group_item", "group_key",
+    "grouped", "limited", "rendered",
+]
 
 GROUPS = ("source", "kind", "agent", "model", "ticker")
 Market = tuple[str, str]  # (source, ticker)
+GroupKey = tuple[str, str, str, str, str]  # (source, kind, agent, model, ticker); "" for none
 
 
 @dataclass(frozen=True)
@@ -162,6 +166,31 @@ def limited(items: Sequence[Item], limit: int) -> list[Item]:
             add_into(other, item.contributions)
         kept.append(Item("", "other", "", f"{len(rest)} more", other))
     return kept
+
+
+def group_key(item: Item) -> GroupKey:
+    return (item.source, item.kind, item.agent or "", item.model or "", item.ticker or "")
+
+
+@exact
+def by_group(items: Sequence[Item]) -> dict[GroupKey, Figures]:
+    """The items' contributions summed per group key (groups summing to zero left out)."""
+    sums: dict[GroupKey, Figures] = {}
+    for item in items:
+        add_into(sums.setdefault(group_key(item), {}), item.contributions)
+    cleaned = {key: {p: a for p, a in figures.items() if a} for key, figures in sums.items()}
+    return {key: figures for key, figures in cleaned.items() if figures}
+
+
+def group_item(key: GroupKey, contributions: Figures) -> Item:
+    """One item for every record of a group key: what a long range is answered with."""
+    source, kind, agent, model, ticker = key
+    detail = "".join(f" {part}" for part in (model, ticker) if part)
+    who = f" ({agent})" if agent else ""
+    net = contributions.get("net_pnl", ZERO)
+    label = f"{kind}{detail}{who} from {source}, all records: net {_signed(net)}"
+    return Item(source, kind, "", label, contributions, agent=agent or None, model=model or None,
+                ticker=ticker or None)
 
 
 def rendered(item: Item) -> dict[str, Any]:

@@ -9,31 +9,37 @@ older positions answer 410 ``position_gone``. All of it is on disk, so it
 holds across restarts.
 
 Bounds: rebuilding a document reads at most ``snapshot_every`` deltas (the
-snapshot interval); at most ``MAX_KEYS`` changed records per request (more:
-400 ``range_too_large``), each read by its key index.
+snapshot interval). A range in which at most ``RECORD_ITEMS_MAX`` versions were
+stored or ended (index-only counts) is answered record by record, reading those versions;
+a longer one, of any length, from the rollup (``rollup``): two index seeks per
+group key changed in the range, one item per group key. The answer holds at
+most ``limit`` items plus one "other".
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from northstard.core.contributions import Figures, add_into, figures, formatted, subtract
-from northstard.core.explain import Item, KeyChange, explain_items, grouped, limited, rendered
+from northstard.core.explain import Item, group_item, grouped, limited, rendered
 from northstard.core.mergepatch import Doc, apply_patch
 from northstard.core.position import Position as StreamPosition
-from northstard.core.records import Position, Price, Record, record_from_json
 from northstard.core.statement import boundaries, row
 from northstard.errors import RequestError
-from northstard.store.record_log import log_from, version_at
+from northstard.store.change_items import items_between, versions_touched
+from northstard.store.record_log import log_from
 from northstard.store.record_pages import revenue_basis
+from northstard.store.rollup import group_sums
 
-__all__ = ["MAX_KEYS", "database_epoch", "doc_at", "explain", "position_at_ms", "statement"]
+__all__ = ["RECORD_ITEMS_MAX", "database_epoch", "doc_at", "explain", "position_at_ms", "statement"]
 
-MAX_KEYS = 50_000
+RECORD_ITEMS_MAX = 2_000  # versions stored or ended in a range answered record by record; more: by group
 MAX_DELTAS = 10_000  # deltas replayed to rebuild one document, whatever snapshot_every says
 
 
@@ -96,49 +102,6 @@ def _check_held(conn: sqlite3.Connection, name: str, position: StreamPosition) -
         raise Gone(f"{name}: the record log starts at position {start}")
 
 
-def _changes(conn: sqlite3.Connection, start: int, end: int) -> list[KeyChange]:
-    """Every key whose record changed in (start, end], with its versions at both ends.
-
-    Two range reads, no lookup per key: a version current at ``end`` and stored
-    after ``start`` is a key's end version; a version current at ``start`` and
-    ended by ``end`` is its start version (a key changes only by a new version
-    or a retraction, both of which end the version before).
-    """
-    stored = conn.execute("SELECT count(*) FROM rec_log WHERE seq > ? AND seq <= ?",
-                          (start, end)).fetchone()[0]  # an index-only count: refuse before reading
-    if stored > MAX_KEYS:
-        raise RequestError("range_too_large", f"from: {stored} record versions were stored in the "
-                           f"range, more than {MAX_KEYS}; ask a shorter one")
-    after = conn.execute(
-        "SELECT source, kind, id, body FROM rec_log WHERE seq > ? AND seq <= ?"
-        " AND (ended_seq IS NULL OR ended_seq > ?) LIMIT ?", (start, end, end, MAX_KEYS + 1))
-    before = conn.execute(
-        "SELECT source, kind, id, body FROM rec_log WHERE ended_seq > ? AND ended_seq <= ?"
-        " AND seq <= ? LIMIT ?", (start, end, start, MAX_KEYS + 1))
-    ends: dict[tuple[str, str, str], list[Record | None]] = {}
-    for side, rows in ((1, after), (0, before)):
-        for source, kind, record_id, body in rows:
-            ends.setdefault((source, kind, record_id), [None, None])[side] = record_from_json(body)
-            if len(ends) > MAX_KEYS:
-                raise RequestError("range_too_large", f"from: more than {MAX_KEYS} records changed "
-                                   "in the range; ask a shorter one")
-    return [KeyChange(*key, old, new) for key, (old, new) in sorted(ends.items())]
-
-
-def _market_positions(conn: sqlite3.Connection, source: str, ticker: str, seq: int) -> list[Position]:
-    rows = conn.execute(
-        "SELECT body FROM rec_log WHERE ticker = ? AND source = ? AND kind = 'position'"
-        " AND seq <= ? AND (ended_seq IS NULL OR ended_seq > ?)",
-        (ticker, source, seq, seq)).fetchall()
-    found = [record_from_json(body) for (body,) in rows]
-    return [p for p in found if isinstance(p, Position)]
-
-
-def _price(conn: sqlite3.Connection, source: str, ticker: str, seq: int) -> Price | None:
-    found = version_at(conn, (source, "price", ticker), seq)
-    return found if isinstance(found, Price) else None
-
-
 @dataclass(frozen=True)
 class Ends:
     start: int
@@ -147,26 +110,46 @@ class Ends:
     after: Doc
 
 
-def _items_between(conn: sqlite3.Connection, ends: Ends) -> list[Item]:
-    changes = _changes(conn, ends.start, ends.end)
-    moved = {(c.source, c.id) for c in changes if c.kind == "price"}
-    markets = set(moved)
-    for change in changes:
-        for record in (change.before, change.after):
-            if isinstance(record, Position):
-                markets.add((change.source, record.ticker))
-    prices = {m: (_price(conn, *m, ends.start), _price(conn, *m, ends.end)) for m in sorted(markets)}
-    positions = {m: _market_positions(conn, *m, ends.end) for m in sorted(moved)}
-    return explain_items(changes, positions, prices, revenue_basis(conn))
+def _items(conn: sqlite3.Connection, start: int, end: int,
+           record_items_max: int) -> tuple[str, list[Item]]:
+    """Per-record items for a short range, one item per group key from the rollup otherwise."""
+    if versions_touched(conn, start, end) <= record_items_max:
+        latest = end == _current(conn)[0]
+        return "record", items_between(conn, start, end, revenue_basis(conn), latest=latest)
+    return "group", [group_item(key, sums) for key, sums in sorted(group_sums(conn, start, end).items())]
 
 
 def _position_doc(position: StreamPosition, doc: Doc) -> dict[str, Any]:
     return {"position": f"{position.epoch}:{position.seq}", "as_of": doc.get("as_of")}
 
 
+@contextmanager
+def _one_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    """Every read inside sees the same committed state (one WAL read transaction), so the
+    documents, the log and the rollup agree even while the writer commits."""
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.rollback()
+
+
 def explain(conn: sqlite3.Connection, start: StreamPosition, end: StreamPosition | None,
-            limit: int) -> dict[str, Any]:
-    """The explain answer between two positions (``end`` None: the current one)."""
+            limit: int, *, record_items_max: int = RECORD_ITEMS_MAX) -> dict[str, Any]:
+    """The explain answer between two positions (``end`` None: the current one).
+
+    ``items_by`` says what an item is: one record (``record``: ranges of at most
+    ``record_items_max`` versions stored or ended) or every record of one group key
+    (``group``: longer ranges, from the rollup)."""
+    with _one_snapshot(conn):
+        return _explain(conn, start, end, limit, record_items_max)
+
+
+def _explain(conn: sqlite3.Connection, start: StreamPosition, end: StreamPosition | None,
+             limit: int, record_items_max: int) -> dict[str, Any]:
     _check_held(conn, "from", start)
     if end is None:
         end = StreamPosition(start.epoch, _current(conn)[0])
@@ -175,11 +158,11 @@ def explain(conn: sqlite3.Connection, start: StreamPosition, end: StreamPosition
         raise RequestError("bad_parameter", "to: before from")
     ends = Ends(start.seq, end.seq, doc_at(conn, start.seq), doc_at(conn, end.seq))
     difference = subtract(figures(ends.after), figures(ends.before))
-    items = _items_between(conn, ends)
+    items_by, items = _items(conn, ends.start, ends.end, record_items_max)
     _add_unexplained(items, difference)
     return {
         "from": _position_doc(start, ends.before), "to": _position_doc(end, ends.after),
-        "difference": formatted(difference),
+        "difference": formatted(difference), "items_by": items_by,
         "items": [rendered(item) for item in limited(items, limit)],
         "groups": {name: {value: formatted(sums) for value, sums in values.items()}
                    for name, values in grouped(items).items()},

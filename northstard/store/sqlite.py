@@ -15,6 +15,8 @@ built by numbered migrations tracked in ``PRAGMA user_version``.
     buckets     history buckets: (resolution, start_ms) -> OHLC JSON
     rec_log     every version of every record, with the change that stored and ended it
                 (see record_log)
+    rollup_group, rollup   per explain group key, the running sum of each change's
+                contribution (see rollup)
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from northstard.core.money import ZERO
 from northstard.core.pnl import contribution, exact, is_hot
 from northstard.core.records import RECORD_KINDS, Position, Price, Record, record_from_json
 from northstard.errors import StoreError
-from northstard.store import record_log
+from northstard.store import record_log, rollup
 
 __all__ = [
     "RECORD_KINDS",
@@ -133,7 +135,7 @@ def _migration_4(conn: sqlite3.Connection) -> None:
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _run_migration_1, _migration_2, record_log.migration_3, _migration_4,
+    _run_migration_1, _migration_2, record_log.migration_3, _migration_4, rollup.migration_5,
 ]
 
 

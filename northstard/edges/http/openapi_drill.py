@@ -54,11 +54,15 @@ def drill_schemas(obj: Callable[..., dict[str, Any]], money_map: dict[str, Any],
         "Records": obj({"records": {"type": "array", "items": record, "maxItems": 1000},
                         "next_cursor": {"type": "string"}}, ("records",)),
         "Explain": obj({"from": position, "to": position, "difference": money_map,
+                        "items_by": {"enum": ["record", "group"], "description":
+                                     "record: an item per changed record (ranges of at most "
+                                     "2,000 versions stored or ended); group: an item per group key "
+                                     "(source, kind, agent, model, ticker; id empty)"},
                         "items": {"type": "array", "items": item},
                         "groups": obj({name: groups for name in
                                        ("source", "kind", "agent", "model", "ticker")},
                                       ("source", "kind", "agent", "model", "ticker"))},
-                       ("from", "to", "difference", "items", "groups")),
+                       ("from", "to", "difference", "items_by", "items", "groups")),
         "Statement": _statement(obj, money_map),
         "Gone": obj({"error": {"const": "position_gone"}, "detail": {"type": "string"},
                      "message": {"type": "string"}}, ("error", "detail", "message")),

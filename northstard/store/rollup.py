@@ -1,0 +1,126 @@
+"""The explain rollup: per group key, the running sum of every change's contribution.
+
+A group key is (source, kind, agent, model, ticker) of an explain item
+(``core.explain.group_key``). For each change, the writer takes the change's
+per-record items (``change_items.items_between(seq - 1, seq)``, the same items
+a one-change ``explain`` answers), sums them per group key and stores, for
+each group the change touched, the group's running total since the start of
+the record log: ``rollup (group_id, seq, total)``, ``total`` a JSON object of
+exact decimal strings per figure path. It is written in the same transaction as
+the record log (``write_change``), so it covers exactly what the log covers.
+
+The contribution of a group to the change from position S to E is its running
+total at E minus at S (the newest row at or before each). The per-change items
+sum exactly to each change's difference of the documents, so these sums do too,
+over any range (the differences telescope): tests/test_explain_rollup.py.
+
+Bounds. Read: two index seeks per group key that changed after S (the groups a
+range touches; 641 in the 1M-record bench), whatever the range's length.
+Write: per change, the reads of its own items (the versions it stores or ends,
+the prices of its markets, the positions of a market whose price moved) and
+one seek and one row per group it touches. Growth: at most one row per group
+per change (at most one per stored version); not pruned, like the log.
+
+Migration 5 fills it once for an existing database: every change since the
+start of the log, one at a time, with the revenue basis of the current
+document (a one-off pass over the log: about 80 s for 1M versions).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from decimal import Decimal
+
+from northstard.core.contributions import Figures, add_into, subtract
+from northstard.core.explain import GroupKey, Item, by_group
+from northstard.core.mergepatch import Doc
+from northstard.core.pnl import RevenueBasis
+from northstard.store.change_items import items_between
+from northstard.store.record_log import log_from
+
+__all__ = ["SUMS", "basis_of", "group_sums", "migration_5", "write_change"]
+
+
+def migration_5(conn: sqlite3.Connection) -> None:
+    """The rollup tables, filled from the record log (one pass, once)."""
+    conn.execute(
+        "CREATE TABLE rollup_group (id INTEGER PRIMARY KEY, source TEXT NOT NULL, kind TEXT NOT NULL,"
+        " agent TEXT NOT NULL, model TEXT NOT NULL, ticker TEXT NOT NULL, last_seq INTEGER NOT NULL,"
+        " UNIQUE (source, kind, agent, model, ticker))"
+    )
+    conn.execute("CREATE INDEX rollup_group_last ON rollup_group (last_seq)")
+    conn.execute("CREATE INDEX rec_log_open_position ON rec_log (ticker, source)"
+                 " WHERE ended_seq IS NULL AND kind = 'position'")  # a market's open positions
+    conn.execute("CREATE TABLE rollup (group_id INTEGER NOT NULL, seq INTEGER NOT NULL,"
+                 " total TEXT NOT NULL, PRIMARY KEY (group_id, seq)) WITHOUT ROWID")
+    row = conn.execute("SELECT seq, doc FROM current WHERE id = 1").fetchone()
+    if row is None:
+        return
+    basis = basis_of(json.loads(row[1]))
+    for seq in range(log_from(conn) + 1, row[0] + 1):
+        _add(conn, seq, items_between(conn, seq - 1, seq, basis))
+
+
+def basis_of(doc: Doc) -> RevenueBasis:
+    """The revenue basis a document was computed with."""
+    section = doc.get("revenue")
+    basis = section.get("basis") if isinstance(section, dict) else None
+    return "collected" if basis == "collected" else "invoiced"
+
+
+def _loads(text: str | None) -> Figures:
+    return {} if text is None else {path: Decimal(amount) for path, amount in json.loads(text).items()}
+
+
+def _dumps(figures: Mapping[str, Decimal]) -> str:
+    return json.dumps({path: str(amount) for path, amount in sorted(figures.items()) if amount})
+
+
+def write_change(conn: sqlite3.Connection, seq: int, basis: RevenueBasis) -> None:
+    """Add the change at ``seq``, the newest in the record log, to the running totals."""
+    _add(conn, seq, items_between(conn, seq - 1, seq, basis, latest=True))
+
+
+def _add(conn: sqlite3.Connection, seq: int, items: list[Item]) -> None:
+    for key, figures in by_group(items).items():
+        found = conn.execute(
+            "SELECT id, last_seq FROM rollup_group WHERE source = ? AND kind = ? AND agent = ?"
+            " AND model = ? AND ticker = ?", key).fetchone()
+        if found is None:
+            group_id = conn.execute(
+                "INSERT INTO rollup_group (source, kind, agent, model, ticker, last_seq)"
+                " VALUES (?, ?, ?, ?, ?, ?)", (*key, seq)).lastrowid
+            total: Figures = {}
+        else:
+            group_id = found[0]
+            previous = conn.execute("SELECT total FROM rollup WHERE group_id = ? AND seq = ?",
+                                    found).fetchone()
+            total = _loads(previous[0] if previous is not None else None)
+            conn.execute("UPDATE rollup_group SET last_seq = ? WHERE id = ?", (seq, group_id))
+        add_into(total, figures)
+        conn.execute("INSERT OR REPLACE INTO rollup (group_id, seq, total) VALUES (?, ?, ?)",
+                     (group_id, seq, _dumps(total)))
+
+
+SUMS = (
+    "SELECT g.source, g.kind, g.agent, g.model, g.ticker,"
+    " (SELECT total FROM rollup r WHERE r.group_id = g.id AND r.seq <= :start"
+    "  ORDER BY r.seq DESC LIMIT 1),"
+    " (SELECT total FROM rollup r WHERE r.group_id = g.id AND r.seq <= :end"
+    "  ORDER BY r.seq DESC LIMIT 1)"
+    " FROM rollup_group g WHERE g.last_seq > :start"
+)
+
+
+def group_sums(conn: sqlite3.Connection, start: int, end: int) -> dict[GroupKey, Figures]:
+    """Per group key, its contribution to the change from ``start`` to ``end`` (non-zero only)."""
+    sums: dict[GroupKey, Figures] = {}
+    for source, kind, agent, model, ticker, before, after in conn.execute(
+        SUMS, {"start": start, "end": end}
+    ):
+        figures = subtract(_loads(after), _loads(before))
+        if figures:
+            sums[source, kind, agent, model, ticker] = figures
+    return sums
