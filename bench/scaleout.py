@@ -16,7 +16,10 @@ window of ``--seconds``. Prints JSON:
   client; ``cpu_us_per_msg`` = the edge process's CPU (user + system from /proc/PID/stat, all
   threads) over the window / messages its clients received;
 * ``redis_hop_extra_ms``: an edge's latency minus the core's own clients' (p50 and p99): what
-  the Redis hop and the edge's follower add to the same change;
+  the Redis hop and the edge add to the same change (with many more clients on an edge than on
+  the core, this includes the edge's larger broadcast);
+* ``xadd_to_hub_ms``: the Redis hop alone, sampled every 0.5 s from each edge's ``/api/health``
+  (``backplane.lag_ms``: from the core's ``XADD`` to the edge's hub, last change);
 * the core's and Redis's CPU, and the 1-minute load average before and after (2 shared cores).
 
 Everything on 127.0.0.1; every wait is bounded; the processes are stopped at the end.
@@ -35,6 +38,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -113,6 +117,23 @@ def figures(clients: Clients, published: int, cpu: float | None) -> dict[str, An
     }
 
 
+async def sample_lag(url: str, samples: list[int], stop: trio.Event) -> None:
+    """``backplane.lag_ms`` of an edge's health every 0.5 s until ``stop``."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        while not stop.is_set():
+            health = (await client.get(f"{url}/api/health")).json()
+            samples.append(int(health["backplane"]["lag_ms"]))
+            with trio.move_on_after(0.5):
+                await stop.wait()
+
+
+def spread(values: list[int]) -> dict[str, float | None]:
+    ordered = sorted(values)
+    if not ordered:
+        return {"p50": None, "max": None, "samples": 0}
+    return {"p50": ordered[len(ordered) // 2], "max": ordered[-1], "samples": len(ordered)}
+
+
 def hop(edge: dict[str, Any], core: dict[str, Any]) -> dict[str, float | None]:
     def minus(key: str) -> float | None:
         a, b = edge["latency_ms"][key], core["latency_ms"][key]
@@ -149,7 +170,13 @@ async def measure(args: argparse.Namespace, folder: Path, processes: list[trio.P
         seq0, t0 = await core_seq(core_url), time.monotonic()
         for group in groups:
             await group.say(b"start")
-        await trio.sleep(args.seconds)
+        lags: dict[str, list[int]] = {"edge1": [], "edge2": []}
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            for name, samples in lags.items():
+                nursery.start_soon(sample_lag, urls[name], samples, stop)
+            await trio.sleep(args.seconds)
+            stop.set()
         for group in groups:
             await group.say(b"stop")
         seq1, t1 = await core_seq(core_url), time.monotonic()
@@ -165,8 +192,9 @@ async def measure(args: argparse.Namespace, folder: Path, processes: list[trio.P
     published = seq1 - seq0
     core_clients = figures(groups[0], published, None)
     edges = {g.name: figures(g, published, cpu[g.name]) for g in groups[1:]}
-    for edge in edges.values():
+    for name, edge in edges.items():
         edge["redis_hop_extra_ms"] = hop(edge, core_clients)
+        edge["xadd_to_hub_ms"] = spread(lags[name])
     return {
         "bench": "scaleout", "load_generator": args.loadgen, "rate_hz": args.rate,
         "clients_per_edge": args.clients, "core_clients": args.core_clients,
