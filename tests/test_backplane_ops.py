@@ -15,11 +15,13 @@ from typing import Any
 import grpc
 import pytest
 import trio
+import trio.testing
 from test_backplane import BEAT, _async, _published, edge_running, get, until
 from trio_websocket import open_websocket_url
 
 from northstard._proto.northstar.v1 import pnl_pb2 as pb
-from northstard.actors.backplane.follower import Batch, Feed, run_follower
+from northstard.actors.backplane.follower import RETRY_MAX_S, Batch, Feed, run_follower
+from northstard.core.backplane.follow import MARK, Followed, Reset
 from northstard.core.backplane.settings import BackplaneSettings
 from northstard.core.change import Change
 from northstard.edge_node import EdgeNode, run_edge
@@ -29,7 +31,7 @@ from northstard.status.backplane import EdgeStatus
 from clients import Follower, ws_url
 from conftest import build_config, debug_logs, running
 from grpc_helpers import on_asyncio, until_serving
-from redis_server import needs_redis, redis_running
+from redis_server import free_port, needs_redis, redis_running
 
 pytestmark = needs_redis
 PASSWORD = "correct-horse-battery-staple"
@@ -159,3 +161,23 @@ async def test_an_edge_continues_from_its_position_after_a_redis_restart_with_ao
         said = [entry["event"] for entry in logs]
         assert "edge: continuing the stream from its position" in said
         assert "edge: loaded the snapshot" not in said
+
+
+async def test_redis_away_marks_the_clients_only_after_the_cores_liveness_would_expire(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    hub_send, hub_receive = trio.open_memory_channel[Batch](16)
+    cache_send, _cache_receive = trio.open_memory_channel[Change](16)
+    feed = Feed(hub_send, cache_send, EdgeStatus(redis="ok"))
+    feed.followed = Followed("e", 5, 0, {"net_pnl": "1.00"})
+    settings = BackplaneSettings(f"redis://127.0.0.1:{free_port()}", heartbeat_s=1.0, timeout_s=1.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(run_follower, settings, feed)
+        began = trio.current_time()
+        batch = await hub_receive.receive()  # nothing listens on that port: Redis is away
+        marked_after = trio.current_time() - began
+        nursery.cancel_scope.cancel()
+    assert len(batch) == 1 and isinstance(batch[0], Reset) and batch[0].epoch == "e" + MARK
+    assert marked_after >= settings.core_ttl_ms / 1000  # a blip shorter than 3 heartbeats: unmarked
+    assert marked_after < settings.core_ttl_ms / 1000 + RETRY_MAX_S + settings.timeout_s
+    assert feed.status.redis == "unreachable" and feed.status.core == "unreachable"
