@@ -134,6 +134,9 @@ async def test_a_wrong_redis_password_is_said_without_the_password(tmp_path: Pat
     assert {e["event"] for e in said} >= {
         "edge: Redis unreachable; serving the last state",
         "backplane: Redis unreachable; serving locally, republishing on return"}
+    events = [entry["event"] for entry in logs]
+    assert events.count("backplane: Redis unreachable; serving locally, republishing on return") == 1
+    assert "backplane: Redis reachable; publishing" not in events  # said once, not once per retry
     assert WRONG not in json.dumps(health) and WRONG not in repr(logs)
     assert WRONG not in repr(settings) and WRONG not in str(feed.status.document())
 
