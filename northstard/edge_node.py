@@ -6,8 +6,9 @@
 The web app and the gRPC edge are the core daemon's, fed by the same hub and
 cache actors; only the input differs. Positions are the core's ``(epoch,
 seq)``, so a client resumes on any edge. History (REST and gRPC) needs the
-database: an edge answers 503 ``served_by_core`` naming ``[backplane]
-core_url``. An edge listens once it has a first snapshot from Redis.
+database: an edge answers 503 ``served_by_core`` (gRPC: ``UNAVAILABLE``)
+naming ``[backplane] core_url``. An edge listens once it has a first
+snapshot from Redis.
 """
 
 from __future__ import annotations
