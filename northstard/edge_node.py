@@ -175,9 +175,8 @@ async def _serve(node: EdgeNode, ctx: WebContext, supervisor: Supervisor, handle
             edge.start_soon(_watch_signals, node)
         node.urls = await edge.start(run_web, ctx, web_stop.wait)
         if grpc is not None:
-            core_url = ctx.backplane.core_url if isinstance(ctx.backplane, EdgeStatus) else ""
             deps = GrpcDeps(ctx.hub, ctx.db_path, {}, {}, ctx.metrics, LimitSettings.from_section(ctx.limits),
-                            core_url=core_url)
+                            core_url=node.status.core_url)
             await supervisor.start(edge, "grpc", run_grpc, grpc, deps, node.grpc, core=False)
         log.info("edge listening", urls=node.urls, grpc=node.grpc_address)
         task_status.started(node)

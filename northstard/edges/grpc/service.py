@@ -263,16 +263,16 @@ class PnlStream:
             resolution, from_ms, to_ms = request_range(request)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        await self._needs_database(context)
+        await self._needs_database(context, "history")
         rows = await asyncio.to_thread(read_history, self.backend.db_path, resolution, from_ms,
                                        to_ms)
         return history_response(resolution, from_ms, to_ms, rows)
 
-    async def _needs_database(self, context: Context) -> None:
+    async def _needs_database(self, context: Context, what: str) -> None:
         """On an edge (no database): UNAVAILABLE naming the core, as REST's 503 ``served_by_core``."""
         if self.backend.core_url is not None:
             await context.abort(grpc.StatusCode.UNAVAILABLE,
-                                f"served_by_core: {served_by_core(self.backend.core_url)}")
+                                f"served_by_core: {served_by_core(self.backend.core_url, what)}")
 
     async def list_sources(
         self, request: pb.ListSourcesRequest, context: Context
@@ -280,7 +280,7 @@ class PnlStream:
         return sources_response(await self.backend.sources())
 
     async def explain(self, request: pb.ExplainRequest, context: Context) -> pb.ExplainResponse:
-        await self._needs_database(context)
+        await self._needs_database(context, "explain")
         try:
             body = await asyncio.to_thread(read_explain, self.backend.db_path, request)
         except RequestError as exc:
