@@ -6,8 +6,9 @@
 The web app and the gRPC edge are the core daemon's, fed by the same hub and
 cache actors; only the input differs. Positions are the core's ``(epoch,
 seq)``, so a client resumes on any edge. History (REST and gRPC) needs the
-database: an edge answers 503 ``served_by_core`` naming ``[backplane]
-core_url``. An edge listens once it has a first snapshot from Redis.
+database: an edge answers 503 ``served_by_core`` (gRPC: ``UNAVAILABLE``)
+naming ``[backplane] core_url``. An edge listens once it has a first
+snapshot from Redis.
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ async def _serve(node: EdgeNode, ctx: WebContext, supervisor: Supervisor, handle
             edge.start_soon(_watch_signals, node)
         node.urls = await edge.start(run_web, ctx, web_stop.wait)
         if grpc is not None:
-            deps = GrpcDeps(ctx.hub, ctx.db_path, {}, {}, ctx.metrics, LimitSettings.from_section(ctx.limits))
+            deps = GrpcDeps(ctx.hub, ctx.db_path, {}, {}, ctx.metrics, LimitSettings.from_section(ctx.limits),
+                            core_url=node.status.core_url)
             await supervisor.start(edge, "grpc", run_grpc, grpc, deps, node.grpc, core=False)
         log.info("edge listening", urls=node.urls, grpc=node.grpc_address)
         task_status.started(node)

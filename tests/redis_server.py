@@ -27,11 +27,13 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """``--save ''`` (nothing on disk) unless ``persistent`` (AOF under ``folder``)."""
+    """``--save ''`` (nothing on disk) unless ``persistent`` (AOF under ``folder``);
+    ``password``: ``--requirepass``."""
 
-    def __init__(self, folder: Path, persistent: bool = False) -> None:
+    def __init__(self, folder: Path, persistent: bool = False, password: str | None = None) -> None:
         self.folder = folder
         self.persistent = persistent
+        self.password = password
         self.port = free_port()
         self.process: trio.Process | None = None
 
@@ -42,6 +44,7 @@ class RedisServer:
     def _argv(self) -> list[str]:
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--dir", str(self.folder)]
+        argv += ["--requirepass", self.password] if self.password else []
         return argv + (["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else [])
 
     async def start(self) -> None:
@@ -68,9 +71,10 @@ class RedisServer:
 
 
 @asynccontextmanager
-async def redis_running(folder: Path, persistent: bool = False) -> AsyncIterator[RedisServer]:
+async def redis_running(folder: Path, persistent: bool = False,
+                        password: str | None = None) -> AsyncIterator[RedisServer]:
     await trio.Path(folder).mkdir(parents=True, exist_ok=True)
-    server = RedisServer(folder, persistent)
+    server = RedisServer(folder, persistent, password)
     await server.start()
     try:
         yield server

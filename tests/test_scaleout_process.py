@@ -86,8 +86,9 @@ async def get_json(url: str) -> Any:
 
 async def test_core_killed_edges_serve_the_last_state_marked_then_resume(tmp_path: Path) -> None:
     async with redis_running(tmp_path / "redis") as redis, cluster(tmp_path, redis) as (core, edges):
-        follower = Follower()
-        async with open_websocket_url(ws_url(edges[0].url)) as ws:
+        follower, other = Follower(), Follower()
+        async with open_websocket_url(ws_url(edges[0].url)) as ws, \
+                open_websocket_url(ws_url(edges[1].url)) as ws_other:
             with trio.fail_after(60):
                 while len(follower.seqs) < 5:
                     await next_message(ws, follower)
@@ -98,6 +99,8 @@ async def test_core_killed_edges_serve_the_last_state_marked_then_resume(tmp_pat
                     message = await next_message(ws, follower)
                 assert message["type"] == "snapshot"
                 assert message["data"]["sources"]["core"]["status"] == "unreachable"
+                while not str(other.epoch).endswith("~core-unreachable"):  # each edge sees it on its own beat
+                    await next_message(ws_other, other)
                 health = await get_json(f"{edges[1].url}/api/health")
                 assert health["backplane"]["core"] == "unreachable"
                 assert health["sources"]["core"] == "unreachable" and health["status"] == "degraded"

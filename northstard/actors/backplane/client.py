@@ -3,7 +3,8 @@
 coredis runs its connections in its own task group, so a lost server surfaces
 as an exception group; ``redis_failure`` says whether every exception in it is
 a Redis or socket error (then the caller retries) and describes it without
-the password (coredis names only host and port).
+the password (coredis names only host and port). A refused or missing
+password is said as such, naming where the password comes from.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import coredis
 import trio
-from coredis.exceptions import RedisError
+from coredis.exceptions import AuthenticationError, RedisError
 from coredis.retry import NoRetryPolicy
 
 from northstard.core.backplane.settings import CREDENTIAL, BackplaneSettings
@@ -42,6 +43,9 @@ def redis_failure(exc: BaseException) -> str | None:
     if isinstance(exc, BaseExceptionGroup):
         parts = [redis_failure(inner) for inner in exc.exceptions]
         return "; ".join(p for p in parts if p) if all(parts) else None
+    if isinstance(exc, AuthenticationError):
+        return (f"Redis refused to authenticate ({type(exc).__name__}): check backplane.password_file"
+                f" or $CREDENTIALS_DIRECTORY/{CREDENTIAL}")
     if isinstance(exc, FAILURES):
         return f"{type(exc).__name__}: {exc}"
     return None

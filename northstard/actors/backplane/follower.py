@@ -3,11 +3,15 @@
 It loads ``current`` and the stream's last id in one MULTI, then reads the
 stream from there (``XREAD BLOCK``, ``READ_COUNT`` entries at most per read),
 and sends each effect (``follow.Followed.take``) to the edge's hub and cache.
-A hole (an entry that does not follow) reloads ``current``. A second task
-watches the core's liveness key every heartbeat: gone (or Redis unreachable)
-means the clients get the last document marked ``core: unreachable``
-(``follow.marked``); the mark goes when the heartbeat or a change is back.
-Redis failures are logged once (and the return once) and retried with backoff.
+A hole (an entry that does not follow) reloads ``current``. After a Redis
+reconnect the edge continues with ``XREAD`` from its last entry id when that
+entry is still in the stream (Redis kept its data: AOF), so its clients get
+deltas, not a snapshot; only a lost position reloads ``current``. A second
+task watches the core's liveness key every heartbeat: gone (or Redis
+unreachable for longer than the key would live, three heartbeats) means the
+clients get the last document marked ``core: unreachable`` (``follow.marked``);
+the mark goes when the heartbeat or a change is back. Redis failures are
+logged once (and the return once) and retried with backoff.
 
 Bound: one read holds at most ``READ_COUNT`` entries (each a change's patch
 text); the hub and cache channels are the daemon's (bounded, awaited).
@@ -71,6 +75,23 @@ class Feed:
         log.warning("core unreachable: serving the last state, marked") if unreachable else \
             log.info("core reachable again")
         await self.send([marked(reset) if unreachable else reset])
+
+
+async def _still_there(redis: Redis, settings: BackplaneSettings, feed: Feed) -> bool:
+    """Whether the edge's last entry is still in the stream (then what follows it is too:
+    ``MAXLEN`` trims the oldest first), so reading on from it misses nothing."""
+    if feed.followed is None or feed.followed.gap or feed.last_id == "0-0":
+        return False
+    entries = await redis.xrange(settings.stream_key, start=feed.last_id, end=feed.last_id, count=1)
+    return bool(entries)
+
+
+async def _resume(redis: Redis, settings: BackplaneSettings, feed: Feed) -> None:
+    """After a (re)connect: on from the last entry id when Redis still has it, else ``_load``."""
+    if await _still_there(redis, settings, feed):
+        log.info("edge: continuing the stream from its position", id=feed.last_id)
+        return
+    await _load(redis, settings, feed)
 
 
 async def _load(redis: Redis, settings: BackplaneSettings, feed: Feed) -> None:
@@ -154,7 +175,7 @@ async def _watch_core(redis: Redis, settings: BackplaneSettings, feed: Feed) -> 
 
 async def _connected(settings: BackplaneSettings, feed: Feed) -> None:
     async with open_redis(settings) as redis:
-        await _load(redis, settings, feed)
+        await _resume(redis, settings, feed)
         if feed.status.redis != "ok":
             log.info("edge: following Redis", url=settings.url)
         feed.status.set(redis="ok")
@@ -171,6 +192,7 @@ async def run_follower(
 ) -> None:
     """Follow the stream forever; started at once (the cache is ready with the first snapshot)."""
     delay = RETRY_FIRST_S
+    down_since: float | None = None
     task_status.started()
     while True:
         try:
@@ -181,8 +203,10 @@ async def run_follower(
                 raise
             delay = RETRY_FIRST_S if feed.status.redis == "ok" else min(delay * 2, RETRY_MAX_S)
             if feed.status.redis != "unreachable":
+                down_since = trio.current_time()
                 log.warning("edge: Redis unreachable; serving the last state", url=settings.url,
                             error=reason)
             feed.status.set(redis="unreachable", error=reason)
-            await feed.mark(True)
+            if down_since is not None and trio.current_time() - down_since >= settings.core_ttl_ms / 1000:
+                await feed.mark(True)  # as long as the core's liveness key lives: a blip is not marked
         await trio.sleep(delay)

@@ -172,14 +172,15 @@ async def _collect(receive: trio.MemoryReceiveChannel[Change], outbox: Outbox,
 
 async def _connected(settings: BackplaneSettings, outbox: Outbox, status: PublisherStatus,
                      db_path: Path) -> None:
-    async with open_redis(settings) as redis, trio.open_nursery() as nursery:
-        await redis.ping()  # answered: Redis serves (not still loading its AOF), so "ok" is said once
-        nursery.start_soon(_heartbeat, redis, settings, outbox)
+    async with open_redis(settings) as redis:
+        await redis.ping()  # answering (and the password accepted) before saying so
         if status.redis != "ok":
             log.info("backplane: Redis reachable; publishing", url=settings.url)
         status.set("ok")
-        await _publish(redis, settings, outbox, status, db_path)
-        nursery.cancel_scope.cancel()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_heartbeat, redis, settings, outbox)
+            await _publish(redis, settings, outbox, status, db_path)
+            nursery.cancel_scope.cancel()
 
 
 async def run_backplane(

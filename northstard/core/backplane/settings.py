@@ -7,9 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-__all__ = ["BackplaneSettings", "redis_url_problem"]
+__all__ = ["BackplaneSettings", "redis_url_problem", "served_by_core"]
 
 CREDENTIAL = "backplane.password"  # $CREDENTIALS_DIRECTORY/backplane.password (systemd LoadCredential)
+
+
+def served_by_core(core_url: str, what: str = "history") -> str:
+    """What an edge answers for what needs the database (REST 503, gRPC UNAVAILABLE)."""
+    if core_url:
+        return f"{what} is served by the core daemon at {core_url} ([backplane] core_url)"
+    return f"{what} is served by the core daemon (set [backplane] core_url on the edge to name it)"
 
 
 def redis_url_problem(value: str) -> str | None:

@@ -64,6 +64,7 @@ class GrpcDeps:
     metrics: Metrics | None = None
     limits: LimitSettings = field(default_factory=LimitSettings)  # the stream caps
     alerts: AlertFeed | None = None  # WatchAlerts' events; None: the method answers UNIMPLEMENTED
+    core_url: str | None = None  # an edge: no database, GetHistory/Explain name the core
 
 
 def _backend(settings: GrpcSettings, deps: GrpcDeps, thread: AsyncioThread) -> Backend:
@@ -105,7 +106,7 @@ def _backend(settings: GrpcSettings, deps: GrpcDeps, thread: AsyncioThread) -> B
     return Backend(db_path=deps.db_path, sources=sources, max_rate_hz=settings.max_rate_hz,
                    streams_changed=lambda delta: thread.to_trio(count, delta), sent=sent,
                    limits=deps.limits, token_keys=bool(settings.tokens), refused=refused,
-                   catch_up=catch_up)
+                   catch_up=catch_up, core_url=deps.core_url)
 
 
 async def _feed(hub: Hub, thread: AsyncioThread, server: GrpcServer) -> None:

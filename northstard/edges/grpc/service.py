@@ -24,6 +24,7 @@ import grpc.aio
 
 from northstard._proto.northstar.v1 import pnl_pb2 as pb
 from northstard.actors.hub import RESUME_BUDGET, ResumeBudget
+from northstard.core.backplane.settings import served_by_core
 from northstard.core.message import DELTA, SNAPSHOT, Message
 from northstard.core.position import Position
 from northstard.edges.grpc.alertwatch import AlertBoard, watch
@@ -177,6 +178,7 @@ class Backend:
     token_keys: bool = False  # auth is on: a stream counts against its bearer token's cap
     refused: Callable[[str], None] = lambda reason: None
     catch_up: CatchUp = _no_hub  # the hub's catch_up, one hop to trio's thread
+    core_url: str | None = None  # an edge (no database): the core's [backplane] core_url, maybe ""
 
 
 def _interval(requested: float, cap: float) -> float:
@@ -274,9 +276,16 @@ class PnlStream:
             resolution, from_ms, to_ms = request_range(request)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        await self._needs_database(context, "history")
         rows = await asyncio.to_thread(read_history, self.backend.db_path, resolution, from_ms,
                                        to_ms)
         return history_response(resolution, from_ms, to_ms, rows)
+
+    async def _needs_database(self, context: Context, what: str) -> None:
+        """On an edge (no database): UNAVAILABLE naming the core, as REST's 503 ``served_by_core``."""
+        if self.backend.core_url is not None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                f"served_by_core: {served_by_core(self.backend.core_url, what)}")
 
     async def list_sources(
         self, request: pb.ListSourcesRequest, context: Context
@@ -284,6 +293,7 @@ class PnlStream:
         return sources_response(await self.backend.sources())
 
     async def explain(self, request: pb.ExplainRequest, context: Context) -> pb.ExplainResponse:
+        await self._needs_database(context, "explain")
         try:
             body = await asyncio.to_thread(read_explain, self.backend.db_path, request)
         except RequestError as exc:

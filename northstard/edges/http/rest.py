@@ -12,6 +12,7 @@ import trio
 from quart import Quart, Response, jsonify, request
 
 from northstard.actors.cache import SizedChunk, chunk_bytes, chunk_starts, chunk_width
+from northstard.core.backplane.settings import served_by_core
 from northstard.core.buckets import history_range
 from northstard.core.times import iso_from_ms
 from northstard.edges.http.context import WebContext
@@ -107,8 +108,7 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
     async def history() -> Response:
         resolution, from_ms, to_ms = _history_range(request.args)
         if isinstance(ctx.backplane, EdgeStatus):  # an edge has no database
-            where = f" at {ctx.backplane.core_url}" if ctx.backplane.core_url else ""
-            raise RequestError("served_by_core", f"history is served by the core daemon{where}", status=503)
+            raise RequestError("served_by_core", served_by_core(ctx.backplane.core_url), status=503)
         body = await _history_body(ctx, resolution, from_ms, to_ms)
         return Response(body, mimetype="application/json")
 
