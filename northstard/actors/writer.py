@@ -24,11 +24,14 @@ import trio
 from northstard.config import default
 from northstard.core.buckets import BucketSet, components
 from northstard.core.change import Change
-from northstard.core.records import Position, Retract, record_to_json
+from northstard.core.records import DecodeMemo, Position, Retract, record_to_json
 from northstard.store import record_log, rollup
 from northstard.store.sqlite import open_writer, path_text
 
 __all__ = ["WriterSettings", "WriterState", "run_writer", "write_batch"]
+
+# the versions the writer wrote lately, decoded (bounded: DecodeMemo.limit); one writer at a time
+MEMO = DecodeMemo()
 
 log = structlog.get_logger("northstard.writer")
 
@@ -116,8 +119,8 @@ def write_batch(
     with conn:
         for change in batch:
             _add_records(conn, change, now_ms, rows)
-            record_log.write_change(conn, change, now_ms)
-            rollup.write_change(conn, change.seq, rollup.basis_of(change.doc))
+            record_log.write_change(conn, change, now_ms, MEMO)
+            rollup.write_change(conn, change.seq, rollup.basis_of(change.doc), MEMO)
             totals.update(change.totals)
             deltas.append((change.epoch, change.seq, change.prev, change.ts_ms, change.patch_json))
             if change.seq % settings.snapshot_every == 0:

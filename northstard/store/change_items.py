@@ -15,16 +15,18 @@ change, whose records it holds in memory already.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from northstard.core.explain import Item, KeyChange, explain_items
 from northstard.core.pnl import RevenueBasis
-from northstard.core.records import Position, Price, Record, record_from_json
+from northstard.core.records import DecodeMemo, Position, Price, Record, record_from_json
 from northstard.store.record_log import version_at
 
 __all__ = ["OPEN_POSITIONS", "items_between", "versions_touched"]
 
-OPEN_POSITIONS = ("SELECT body FROM rec_log WHERE ticker = ? AND source = ? AND kind = 'position'"
-                  " AND ended_seq IS NULL")  # one range of the partial index rec_log_open_position
+# one range of the partial index rec_log_open_position (named: rec_log_current also qualifies)
+OPEN_POSITIONS = ("SELECT body FROM rec_log INDEXED BY rec_log_open_position WHERE ticker = ?"
+                  " AND source = ? AND kind = 'position' AND ended_seq IS NULL")
 
 
 def versions_touched(conn: sqlite3.Connection, start: int, end: int) -> int:
@@ -37,7 +39,8 @@ def versions_touched(conn: sqlite3.Connection, start: int, end: int) -> int:
     return int(stored) + int(ended)
 
 
-def _changes(conn: sqlite3.Connection, start: int, end: int) -> list[KeyChange]:
+def _changes(conn: sqlite3.Connection, start: int, end: int,
+             decode: Callable[[str], Record] = record_from_json) -> list[KeyChange]:
     """Every key whose record changed in (start, end], with its versions at both ends.
 
     Two range reads, no lookup per key: a version current at ``end`` and stored
@@ -54,12 +57,12 @@ def _changes(conn: sqlite3.Connection, start: int, end: int) -> list[KeyChange]:
     ends: dict[tuple[str, str, str], list[Record | None]] = {}
     for side, rows in ((1, after), (0, before)):
         for source, kind, record_id, body in rows:
-            ends.setdefault((source, kind, record_id), [None, None])[side] = record_from_json(body)
+            ends.setdefault((source, kind, record_id), [None, None])[side] = decode(body)
     return [KeyChange(*key, old, new) for key, (old, new) in sorted(ends.items())]
 
 
 def _market_positions(conn: sqlite3.Connection, source: str, ticker: str, seq: int,
-                      latest: bool) -> list[Position]:
+                      latest: bool, decode: Callable[[str], Record] = record_from_json) -> list[Position]:
     """The positions in a market at ``seq``. At the newest position (``latest``) they are its
     open versions, one partial-index range (``rec_log_open_position``); before it, every
     version of the market's positions is visited (the ticker index)."""
@@ -70,7 +73,7 @@ def _market_positions(conn: sqlite3.Connection, source: str, ticker: str, seq: i
             "SELECT body FROM rec_log WHERE ticker = ? AND source = ? AND kind = 'position'"
             " AND seq <= ? AND (ended_seq IS NULL OR ended_seq > ?)",
             (ticker, source, seq, seq)).fetchall()
-    found = [record_from_json(body) for (body,) in rows]
+    found = [decode(body) for (body,) in rows]
     return [p for p in found if isinstance(p, Position)]
 
 
@@ -80,10 +83,11 @@ def _price(conn: sqlite3.Connection, source: str, ticker: str, seq: int) -> Pric
 
 
 def items_between(conn: sqlite3.Connection, start: int, end: int, basis: RevenueBasis,
-                  *, latest: bool = False) -> list[Item]:
+                  *, latest: bool = False, memo: DecodeMemo | None = None) -> list[Item]:
     """The items of the change from position ``start`` to ``end`` (``core.explain``);
     ``latest``: ``end`` is the newest position in the log (nothing stored after it)."""
-    changes = _changes(conn, start, end)
+    decode = memo.decode if memo is not None else record_from_json
+    changes = _changes(conn, start, end, decode)
     moved = {(c.source, c.id) for c in changes if c.kind == "price"}
     markets = set(moved)
     for change in changes:
@@ -91,5 +95,5 @@ def items_between(conn: sqlite3.Connection, start: int, end: int, basis: Revenue
             if isinstance(record, Position):
                 markets.add((change.source, record.ticker))
     prices = {m: (_price(conn, *m, start), _price(conn, *m, end)) for m in sorted(markets)}
-    positions = {m: _market_positions(conn, *m, end, latest) for m in sorted(moved)}
+    positions = {m: _market_positions(conn, *m, end, latest, decode) for m in sorted(moved)}
     return explain_items(changes, positions, prices, basis)

@@ -37,6 +37,7 @@ from northstard.core.contributions import Figures, add_into, subtract
 from northstard.core.explain import GroupKey, Item, by_group
 from northstard.core.mergepatch import Doc
 from northstard.core.pnl import RevenueBasis
+from northstard.core.records import DecodeMemo
 from northstard.store.change_items import items_between
 from northstard.store.record_log import log_from
 
@@ -78,9 +79,11 @@ def _dumps(figures: Mapping[str, Decimal]) -> str:
     return json.dumps({path: str(amount) for path, amount in sorted(figures.items()) if amount})
 
 
-def write_change(conn: sqlite3.Connection, seq: int, basis: RevenueBasis) -> None:
-    """Add the change at ``seq``, the newest in the record log, to the running totals."""
-    _add(conn, seq, items_between(conn, seq - 1, seq, basis, latest=True))
+def write_change(conn: sqlite3.Connection, seq: int, basis: RevenueBasis,
+                 memo: DecodeMemo | None = None) -> None:
+    """Add the change at ``seq``, the newest in the record log, to the running totals
+    (``memo``: the writer's decoded versions, so reading them back decodes no JSON)."""
+    _add(conn, seq, items_between(conn, seq - 1, seq, basis, latest=True, memo=memo))
 
 
 def _add(conn: sqlite3.Connection, seq: int, items: list[Item]) -> None:
