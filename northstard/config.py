@@ -17,6 +17,7 @@ import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -24,6 +25,7 @@ from northstard.core.alertrules import KINDS, SEVERITIES, Rule, rule_from_sectio
 from northstard.core.backplane.settings import redis_url_problem
 from northstard.core.tokens import OPEN_CHOICES, tokens_problem
 from northstard.errors import ConfigError
+from northstard.settings import Settings, build_settings
 
 __all__ = ["Config", "Field", "Schema", "SourceSection", "default", "load_config", "redacted"]
 
@@ -446,6 +448,11 @@ class Config:
     def get(self, section: str, key: str) -> Any:
         return self.sections[section][key]
 
+    @cached_property
+    def settings(self) -> Settings:
+        """The core sections as frozen typed records (``settings.hub.ring_size``), built once."""
+        return build_settings(self.sections)
+
     @property
     def db_path(self) -> Path:
         path: Path | None = self.sections["storage"]["path"]
@@ -619,8 +626,10 @@ def load_config(
         for name in rule.notify:
             if name not in notifiers:
                 raise ConfigError(f"alerts.{rule.name}.notify", f"no [notifiers.{name}] section")
-    return Config(sections=sections, sources=sources, path=path, raw_sources=raw_sources, alerts=alerts,
-                  notifiers=notifiers)
+    config = Config(sections=sections, sources=sources, path=path, raw_sources=raw_sources,
+                    alerts=alerts, notifiers=notifiers)
+    config.settings  # noqa: B018  # built now, once: a section that disagrees with its record fails here
+    return config
 
 
 def redacted(config: Config) -> dict[str, Any]:
