@@ -27,7 +27,8 @@ from northstard.core.tokens import OPEN_CHOICES, tokens_problem
 from northstard.errors import ConfigError
 from northstard.settings import Settings, build_settings
 
-__all__ = ["Config", "Field", "Schema", "SourceSection", "default", "load_config", "redacted"]
+__all__ = ["Config", "Field", "Schema", "SourceSection", "default", "default_settings", "load_config",
+           "redacted"]
 
 ENV_PREFIX = "NORTHSTARD_"
 ENV_RESERVED = {"NORTHSTARD_CONFIG", "NORTHSTARD_DISABLE_PLUGINS", "NORTHSTARD_TOKEN"}  # TOKEN: tail
@@ -298,6 +299,13 @@ def default(section: str, key: str, kind: type[_T]) -> _T:
     if not isinstance(value, kind):
         raise TypeError(f"{section}.{key}: the default is not a {kind.__name__}")
     return value
+
+
+def default_settings() -> Settings:
+    """The typed settings of an empty config file: every core key at its schema default."""
+    return build_settings({name: _section(name, fields, {}) for name, fields in CORE.items()})
+
+
 def _notifier_names(value: list[Any]) -> str | None:
     if all(isinstance(v, str) and v and _cookie_name(v) is None for v in value):
         return None

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -64,7 +64,7 @@ class StorageSection:
 
 @dataclass(frozen=True)
 class EngineSection:
-    revenue_basis: str
+    revenue_basis: Literal["invoiced", "collected"]
     currency: str
     max_batch: int
 

@@ -24,6 +24,8 @@ def _expected(spec: Field) -> tuple[object, ...]:
 
 
 def _actual(hint: object) -> tuple[object, ...]:
+    if typing.get_origin(hint) is typing.Literal:  # a key with choices may be typed by them
+        return tuple({type(a) for a in typing.get_args(hint)})
     if isinstance(hint, types.UnionType):
         return tuple(typing.get_origin(a) or a for a in typing.get_args(hint))
     return (typing.get_origin(hint) or hint,)
@@ -40,6 +42,8 @@ def test_record_keys_and_types_are_the_schemas(section: str) -> None:
     assert list(hints) == [f.name for f in CORE[section]], section
     for spec in CORE[section]:
         assert _actual(hints[spec.name]) == _expected(spec), f"{section}.{spec.name}"
+        if typing.get_origin(hints[spec.name]) is typing.Literal:
+            assert typing.get_args(hints[spec.name]) == spec.choices, f"{section}.{spec.name}"
 
 
 def test_settings_hold_the_loaded_values_frozen(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ after ``min(every_s, RETRY_S)``; the daemon streams on.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +28,7 @@ import structlog
 import trio
 
 from northstard.errors import StoreError
+from northstard.settings import BackupSection
 from northstard.status.metrics import Metrics
 from northstard.store.backup import STAMP, backup
 
@@ -57,9 +58,9 @@ class BackupSettings:
     keep_days: float = 0.0
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any], db_path: Path) -> BackupSettings:
-        folder = section["dir"] if section["dir"] is not None else db_path.parent / "backups"
-        return cls(folder, section["every_s"], section["keep"], section["keep_days"])
+    def from_config(cls, section: BackupSection, db_path: Path) -> BackupSettings:
+        folder = section.dir if section.dir is not None else db_path.parent / "backups"
+        return cls(folder, section.every_s, section.keep, section.keep_days)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from northstard.core.message import Message
 from northstard.edges.grpc.auth import BearerAuth
 from northstard.edges.grpc.service import SERVICE, Backend, Feed, PnlStream, method_handlers
 from northstard.errors import ConfigError, ListenError, NorthstardError
+from northstard.settings import GrpcSection
 
 __all__ = ["GrpcServer", "GrpcSettings"]
 
@@ -52,14 +53,17 @@ class GrpcSettings:
     resume: ResumeBudget = RESUME_BUDGET
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any],
+    def from_config(cls, section: GrpcSection,
                     resume: ResumeBudget = RESUME_BUDGET) -> GrpcSettings:
         """The ``[grpc]`` section, with the resume budget from ``[hub]``."""
-        if (section["tls_cert"] is None) != (section["tls_key"] is None):
+        if (section.tls_cert is None) != (section.tls_key is None):
             raise ConfigError("grpc.tls_key", "tls_cert and tls_key go together")
-        own = ("tokens", "resume")
-        keys = [k for k in cls.__dataclass_fields__ if k not in own]
-        return cls(tokens=tuple(section["tokens"]), resume=resume, **{k: section[k] for k in keys})
+        return cls(host=section.host, port=section.port, tokens=section.tokens, tls_cert=section.tls_cert,
+                   tls_key=section.tls_key, keepalive_time_s=section.keepalive_time_s,
+                   keepalive_timeout_s=section.keepalive_timeout_s,
+                   min_client_ping_interval_s=section.min_client_ping_interval_s,
+                   max_rate_hz=section.max_rate_hz, shutdown_grace_s=section.shutdown_grace_s,
+                   resume=resume)
 
     @property
     def bind(self) -> str:

@@ -52,7 +52,7 @@ def add_alert_routes(app: Quart, ctx: WebContext) -> None:
             raise RequestError("bad_parameter", f"limit: at most {MAX_LIMIT}")
         before = _id_arg("before", None)
         after = _id_arg("after", None)
-        wait = parse_wait(request.args, float(ctx.server["longpoll_max_s"]))  # checked even unused
+        wait = parse_wait(request.args, ctx.server.longpoll_max_s)  # checked even unused
         body: dict[str, Any] = {}
         if after is not None:
             with trio.move_on_after(wait):

@@ -51,7 +51,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
     # an upgrade never leaves a browser mixing old and new dashboard modules.
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 0
 
-    add_cors(app, tuple(ctx.server.get("cors_allowed_origins", ())))  # preflights before the guard
+    add_cors(app, ctx.server.cors_allowed_origins)  # preflights before the guard
     add_guard(app, ctx.auth)
     add_login_routes(app, ctx.auth)
 

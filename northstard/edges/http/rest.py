@@ -169,5 +169,5 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
     @app.route("/openapi.json")
     async def openapi() -> Response:
         open_paths = tuple(p for p, what in OPENABLE.items() if ctx.auth.is_open(what))
-        return jsonify(openapi_spec(float(ctx.server["longpoll_max_s"]), ctx.auth.enabled, open_paths,
+        return jsonify(openapi_spec(ctx.server.longpoll_max_s, ctx.auth.enabled, open_paths,
                                     ctx.auth.cookie_name))
