@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import NoReturn, Protocol
 
 import structlog
 import trio
@@ -72,10 +72,10 @@ class BackupState:
     error: str | None = None
     failures: int = 0
 
-    def document(self) -> dict[str, Any]:
+    def document(self) -> dict[str, object]:
         if not self.enabled:
             return {"status": "off"}
-        doc: dict[str, Any] = {"status": "failing" if self.error else "ok", "failures": self.failures}
+        doc: dict[str, object] = {"status": "failing" if self.error else "ok", "failures": self.failures}
         if self.error:
             doc["error"] = self.error
         if self.last_success is not None:

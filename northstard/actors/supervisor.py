@@ -38,8 +38,8 @@ class ActorStatus:
     last_error: str | None = None
     crashes: deque[float] = field(default_factory=deque)
 
-    def document(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"state": self.state, "core": self.core, "restarts": self.restarts}
+    def document(self) -> dict[str, object]:
+        doc: dict[str, object] = {"state": self.state, "core": self.core, "restarts": self.restarts}
         if self.last_error:
             doc["last_error"] = self.last_error
         return doc
@@ -69,7 +69,7 @@ class Supervisor:
         self,
         nursery: trio.Nursery,
         name: str,
-        actor: Callable[..., Awaitable[Any]],
+        actor: Callable[..., Awaitable[object]],
         *args: Any,
         core: bool = True,
     ) -> None:
@@ -81,8 +81,8 @@ class Supervisor:
     async def _keep(
         self,
         status: ActorStatus,
-        actor: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
+        actor: Callable[..., Awaitable[object]],
+        args: tuple[object, ...],
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:

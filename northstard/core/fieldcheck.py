@@ -60,7 +60,7 @@ class FieldLog:
                 for row in value:
                     self.observe(f"{label} {key}[]", row, depth + 1)
 
-    def _add(self, label: str, names: Iterable[Any]) -> None:
+    def _add(self, label: str, names: Iterable[object]) -> None:
         keys = {str(name) for name in names}
         if label not in self.seen:
             if len(self.seen) >= MAX_LABELS:

@@ -82,7 +82,7 @@ def _entry(index: int, value: Any) -> TokenEntry:
     return TokenEntry(value.lower(), named)
 
 
-def parse_tokens(values: Iterable[Any]) -> tuple[TokenEntry, ...]:
+def parse_tokens(values: Iterable[object]) -> tuple[TokenEntry, ...]:
     """``[auth] tokens`` as entries; ValueError naming the bad entry."""
     entries = tuple(_entry(i, v) for i, v in enumerate(values))
     names = [e.name for e in entries if e.name]
@@ -93,7 +93,7 @@ def parse_tokens(values: Iterable[Any]) -> tuple[TokenEntry, ...]:
     return entries
 
 
-def tokens_problem(value: list[Any]) -> str | None:
+def tokens_problem(value: list[object]) -> str | None:
     """The config check of ``auth.tokens``."""
     try:
         parse_tokens(value)

@@ -233,7 +233,7 @@ class _Exchange:
 class AppServer:
     """Serves requests of the front's connections through an ASGI ``app``."""
 
-    def __init__(self, app: Asgi, settings: AppSettings, state: dict[str, Any],
+    def __init__(self, app: Asgi, settings: AppSettings, state: dict[str, object],
                  count: Callable[[str], None] = lambda reason: None) -> None:
         self.app = app
         self.settings = settings

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import resource
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import cast
 
 import structlog
 import trio
@@ -38,7 +38,7 @@ def listen_settings(ctx: WebContext) -> ListenSettings:
 
 async def run_web(
     ctx: WebContext,
-    shutdown: Callable[[], Awaitable[Any]],
+    shutdown: Callable[[], Awaitable[object]],
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:

@@ -80,8 +80,8 @@ def classify(exc: BaseException) -> tuple[bool, bool]:
 
 def contribution(reading: Reading, section: SourceSection, config: Config) -> dict[str, Any]:
     """Record counts by kind and the totals the reading gives on its own."""
-    engine = config.sections.get("engine", {})
-    book = Book(engine.get("revenue_basis", "invoiced"), engine.get("currency", "USD"))
+    engine = config.settings.engine
+    book = Book(engine.revenue_basis, engine.currency)
     book.add_source(section.name, section.plugin, section.stale_after_s)
     book.ingest(section.name, reading.records)
     totals = {

@@ -29,7 +29,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from northstard.core.change import Change
 from northstard.core.pnl import UNATTRIBUTED
@@ -86,7 +85,7 @@ def record_columns(record: Record, stored_ms: int) -> tuple[int, str | None, str
     return time_ms, record.agent or UNATTRIBUTED, model, ticker
 
 
-def _row(seq: int, n: int, source: str, record: Record, stored_ms: int) -> tuple[Any, ...]:
+def _row(seq: int, n: int, source: str, record: Record, stored_ms: int) -> tuple[object, ...]:
     time_ms, agent, model, ticker = record_columns(record, stored_ms)
     return (seq, n, source, record.kind, record.id, time_ms, stored_ms, record_to_json(record),
             agent, model, ticker)

@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import structlog
 import trio
@@ -68,8 +67,8 @@ def _backend(settings: GrpcSettings, deps: GrpcDeps, thread: AsyncioThread) -> B
     token = thread.token
     collect = partial(source_entries, deps.hub, deps.sections, deps.stats)
 
-    async def sources() -> list[dict[str, Any]]:  # on the loop; the reading happens on trio's thread
-        entries: list[dict[str, Any]] = await asyncio.to_thread(
+    async def sources() -> list[dict[str, object]]:  # on the loop; the reading happens on trio's thread
+        entries: list[dict[str, object]] = await asyncio.to_thread(
             trio.from_thread.run_sync, collect, trio_token=token
         )
         return entries

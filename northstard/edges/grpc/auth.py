@@ -28,7 +28,7 @@ OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
 REFUSAL = "missing or wrong bearer token (authorization: Bearer <token>)"
 
 
-def check_digests(value: list[Any]) -> str | None:
+def check_digests(value: list[object]) -> str | None:
     """Config check: every entry is a sha256 hex digest."""
     for entry in value:
         if not isinstance(entry, str) or len(entry) != 64 or not _is_hex(entry):

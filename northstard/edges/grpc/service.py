@@ -168,7 +168,7 @@ class Backend:
     """What the handlers read besides the feed; every callable is safe to call on the loop."""
 
     db_path: Path
-    sources: Callable[[], Awaitable[list[dict[str, Any]]]]
+    sources: Callable[[], Awaitable[list[dict[str, object]]]]
     max_rate_hz: float = 0.0
     streams_changed: Callable[[int], None] = lambda delta: None
     sent: Callable[[str], None] = lambda kind: None
