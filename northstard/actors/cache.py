@@ -107,8 +107,8 @@ class HistoryPlan:
 @dataclass(frozen=True)
 class CacheRequest:
     op: str
-    args: tuple[Any, ...]
-    reply: trio.MemorySendChannel[Any]
+    args: tuple[object, ...]
+    reply: trio.MemorySendChannel[object]
 
 
 class Cache:
@@ -195,7 +195,7 @@ class Cache:
         if held is not None:
             self.bytes -= held[1]
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, object]:
         total = self.hits + self.misses
         return {
             "hits": self.hits,
@@ -226,7 +226,7 @@ class CacheClient:
         self._send = send
 
     async def _ask(self, op: str, *args: Any) -> Any:
-        reply_send, reply_receive = trio.open_memory_channel[Any](1)
+        reply_send, reply_receive = trio.open_memory_channel[object](1)
         async with reply_receive:
             await self._send.send(CacheRequest(op, args, reply_send))
             return await reply_receive.receive()
@@ -243,8 +243,8 @@ class CacheClient:
         result: int = await self._ask("history_fill", plan, chunks)
         return result
 
-    async def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self._ask("stats")
+    async def stats(self) -> dict[str, object]:
+        result: dict[str, object] = await self._ask("stats")
         return result
 
 

@@ -13,7 +13,6 @@ import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 import trio
@@ -70,7 +69,7 @@ class Supervisor:
         nursery: trio.Nursery,
         name: str,
         actor: Callable[..., Awaitable[object]],
-        *args: Any,
+        *args: object,
         core: bool = True,
     ) -> None:
         """Start ``actor(*args, task_status=...)`` and return once it is ready."""

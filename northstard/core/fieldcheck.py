@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 __all__ = ["MAX_DEPTH", "MAX_LABELS", "MAX_NAMES", "FieldLog", "Shape", "drift"]
 
@@ -48,7 +47,7 @@ class FieldLog:
     def __repr__(self) -> str:
         return f"<FieldLog labels={len(self.seen)} overflow={self.overflow}>"
 
-    def observe(self, label: str, body: Any, depth: int = 0) -> None:
+    def observe(self, label: str, body: object, depth: int = 0) -> None:
         """Record the field names of ``body`` (an object) and of the objects in its lists."""
         if not isinstance(body, Mapping):
             return

@@ -11,7 +11,6 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = [
     "ID_CHARS", "OPEN_CHOICES", "TOKEN_PREFIX", "TokenEntry", "digest", "new_token", "new_token_text",
@@ -62,7 +61,7 @@ class TokenEntry:
         return f"<TokenEntry {self.name or '-'} {self.id}>"
 
 
-def _entry(index: int, value: Any) -> TokenEntry:
+def _entry(index: int, value: object) -> TokenEntry:
     where = f"entry {index + 1}"
     if isinstance(value, dict):
         unknown = sorted(set(value) - {"name", "sha256"})

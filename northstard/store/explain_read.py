@@ -160,12 +160,12 @@ def _items_between(conn: sqlite3.Connection, ends: Ends) -> list[Item]:
     return explain_items(changes, positions, prices, revenue_basis(conn))
 
 
-def _position_doc(position: StreamPosition, doc: Doc) -> dict[str, Any]:
+def _position_doc(position: StreamPosition, doc: Doc) -> dict[str, object]:
     return {"position": f"{position.epoch}:{position.seq}", "as_of": doc.get("as_of")}
 
 
 def explain(conn: sqlite3.Connection, start: StreamPosition, end: StreamPosition | None,
-            limit: int) -> dict[str, Any]:
+            limit: int) -> dict[str, object]:
     """The explain answer between two positions (``end`` None: the current one)."""
     _check_held(conn, "from", start)
     if end is None:

@@ -16,7 +16,6 @@ import socket
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 import grpc.aio
@@ -172,7 +171,7 @@ class GrpcServer:
         if self.feed.ready != was_ready:
             self._spawn(self._set_health(SERVING if self.feed.ready else NOT_SERVING))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -44,7 +44,7 @@ __all__ = ["SERVICE", "TRANSPORT", "Backend", "CatchUp", "Feed", "method_handler
 SERVICE = "northstar.v1.PnlStream"
 TRANSPORT = "grpc"
 ASKED_MAX = 256  # hub answers shared between two publishes (one per starting position), at most
-Context = grpc.aio.ServicerContext[Any, Any]
+Context = grpc.aio.ServicerContext[object, object]
 CatchUp = Callable[[Position | None], Awaitable[Message | None]]
 """Ask the hub (on trio's thread) for the message that brings ``position`` to now."""
 

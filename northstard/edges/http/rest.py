@@ -73,9 +73,9 @@ async def _history_body(ctx: WebContext, resolution: str, from_ms: int, to_ms: i
     return head[:-1].encode() + b',"buckets":[' + b",".join(rows) + b"]}"
 
 
-def _source_entry(ctx: WebContext, name: str) -> dict[str, Any]:
+def _source_entry(ctx: WebContext, name: str) -> dict[str, object]:
     doc = ctx.hub.doc.get("sources", {}).get(name, {})
-    entry: dict[str, Any] = {"name": name, **doc}
+    entry: dict[str, object] = {"name": name, **doc}
     section = ctx.sections.get(name)
     if section is not None:
         entry.update(interval_s=section.interval_s, enabled=section.enabled)

@@ -37,7 +37,7 @@ import errno
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 import trio
@@ -96,12 +96,12 @@ def _close(sock: socket.socket) -> None:
     sock.close()
 
 
-def _host(address: Any) -> str:
+def _host(address: object) -> str:
     """The client's IP address (empty for a Unix socket)."""
     return str(address[0]) if isinstance(address, tuple) else ""
 
 
-def _peer(sock: socket.socket) -> Any:
+def _peer(sock: socket.socket) -> object:
     try:
         return sock.getpeername()
     except OSError:
