@@ -17,6 +17,7 @@ import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -24,8 +25,10 @@ from northstard.core.alertrules import KINDS, SEVERITIES, Rule, rule_from_sectio
 from northstard.core.backplane.settings import redis_url_problem
 from northstard.core.tokens import OPEN_CHOICES, tokens_problem
 from northstard.errors import ConfigError
+from northstard.settings import Settings, build_settings
 
-__all__ = ["Config", "Field", "Schema", "SourceSection", "default", "load_config", "redacted"]
+__all__ = ["Config", "Field", "Schema", "SourceSection", "default", "default_settings", "load_config",
+           "redacted"]
 
 ENV_PREFIX = "NORTHSTARD_"
 ENV_RESERVED = {"NORTHSTARD_CONFIG", "NORTHSTARD_DISABLE_PLUGINS", "NORTHSTARD_TOKEN"}  # TOKEN: tail
@@ -41,11 +44,11 @@ class Field:
 
     name: str
     type: type
-    default: Any = None
+    default: object = None
     required: bool = False
     secret: bool = False
     help: str = ""
-    choices: tuple[Any, ...] = ()
+    choices: tuple[object, ...] = ()
     min: float | None = None
     max: float | None = None
     check: Callable[[Any], str | None] | None = None
@@ -64,7 +67,7 @@ class Field:
         return value
 
 
-def _coerce(key: str, kind: type, value: Any) -> Any:
+def _coerce(key: str, kind: type, value: object) -> object:
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind is int and isinstance(value, bool):
@@ -86,21 +89,21 @@ def _default_db() -> Path:
     return root / "northstard.db"
 
 
-def _origins(value: list[Any]) -> str | None:
+def _origins(value: list[object]) -> str | None:
     for origin in value:
         if not isinstance(origin, str) or not (origin == "*" or "://" in origin):
             return "expected origins like \"https://example.com\" (or \"*\")"
     return None
 
 
-def _sha256_digests(value: list[Any]) -> str | None:
+def _sha256_digests(value: list[object]) -> str | None:
     hexdigits = set("0123456789abcdefABCDEF")
     if all(isinstance(v, str) and len(v) == 64 and set(v) <= hexdigits for v in value):
         return None
     return "expected sha256 hex digests of the tokens (64 hex characters each)"
 
 
-def _open_choices(value: list[Any]) -> str | None:
+def _open_choices(value: list[object]) -> str | None:
     if all(v in OPEN_CHOICES for v in value):
         return None
     return f"expected a list of {' and '.join(OPEN_CHOICES)}"
@@ -296,7 +299,14 @@ def default(section: str, key: str, kind: type[_T]) -> _T:
     if not isinstance(value, kind):
         raise TypeError(f"{section}.{key}: the default is not a {kind.__name__}")
     return value
-def _notifier_names(value: list[Any]) -> str | None:
+
+
+def default_settings() -> Settings:
+    """The typed settings of an empty config file: every core key at its schema default."""
+    return build_settings({name: _section(name, fields, {}) for name, fields in CORE.items()})
+
+
+def _notifier_names(value: list[object]) -> str | None:
     if all(isinstance(v, str) and v and _cookie_name(v) is None for v in value):
         return None
     return "expected a list of notifier names"
@@ -321,7 +331,7 @@ ALERT_RULE: tuple[Field, ...] = (
 )
 
 
-def _alert_rules(given: Any) -> tuple[Rule, ...]:
+def _alert_rules(given: object) -> tuple[Rule, ...]:
     if not isinstance(given, dict):
         raise ConfigError("alerts", "expected a table of [alerts.NAME] sections")
     rules = []
@@ -361,7 +371,7 @@ NOTIFIER: tuple[Field, ...] = (
 )
 
 
-def _notifiers(given: Any, environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+def _notifiers(given: object, environ: Mapping[str, str]) -> dict[str, dict[str, object]]:
     if not isinstance(given, dict):
         raise ConfigError("notifiers", "expected a table of [notifiers.NAME] sections")
     out = {}
@@ -381,7 +391,7 @@ def _notifiers(given: Any, environ: Mapping[str, str]) -> dict[str, dict[str, An
     return out
 
 
-def _notifier_complete(key: str, values: Mapping[str, Any]) -> None:
+def _notifier_complete(key: str, values: Mapping[str, object]) -> None:
     needed = ("url",) if values["type"] == "webhook" else ("smtp_host", "from", "to")
     for name in needed:
         if not values[name]:
@@ -424,7 +434,7 @@ class SourceSection:
     stale_after_s: float
     failure_threshold: int
     cooldown_s: float
-    options: Mapping[str, Any] = field(repr=False)
+    options: Mapping[str, object] = field(repr=False)
     secrets: frozenset[str] = frozenset()
 
     def secret_values(self) -> list[str]:
@@ -439,12 +449,17 @@ class Config:
     sections: Mapping[str, Mapping[str, Any]]
     sources: tuple[SourceSection, ...]
     path: Path | None = None
-    raw_sources: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    raw_sources: Mapping[str, Mapping[str, object]] = field(default_factory=dict, repr=False)
     alerts: tuple[Rule, ...] = ()
-    notifiers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
+    notifiers: Mapping[str, Mapping[str, object]] = field(default_factory=dict, repr=False)
 
-    def get(self, section: str, key: str) -> Any:
+    def get(self, section: str, key: str) -> object:
         return self.sections[section][key]
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The core sections as frozen typed records (``settings.hub.ring_size``), built once."""
+        return build_settings(self.sections)
 
     @property
     def db_path(self) -> Path:
@@ -452,8 +467,8 @@ class Config:
         return path if path is not None else _default_db()
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, ...], tuple[str, Any]]:
-    found: dict[tuple[str, ...], tuple[str, Any]] = {}
+def _env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, ...], tuple[str, object]]:
+    found: dict[tuple[str, ...], tuple[str, object]] = {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name in ENV_RESERVED:
             continue
@@ -464,7 +479,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[tuple[str, ...], tuple[st
     return found
 
 
-def _env_value(raw: str) -> Any:
+def _env_value(raw: str) -> object:
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -490,7 +505,7 @@ def _section(name: str, fields: tuple[Field, ...], given: Mapping[str, Any]) -> 
     for key in given:
         if key not in known:
             raise ConfigError(f"{name}.{key}", "unknown key")
-    result: dict[str, Any] = {}
+    result: dict[str, object] = {}
     for spec in fields:
         key = f"{name}.{spec.name}"
         if spec.name in given:
@@ -502,7 +517,7 @@ def _section(name: str, fields: tuple[Field, ...], given: Mapping[str, Any]) -> 
     return result
 
 
-def _secret(section: str, spec: Field, given: dict[str, Any], env_given: Mapping[str, str]) -> Any:
+def _secret(section: str, spec: Field, given: dict[str, object], env_given: Mapping[str, str]) -> object:
     key = f"{section}.{spec.name}"
     if key in env_given:
         given.pop(spec.name, None)
@@ -567,14 +582,14 @@ def _source(
     )
 
 
-def _table(data: dict[str, Any], key: str, name: str) -> dict[str, Any]:
+def _table(data: dict[str, object], key: str, name: str) -> dict[str, object]:
     table = data.setdefault(key, {})
     if not isinstance(table, dict):
         raise ConfigError(name, "overrides a key that is not a table")
     return table
 
 
-def _merge_env(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+def _merge_env(data: dict[str, object], environ: Mapping[str, str]) -> dict[str, str]:
     """Apply overrides in place; returns the raw text of each source key set from the environment."""
     raw_sources: dict[str, str] = {}
     for parts, (name, value) in _env_overrides(environ).items():
@@ -619,11 +634,13 @@ def load_config(
         for name in rule.notify:
             if name not in notifiers:
                 raise ConfigError(f"alerts.{rule.name}.notify", f"no [notifiers.{name}] section")
-    return Config(sections=sections, sources=sources, path=path, raw_sources=raw_sources, alerts=alerts,
-                  notifiers=notifiers)
+    config = Config(sections=sections, sources=sources, path=path, raw_sources=raw_sources,
+                    alerts=alerts, notifiers=notifiers)
+    config.settings  # noqa: B018  # built now, once: a section that disagrees with its record fails here
+    return config
 
 
-def redacted(config: Config) -> dict[str, Any]:
+def redacted(config: Config) -> dict[str, object]:
     """The effective config as plain data, secrets replaced by ``<redacted>``."""
     out: dict[str, Any] = {
         name: {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()}

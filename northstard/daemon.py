@@ -1,38 +1,45 @@
 """The daemon: one root nursery supervising every actor, in dependency order.
 
     sources ─▶ engine ─▶ writer ─┬─▶ hub   ─▶ web edges
-                                 └─▶ cache ─▶ web edges
+                                 ├─▶ cache ─▶ web edges
+                                 ├─▶ alerts
+                                 └─▶ backplane (with [backplane] url)
+
+What runs is three tables of actors (``actors/table.py``), started in order:
+``core_actors`` in the root nursery, ``source_actors`` in a nursery of their
+own, ``edge_actors`` beside the web listener.
 
 Shutdown (SIGTERM, SIGINT or ``Daemon.stop``): the hub closes, so every
 client stream ends with a close frame or end of stream; the web server stops
-accepting; the sources stop; the engine drains into the writer, the writer
-commits its last batch and closes SQLite.
+accepting; the sources (and backups, delivery) are cancelled; then the
+sources' channel closes, so the engine drains into the writer, and the writer
+commits its last batch, closes its outputs (hub, cache, alerts, backplane end)
+and closes SQLite.
 """
 
 from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
 
 import structlog
 import trio
 
 from northstard.actors.alerts import Alerts, AlertSettings, Probes, run_alerts
-from northstard.actors.backplane.core import core_publisher
+from northstard.actors.backplane.core import CorePublisher, core_publisher
 from northstard.actors.backups import BackupJob, BackupSettings, BackupState, run_backups
-from northstard.actors.cache import Cache, CacheClient, run_cache
+from northstard.actors.cache import Cache, CacheClient, CacheRequest, run_cache
 from northstard.actors.delivery import notifiers_of, run_delivery
 from northstard.actors.engine import EngineState, recover, run_engine, wall_clock
 from northstard.actors.hub import Hub, ResumeBudget, run_hub
 from northstard.actors.notify import Notifier, run_notifier
-from northstard.actors.source import Source, SourceMessage, SourceStats, run_source
+from northstard.actors.source import SourceMessage, SourceStats, run_source
 from northstard.actors.supervisor import Policy, Supervisor
+from northstard.actors.table import Actor, start_actors
 from northstard.actors.writer import WriterSettings, WriterState, run_writer
-from northstard.config import Config, SourceSection
+from northstard.config import Config
 from northstard.core.breaker import Breaker
 from northstard.core.buckets import BucketSet
 from northstard.core.change import Change
@@ -46,16 +53,20 @@ from northstard.policy.auth import Authenticator, load_session_key
 from northstard.policy.limits import LimitSettings
 from northstard.policy.revoked import FILE_NAME as REVOKED_FILE
 from northstard.policy.revoked import load_revoked
-from northstard.preflight import Instances, preflight
+from northstard.preflight import Instances, close_sources, preflight
 from northstard.status.daemon import DaemonStatus, StatusOf
 from northstard.status.grpc import GrpcHandle
 from northstard.status.metrics import Metrics
 from northstard.store.backup import DbLock
 from northstard.store.sqlite import SqliteRecords, load_persisted, open_writer
 
-__all__ = ["Daemon", "run_daemon"]
+__all__ = ["Daemon", "core_actors", "edge_actors", "run_daemon", "source_actors"]
 
 log = structlog.get_logger("northstard.daemon")
+
+SOURCE_BUFFER = 256  # readings from every source to the engine
+CHANGE_BUFFER = 1024  # changes from the engine to the writer, and from the writer to each reader
+REQUEST_BUFFER = 256  # history requests from the web edges to the cache
 
 
 @dataclass
@@ -83,62 +94,153 @@ class Daemon:
         self.stopping.set()
 
 
+@dataclass
+class Channels:
+    """The bounded channels between the core actors (buffer sizes above: a full one blocks its sender)."""
+
+    source_send: trio.MemorySendChannel[SourceMessage]
+    source_receive: trio.MemoryReceiveChannel[SourceMessage]
+    change_send: trio.MemorySendChannel[Change]
+    change_receive: trio.MemoryReceiveChannel[Change]
+    hub_send: trio.MemorySendChannel[Change]
+    hub_receive: trio.MemoryReceiveChannel[Change]
+    cache_send: trio.MemorySendChannel[Change]
+    cache_receive: trio.MemoryReceiveChannel[Change]
+    alerts_send: trio.MemorySendChannel[Change]
+    alerts_receive: trio.MemoryReceiveChannel[Change]
+    request_send: trio.MemorySendChannel[CacheRequest]
+    request_receive: trio.MemoryReceiveChannel[CacheRequest]
+
+    @classmethod
+    def open(cls) -> Channels:
+        return cls(*trio.open_memory_channel[SourceMessage](SOURCE_BUFFER),
+                   *trio.open_memory_channel[Change](CHANGE_BUFFER),
+                   *trio.open_memory_channel[Change](CHANGE_BUFFER),
+                   *trio.open_memory_channel[Change](CHANGE_BUFFER),
+                   *trio.open_memory_channel[Change](CHANGE_BUFFER),
+                   *trio.open_memory_channel[CacheRequest](REQUEST_BUFFER))
+
+
+@dataclass
+class Parts:
+    """What the daemon builds before it starts anything: the actors' state, channels and settings."""
+
+    config: Config
+    instances: Instances
+    metrics: Metrics
+    supervisor: Supervisor
+    hub: Hub
+    cache: Cache
+    engine: EngineState
+    writer: WriterState
+    backups: BackupState
+    alerts: Alerts
+    publisher: CorePublisher | None
+    stats: dict[str, SourceStats]
+    auth: Authenticator
+    grpc: GrpcSettings | None  # None: [grpc] enabled = false
+    channels: Channels = field(default_factory=Channels.open)
+    grpc_handle: GrpcHandle = field(default_factory=GrpcHandle)
+
+    def observe_changes(self, size: int, seconds: float) -> None:
+        self.metrics.observe_batch(size, seconds)
+        self.metrics.changes.inc(size)
+
+
+def core_actors(p: Parts) -> list[Actor]:
+    """The pipeline, writer first (its readers' channels must be open before anything sends)."""
+    c, config = p.channels, p.config
+    outputs = [c.hub_send, c.cache_send, c.alerts_send, *([p.publisher.send] if p.publisher else [])]
+    probes = Probes(store_degraded=lambda: p.writer.degraded is not None,
+                    backup_failing=lambda: p.backups.error is not None)
+    return [
+        Actor("writer", partial(run_writer, _writer_settings(config), p.writer, c.change_receive, outputs,
+                                p.observe_changes)),
+        *([p.publisher.actor(config.db_path)] if p.publisher else []),
+        Actor("hub", partial(run_hub, p.hub, c.hub_receive)),
+        Actor("cache", partial(run_cache, p.cache, c.cache_receive, c.request_receive)),
+        Actor("alerts", partial(run_alerts, _alert_settings(config), p.alerts, c.alerts_receive, probes),
+              core=False),
+        Actor("engine", partial(run_engine, p.engine, c.source_receive, c.change_send,
+                                config.settings.engine.max_batch, wall_clock, p.metrics.observe_refused,
+                                committed=lambda: p.writer.committed_seq)),
+    ]
+
+
+def source_actors(p: Parts) -> list[Actor]:
+    """What the stop cancels first: the sources, the periodic backups, the alert delivery."""
+    table = [Actor(f"source:{section.name}", partial(run_source, section, source, p.channels.source_send,
+                                                     p.stats[section.name], p.metrics.observe_poll),
+                   core=False)
+             for section, source in p.instances]
+    backup = BackupSettings.from_config(p.config.settings.backup, p.config.db_path)
+    if backup.every_s > 0:
+        table.append(Actor("backups", partial(run_backups, BackupJob(p.config.db_path, backup),
+                                              backup.every_s, p.backups, p.metrics), core=False))
+    if p.config.notifiers:  # alert notifications, from the SQLite outbox
+        table.append(Actor("delivery", partial(run_delivery, p.config.db_path, notifiers_of(p.config),
+                                               p.alerts.feed), core=False))
+    return table
+
+
+def edge_actors(p: Parts, ctx: WebContext) -> list[Actor]:
+    """Beside the web listener: the gRPC edge (it stops when the hub closes; never stops the daemon)."""
+    if p.grpc is None:
+        return []
+    deps = GrpcDeps(ctx.hub, ctx.db_path, ctx.sections, p.stats, p.metrics, ctx.limits, alerts=ctx.alerts)
+    return [Actor("grpc", partial(run_grpc, p.grpc, deps, p.grpc_handle), core=False)]
+
+
 def _writer_settings(config: Config) -> WriterSettings:
-    storage = config.sections["storage"]
+    storage = config.settings.storage
     return WriterSettings(
         path=config.db_path,
-        synchronous=storage["synchronous"],
-        batch_max=storage["batch_max"],
-        batch_deadline_s=storage["batch_deadline_ms"] / 1000,
-        snapshot_every=storage["snapshot_every"],
-        keep_deltas_days=storage["keep_deltas_days"],
-        keep_buckets_days=storage["keep_buckets_days"],
+        synchronous=storage.synchronous,
+        batch_max=storage.batch_max,
+        batch_deadline_s=storage.batch_deadline_ms / 1000,
+        snapshot_every=storage.snapshot_every,
+        keep_deltas_days=storage.keep_deltas_days,
+        keep_buckets_days=storage.keep_buckets_days,
     )
 
 
 def _alert_settings(config: Config) -> AlertSettings:
-    section = config.sections["alerting"]
-    return AlertSettings(path=config.db_path, tick_s=section["tick_s"],
-                         max_points=section["max_window_points"], keep_history=section["keep_history"],
-                         synchronous=config.sections["storage"]["synchronous"],
+    section = config.settings.alerting
+    return AlertSettings(path=config.db_path, tick_s=section.tick_s,
+                         max_points=section.max_window_points, keep_history=section.keep_history,
+                         synchronous=config.settings.storage.synchronous,
                          notifiers=tuple(config.notifiers))
 
 
-def _delivery(config: Config, alerts: Alerts) -> Callable[..., Awaitable[None]] | None:
-    """The outbox delivery actor, or None without [notifiers.NAME] sections."""
-    if not config.notifiers:
-        return None
-    return partial(run_delivery, config.db_path, notifiers_of(config), alerts.feed)
-
-
 def _policy(config: Config) -> Policy:
-    s = config.sections["supervisor"]
-    return Policy(s["max_core_restarts"], s["restart_window_s"], s["backoff_initial_s"],
-                  s["backoff_max_s"])
+    s = config.settings.supervisor
+    return Policy(s.max_core_restarts, s.restart_window_s, s.backoff_initial_s, s.backoff_max_s)
 
 
-def _backups(config: Config, state: BackupState, metrics: Metrics) -> Callable[..., Awaitable[None]] | None:
-    """The periodic backup actor, or None when ``backup.every_s`` is 0."""
-    settings = BackupSettings.from_config(config.sections["backup"], config.db_path)
-    if settings.every_s <= 0:
-        return None
-    return partial(run_backups, BackupJob(config.db_path, settings), settings.every_s, state, metrics)
-
-
-def _status_of(supervisor: Supervisor, writer: WriterState, backups: BackupState,
-               grpc: GrpcHandle | None, sources: Mapping[str, SourceStats]) -> StatusOf:
+def _status_of(p: Parts) -> StatusOf:
     """The status record the web edge reads, made from the actors' state when asked."""
 
     def status() -> DaemonStatus:
         return DaemonStatus(
-            healthy=supervisor.healthy(),
-            actors={name: actor.document() for name, actor in supervisor.actors.items()},
-            store_error=writer.degraded, unsaved=len(writer.pending), backup=backups.document(),
-            grpc=grpc.document() if grpc is not None else {"status": "off"},
-            sources_up={name: s.breaker.state == "closed" for name, s in sources.items()},
+            healthy=p.supervisor.healthy(),
+            actors={name: actor.document() for name, actor in p.supervisor.actors.items()},
+            store_error=p.writer.degraded, unsaved=len(p.writer.pending), backup=p.backups.document(),
+            grpc=p.grpc_handle.document() if p.grpc is not None else {"status": "off"},
+            sources_up={name: s.breaker.state == "closed" for name, s in p.stats.items()},
         )
 
     return status
+
+
+def _web_context(p: Parts, started_at: float) -> WebContext:
+    config = p.config
+    return WebContext(
+        hub=p.hub, cache=CacheClient(p.channels.request_send), db_path=config.db_path,
+        status=_status_of(p), sources=p.stats, sections={s.name: s for s in config.sources},
+        metrics=p.metrics, server=config.settings.server, max_rate_hz=config.settings.hub.max_rate_hz,
+        started_at=started_at, auth=p.auth, limits=LimitSettings.from_section(config.settings.limits),
+        backplane=p.publisher.status if p.publisher else None, alerts=p.alerts.feed,
+    )
 
 
 async def _prepare(config: Config, store: SqliteRecords) -> tuple[EngineState, WriterState]:
@@ -148,9 +250,8 @@ async def _prepare(config: Config, store: SqliteRecords) -> tuple[EngineState, W
     records and the open buckets (the migration of an old database scans once).
     """
     persisted = await trio.to_thread.run_sync(load_persisted, config.db_path)
-    engine = config.sections["engine"]
-    state = recover(persisted, config.sources, engine["revenue_basis"], engine["currency"],
-                    store=store)
+    engine = config.settings.engine
+    state = recover(persisted, config.sources, engine.revenue_basis, engine.currency, store=store)
     log.info("state recovered", epoch=state.epoch, seq=state.seq,
              hot_records=len(persisted.records), path=str(config.db_path))
     return state, WriterState(buckets=BucketSet(persisted.open_buckets), committed_seq=state.seq)
@@ -158,16 +259,42 @@ async def _prepare(config: Config, store: SqliteRecords) -> tuple[EngineState, W
 
 def _authenticator(config: Config) -> Authenticator:
     """``[auth]``; the session key is read (or made), and the logouts loaded, only with tokens."""
-    section = config.sections["auth"]
-    if not section["tokens"]:
+    section = config.settings.auth
+    if not section.tokens:
         return Authenticator.from_config(section, b"")
-    key = load_session_key(section["session_key_file"], config.db_path.parent)
+    key = load_session_key(section.session_key_file, config.db_path.parent)
     path = config.db_path.parent / REVOKED_FILE
     try:
         revoked = load_revoked(path, time.time())
     except OSError as exc:
         raise ConfigError("auth", f"cannot keep logouts in {path}: {exc.strerror}") from None
     return Authenticator.from_config(section, key, revoked, path)
+
+
+async def _assemble(config: Config, instances: Instances, store: SqliteRecords) -> Parts:
+    """Build every actor's state from the settings and the store, seeded at the recovered position."""
+    hub_section = config.settings.hub
+    budget = ResumeBudget(hub_section.resume_rate_per_s, hub_section.resume_burst)
+    metrics = Metrics()
+    engine, writer = await _prepare(config, store)
+    auth = await trio.to_thread.run_sync(_authenticator, config)
+    grpc = GrpcSettings.from_config(config.settings.grpc, budget)
+    grpc = replace(grpc, tokens=(*grpc.tokens, *auth.digests))
+    p = Parts(
+        config=config, instances=instances, metrics=metrics, supervisor=Supervisor(_policy(config)),
+        hub=Hub(hub_section.ring_size, hub_section.ring_max_bytes, budget),
+        cache=Cache(config.settings.cache.history_bytes,
+                    keep_ms=int(config.settings.storage.keep_buckets_days * 86_400_000)),
+        engine=engine, writer=writer, backups=BackupState(), alerts=Alerts(config.alerts, metrics=metrics),
+        publisher=core_publisher(config, metrics, engine.epoch, engine.seq, engine.doc),
+        stats={s.name: SourceStats(Breaker(s.failure_threshold, s.cooldown_s)) for s, _ in instances},
+        auth=auth, grpc=grpc if config.settings.grpc.enabled else None,
+    )
+    p.hub.reset(engine.epoch, engine.seq, engine.doc or {}, 0)
+    if engine.doc is not None:
+        p.cache.reset(engine.epoch, engine.seq, 0, engine.doc)
+    p.alerts.seed(engine.epoch, engine.seq, engine.doc, int(time.time() * 1000))
+    return p
 
 
 async def _watch_signals(daemon: Daemon) -> None:
@@ -188,157 +315,50 @@ async def run_daemon(
     """Run until stopped; returns after a clean shutdown."""
     instances = preflight(config, plugins)  # what check-config checks: ConfigError/PluginError, exit 2
     with DbLock(config.db_path):  # one daemon per database
-        await _run_locked(config, instances, handle_signals, task_status)  # _serve closes the sources
+        started_at = time.monotonic()
+        conn = await trio.to_thread.run_sync(open_writer, config.db_path, "normal")
+        conn.close()  # migrated first: the read-only connection below needs the schema
+        store = SqliteRecords(config.db_path)
+        try:
+            parts = await _assemble(config, instances, store)
+            await _run(parts, started_at, handle_signals, task_status)  # _serve closes the sources
+        finally:
+            store.close()
 
 
-async def _run_locked(
-    config: Config,
-    instances: Instances,
-    handle_signals: bool,
-    task_status: trio.TaskStatus[Daemon],
-) -> None:
-    started_at = time.monotonic()
-    conn = await trio.to_thread.run_sync(open_writer, config.db_path, "normal")
-    conn.close()  # migrated first: the read-only connection below needs the schema
-    store = SqliteRecords(config.db_path)
-    try:
-        await _run_core(config, instances, handle_signals, task_status, store, started_at)
-    finally:
-        store.close()
-
-
-async def _run_core(
-    config: Config,
-    instances: Instances,
-    handle_signals: bool,
-    task_status: trio.TaskStatus[Daemon],
-    store: SqliteRecords,
-    started_at: float,
-) -> None:
-    grpc = config.sections["grpc"]
-    hub_section = config.sections["hub"]
-    budget = ResumeBudget(hub_section["resume_rate_per_s"], hub_section["resume_burst"])
-    grpc_settings = GrpcSettings.from_config(grpc, budget)
-    metrics = Metrics()
-    supervisor = Supervisor(_policy(config))
-    hub = Hub(hub_section["ring_size"], hub_section["ring_max_bytes"], budget)
-    cache = Cache(config.sections["cache"]["history_bytes"],
-                  keep_ms=int(config.sections["storage"]["keep_buckets_days"] * 86_400_000))
-    backup_state = BackupState()
-    engine_state, writer_state = await _prepare(config, store)
-    auth = await trio.to_thread.run_sync(_authenticator, config)
-    grpc_settings = replace(grpc_settings, tokens=(*grpc_settings.tokens, *auth.digests))
-    hub.reset(engine_state.epoch, engine_state.seq, engine_state.doc or {}, 0)
-    if engine_state.doc is not None:
-        cache.reset(engine_state.epoch, engine_state.seq, 0, engine_state.doc)
-
-    source_send, source_receive = trio.open_memory_channel[SourceMessage](256)
-    change_send, change_receive = trio.open_memory_channel[Change](1024)
-    hub_send, hub_receive = trio.open_memory_channel[Change](1024)
-    cache_send, cache_receive = trio.open_memory_channel[Change](1024)
-    request_send, request_receive = trio.open_memory_channel[Any](256)
-    publisher = core_publisher(config, metrics, engine_state.epoch, engine_state.seq, engine_state.doc)
-    alerts_send, alerts_receive = trio.open_memory_channel[Change](1024)
-    alerts = Alerts(config.alerts, metrics=metrics)
-    alerts.seed(engine_state.epoch, engine_state.seq, engine_state.doc, int(time.time() * 1000))
-
-    def observe_change_count(size: int, seconds: float) -> None:
-        metrics.observe_batch(size, seconds)
-        metrics.changes.inc(size)
-
-    stats = {s.name: SourceStats(Breaker(s.failure_threshold, s.cooldown_s)) for s, _ in instances}
-
+async def _run(p: Parts, started_at: float, handle_signals: bool,
+               task_status: trio.TaskStatus[Daemon]) -> None:
+    daemon = Daemon([], p.hub, p.supervisor, p.engine, p.metrics, grpc=p.grpc_handle)
     async with trio.open_nursery() as core:
-        await supervisor.start(
-            core, "writer", run_writer, _writer_settings(config), writer_state, change_receive,
-            [hub_send, cache_send, alerts_send, *([publisher.send] if publisher else [])],
-            observe_change_count,
-        )
-        if publisher is not None:
-            await publisher.start(supervisor, core, config.db_path)
-        await supervisor.start(core, "hub", run_hub, hub, hub_receive)
-        await supervisor.start(core, "cache", run_cache, cache, cache_receive, request_receive)
-        await supervisor.start(
-            core, "alerts", run_alerts, _alert_settings(config), alerts, alerts_receive,
-            Probes(store_degraded=lambda: writer_state.degraded is not None,
-                   backup_failing=lambda: backup_state.error is not None), core=False,
-        )
-        await supervisor.start(
-            core, "engine", partial(run_engine, committed=lambda: writer_state.committed_seq),
-            engine_state, source_receive, change_send, config.sections["engine"]["max_batch"],
-            wall_clock, metrics.observe_refused,
-        )
-        grpc_handle = GrpcHandle()
-        status = _status_of(supervisor, writer_state, backup_state,
-                            grpc_handle if grpc["enabled"] else None, stats)
-        ctx = WebContext(
-            hub=hub, cache=CacheClient(request_send), db_path=config.db_path,
-            status=status, sources=stats, sections={s.name: s for s in config.sources},
-            metrics=metrics, server=config.sections["server"],
-            max_rate_hz=config.sections["hub"]["max_rate_hz"],
-            started_at=started_at, auth=auth, limits=config.sections["limits"],
-            backplane=publisher.status if publisher else None, alerts=alerts.feed,
-        )
-        daemon = Daemon([], hub, supervisor, engine_state, metrics, grpc=grpc_handle)
+        await start_actors(p.supervisor, core, core_actors(p))
         # a brand-new store: the engine's first snapshot is committed before anything listens,
         # so /api/pnl/current never answers "no snapshot yet" once the daemon says it serves
-        await cache.ready.wait()
-        await _serve(core, daemon, ctx, supervisor, instances, stats, source_send, metrics,
-                     handle_signals, task_status, grpc=grpc_settings if grpc["enabled"] else None,
-                     backups=_backups(config, backup_state, metrics),
-                     delivery=_delivery(config, alerts))
-        await source_send.aclose()  # the engine drains, then the writer flushes and closes
-    log.info("stopped", seq=engine_state.seq)
+        await p.cache.ready.wait()
+        await _serve(p, daemon, _web_context(p, started_at), handle_signals, task_status)
+        await p.channels.source_send.aclose()  # the engine drains, then the writer flushes and closes
+    log.info("stopped", seq=p.engine.seq)
 
 
-async def _serve(
-    core: trio.Nursery,
-    daemon: Daemon,
-    ctx: WebContext,
-    supervisor: Supervisor,
-    instances: list[tuple[SourceSection, Source]],
-    stats: dict[str, SourceStats],
-    source_send: trio.MemorySendChannel[SourceMessage],
-    metrics: Metrics,
-    handle_signals: bool,
-    task_status: trio.TaskStatus[Daemon],
-    *,
-    grpc: GrpcSettings | None = None,
-    backups: Callable[..., Awaitable[None]] | None = None,
-    delivery: Callable[..., Awaitable[None]] | None = None,
-) -> None:
-    """Run the sources, the periodic backups and the web and gRPC edges until asked to stop."""
+async def _serve(p: Parts, daemon: Daemon, ctx: WebContext, handle_signals: bool,
+                 task_status: trio.TaskStatus[Daemon]) -> None:
+    """Run the source actors and the web and gRPC edges until asked to stop; then stop them in order."""
     web_stop = trio.Event()
     try:
         async with trio.open_nursery() as edge:
             if handle_signals:
                 edge.start_soon(_watch_signals, daemon)
             async with trio.open_nursery() as sources:
-                for section, source in instances:
-                    await supervisor.start(
-                        sources, f"source:{section.name}", run_source, section, source,
-                        source_send, stats[section.name], metrics.observe_poll, core=False,
-                    )
-                if backups is not None:  # cancelled with the sources at stop
-                    await supervisor.start(sources, "backups", backups, core=False)
-                if delivery is not None:  # alert notifications, from the SQLite outbox
-                    await supervisor.start(sources, "delivery", delivery, core=False)
+                await start_actors(p.supervisor, sources, source_actors(p))
                 daemon.urls = await edge.start(run_web, ctx, web_stop.wait)
-                if grpc is not None:  # stops when the hub closes; a failure never stops the daemon
-                    deps = GrpcDeps(ctx.hub, ctx.db_path, ctx.sections, stats, metrics,
-                                    LimitSettings.from_section(ctx.limits), alerts=ctx.alerts)
-                    await supervisor.start(edge, "grpc", run_grpc, grpc, deps, daemon.grpc, core=False)
+                await start_actors(p.supervisor, edge, edge_actors(p, ctx))
                 log.info("listening", urls=daemon.urls, dashboard=daemon.urls[0] + "/",
                          grpc=daemon.grpc_address)
                 task_status.started(daemon)
-                edge.start_soon(run_notifier, Notifier(), ctx.hub, supervisor, daemon.stopping)
+                edge.start_soon(run_notifier, Notifier(), ctx.hub, p.supervisor, daemon.stopping)
                 await daemon.stopping.wait()
-                ctx.hub.close()
+                ctx.hub.close()  # every client stream ends with a close frame or end of stream
                 web_stop.set()
                 sources.cancel_scope.cancel()
-            edge.cancel_scope.deadline = trio.current_time() + ctx.server["shutdown_grace_s"] + 1
+            edge.cancel_scope.deadline = trio.current_time() + ctx.server.shutdown_grace_s + 1
     finally:
-        with trio.CancelScope(shield=True):
-            for _, source in instances:
-                with trio.move_on_after(2):
-                    await source.aclose()
+        await close_sources(p.instances)  # before the engine drains, even when the start failed

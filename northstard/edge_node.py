@@ -16,17 +16,18 @@ from __future__ import annotations
 import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
 
 import structlog
 import trio
 
 from northstard.actors.backplane.client import read_password
 from northstard.actors.backplane.follower import Batch, Feed, run_follower
-from northstard.actors.cache import Cache, CacheClient, run_cache
+from northstard.actors.cache import Cache, CacheClient, CacheRequest, run_cache
 from northstard.actors.hub import Hub, ResumeBudget
 from northstard.actors.notify import Notifier, run_notifier
 from northstard.actors.supervisor import Supervisor
+from northstard.actors.table import Actor, start_actors
 from northstard.config import Config
 from northstard.core.backplane.follow import Reset
 from northstard.core.backplane.settings import BackplaneSettings
@@ -102,9 +103,9 @@ async def _watch_signals(node: EdgeNode) -> None:
 
 
 def edge_settings(config: Config) -> BackplaneSettings:
-    section = config.sections["backplane"]
-    settings = BackplaneSettings.from_config(section, config.sections["hub"]["ring_size"],
-                                             read_password(section["password_file"]))
+    section = config.settings.backplane
+    settings = BackplaneSettings.from_config(section, config.settings.hub.ring_size,
+                                             read_password(section.password_file))
     if not settings.url:
         raise ConfigError("backplane.url", "an edge needs it: --backplane redis://HOST:PORT")
     return settings
@@ -119,36 +120,37 @@ async def run_edge(
     """Follow the backplane and serve until stopped."""
     settings = edge_settings(config)
     started_at = time.monotonic()
-    hub_section = config.sections["hub"]
-    budget = ResumeBudget(hub_section["resume_rate_per_s"], hub_section["resume_burst"])
+    hub_section = config.settings.hub
+    budget = ResumeBudget(hub_section.resume_rate_per_s, hub_section.resume_burst)
     metrics = Metrics()
     supervisor = Supervisor(_policy(config))
-    hub = Hub(hub_section["ring_size"], hub_section["ring_max_bytes"], budget)
+    hub = Hub(hub_section.ring_size, hub_section.ring_max_bytes, budget)
     cache = Cache(0)  # no history on an edge: only the current snapshot
     status = EdgeStatus.with_metrics(metrics, settings.core_url)
     auth = await trio.to_thread.run_sync(_authenticator, config)
     hub_send, hub_receive = trio.open_memory_channel[Batch](BATCHES)
     cache_send, cache_receive = trio.open_memory_channel[Change](CHANNEL)
-    request_send, request_receive = trio.open_memory_channel[Any](256)
+    request_send, request_receive = trio.open_memory_channel[CacheRequest](256)
     feed = Feed(hub_send, cache_send, status)
-    grpc = config.sections["grpc"]
+    grpc = config.settings.grpc
+    table = [Actor("hub", partial(run_edge_hub, hub, hub_receive)),
+             Actor("cache", partial(run_cache, cache, cache_receive, request_receive)),
+             Actor("follower", partial(run_follower, settings, feed), core=False)]
     async with trio.open_nursery() as core:
-        await supervisor.start(core, "hub", run_edge_hub, hub, hub_receive)
-        await supervisor.start(core, "cache", run_cache, cache, cache_receive, request_receive)
-        await supervisor.start(core, "follower", run_follower, settings, feed, core=False)
+        await start_actors(supervisor, core, table)
         log.info("edge: waiting for a first snapshot from Redis", url=settings.url)
         await cache.ready.wait()
         grpc_handle = GrpcHandle()
         ctx = WebContext(
             hub=hub, cache=CacheClient(request_send), db_path=config.db_path,
-            status=_status_of(supervisor, grpc_handle if grpc["enabled"] else None),
-            sources={}, sections={}, metrics=metrics, server=config.sections["server"],
-            max_rate_hz=hub_section["max_rate_hz"], started_at=started_at, auth=auth,
-            limits=config.sections["limits"], backplane=status,
+            status=_status_of(supervisor, grpc_handle if grpc.enabled else None),
+            sources={}, sections={}, metrics=metrics, server=config.settings.server,
+            max_rate_hz=hub_section.max_rate_hz, started_at=started_at, auth=auth,
+            limits=LimitSettings.from_section(config.settings.limits), backplane=status,
         )
         node = EdgeNode([], hub, status, supervisor, grpc=grpc_handle)
         await _serve(node, ctx, supervisor, handle_signals, task_status,
-                     GrpcSettings.from_config(grpc, budget) if grpc["enabled"] else None)
+                     GrpcSettings.from_config(grpc, budget) if grpc.enabled else None)
         core.cancel_scope.cancel()
     log.info("edge stopped", seq=hub.seq)
 
@@ -175,7 +177,7 @@ async def _serve(node: EdgeNode, ctx: WebContext, supervisor: Supervisor, handle
             edge.start_soon(_watch_signals, node)
         node.urls = await edge.start(run_web, ctx, web_stop.wait)
         if grpc is not None:
-            deps = GrpcDeps(ctx.hub, ctx.db_path, {}, {}, ctx.metrics, LimitSettings.from_section(ctx.limits),
+            deps = GrpcDeps(ctx.hub, ctx.db_path, {}, {}, ctx.metrics, ctx.limits,
                             core_url=node.status.core_url)
             await supervisor.start(edge, "grpc", run_grpc, grpc, deps, node.grpc, core=False)
         log.info("edge listening", urls=node.urls, grpc=node.grpc_address)
@@ -184,4 +186,4 @@ async def _serve(node: EdgeNode, ctx: WebContext, supervisor: Supervisor, handle
         await node.stopping.wait()
         ctx.hub.close()
         web_stop.set()
-        edge.cancel_scope.deadline = trio.current_time() + ctx.server["shutdown_grace_s"] + 1
+        edge.cancel_scope.deadline = trio.current_time() + ctx.server.shutdown_grace_s + 1

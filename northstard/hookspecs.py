@@ -11,7 +11,6 @@ an object with ``async poll() -> Reading``, optionally ``stream()``, and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import pluggy
 
@@ -29,5 +28,5 @@ def register_source_types() -> list[SourceType]:  # type: ignore[empty-body]
 
 
 @hookspec(firstresult=True)
-def create_source(plugin: str, name: str, config: Mapping[str, Any]) -> Source | None:
+def create_source(plugin: str, name: str, config: Mapping[str, object]) -> Source | None:
     """Build the source instance ``name`` of type ``plugin`` from its validated config, or None."""

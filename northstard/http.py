@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -85,11 +84,11 @@ class RetryPolicy:
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
-def _refuse_constant(name: str) -> Any:
+def _refuse_constant(name: str) -> object:
     raise SchemaDriftError(f"JSON constant {name} is not a number")
 
 
-def decode_json(body: bytes, *, what: str) -> Any:
+def decode_json(body: bytes, *, what: str) -> object:
     """Parse JSON with non-integer numbers as Decimal, exactly as written; ints stay int."""
     try:
         text = body.decode("utf-8")
@@ -204,7 +203,7 @@ class JsonClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def get(self, path: str, params: Params = ()) -> Any:
+    async def get(self, path: str, params: Params = ()) -> object:
         """The decoded JSON body of ``GET base_url + path``; raises a ``SourceError``."""
         what = f"GET {self.base_path}{path}"
         attempt = 0

@@ -41,7 +41,7 @@ Instances = list[tuple[SourceSection, Source]]
 def preflight(config: Config, plugins: Plugins) -> Instances:
     """Refuse (ConfigError, PluginError) what ``run`` refuses; warn as it warns; the enabled sources."""
     _check_exposure(config)
-    load_server_context(config.sections["server"])
+    load_server_context(config.settings.server)
     _check_grpc(config)
     _check_session_key(config)
     return [(section, plugins.create_source(section)) for section in config.sources if section.enabled]
@@ -58,16 +58,16 @@ async def close_sources(instances: Iterable[tuple[SourceSection, Source]]) -> No
 def _check_exposure(config: Config) -> None:
     """ConfigError for a non-loopback listener without tokens; a loud warning under the override."""
     passed = passed_hosts()  # socket activation: what is really served
-    exposed = exposed_listeners(config.sections, passed)
-    for key in check_exposure(config.sections, passed):
+    exposed = exposed_listeners(config.settings, passed)
+    for key in check_exposure(config.settings, passed):
         log.warning("INSECURE: serving without authentication on a non-loopback address "
                     "(server.insecure_no_auth / --insecure-no-auth); anyone who can reach it reads the P&L",
                     key=key, address=exposed[key])
 
 
 def _check_grpc(config: Config) -> None:
-    section = config.sections["grpc"]
-    if not section["enabled"]:
+    section = config.settings.grpc
+    if not section.enabled:
         return
     settings = GrpcSettings.from_config(section)
     if settings.tls_cert is not None and settings.tls_key is not None:
@@ -76,6 +76,6 @@ def _check_grpc(config: Config) -> None:
 
 def _check_session_key(config: Config) -> None:
     """A configured key file must be readable and long enough (the default one is made at run)."""
-    section = config.sections["auth"]
-    if section["tokens"] and section["session_key_file"] is not None:
-        load_session_key(section["session_key_file"], config.db_path.parent)
+    section = config.settings.auth
+    if section.tokens and section.session_key_file is not None:
+        load_session_key(section.session_key_file, config.db_path.parent)

@@ -61,7 +61,7 @@ def _fail(where: str, problem: str) -> None:
     raise AssertionError(f"{where}: {problem}")
 
 
-def _check_value(where: str, name: str, value: Any) -> None:
+def _check_value(where: str, name: str, value: object) -> None:
     if isinstance(value, float):
         _fail(where, f"{name} is the float {value!r}; amounts must be Decimal (no float anywhere)")
     if isinstance(value, Decimal):

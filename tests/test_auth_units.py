@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from northstard.config import load_config
+from northstard.config import default_settings, load_config
 from northstard.core.hosts import is_loopback
 from northstard.errors import ConfigError
 from northstard.policy.auth import (
@@ -26,6 +27,7 @@ from northstard.policy.auth import (
     tokens_problem,
 )
 from northstard.policy.cors import cors_headers, is_preflight, preflight_headers
+from northstard.settings import Settings
 
 KEY = b"k" * 32
 NOW = 1_800_000_000.0
@@ -146,10 +148,13 @@ def test_the_session_key_is_made_once_private_and_kept(tmp_path: Path) -> None:
 
 
 def sections(host: str = "127.0.0.1", grpc_host: str = "127.0.0.1", tokens: bool = False,
-             grpc_tokens: bool = False, insecure: bool = False, grpc: bool = True) -> dict[str, Any]:
-    return {"server": {"host": host, "insecure_no_auth": insecure},
-            "grpc": {"enabled": grpc, "host": grpc_host, "tokens": [digest("g")] if grpc_tokens else []},
-            "auth": {"tokens": [digest("t")] if tokens else []}}
+             grpc_tokens: bool = False, insecure: bool = False, grpc: bool = True) -> Settings:
+    settings = default_settings()
+    return replace(
+        settings, server=replace(settings.server, host=host, insecure_no_auth=insecure),
+        grpc=replace(settings.grpc, enabled=grpc, host=grpc_host,
+                     tokens=(digest("g"),) if grpc_tokens else ()),
+        auth=replace(settings.auth, tokens=(digest("t"),) if tokens else ()))
 
 
 def test_only_loopback_listeners_may_go_without_tokens() -> None:

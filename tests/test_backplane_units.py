@@ -113,8 +113,8 @@ def test_password_from_the_credentials_directory(tmp_path: Path, monkeypatch: py
     (tmp_path / "backplane.password").write_text("s3cret\n")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
     config = build_config(tmp_path, {}, backplane={"url": "redis://127.0.0.1:6379"})
-    section = config.sections["backplane"]
-    settings = BackplaneSettings.from_config(section, 500, read_password(section["password_file"]))
+    section = config.settings.backplane
+    settings = BackplaneSettings.from_config(section, 500, read_password(section.password_file))
     assert settings.password == "s3cret"
     assert settings.maxlen == 500  # stream_maxlen 0: the ring's size
     assert "s3cret" not in repr(settings)

@@ -30,13 +30,12 @@ def test_writer_defaults_are_the_schemas(config: Config, tmp_path: Path) -> None
 
 
 def test_limit_defaults_are_the_schemas(config: Config) -> None:
-    assert LimitSettings() == LimitSettings.from_section(config.sections["limits"])
+    assert LimitSettings() == LimitSettings.from_section(config.settings.limits)
     assert LimitSettings().max_streams_per_client == 100  # not "unlimited" when built in code
 
 
 def test_websocket_defaults_are_the_schemas(config: Config) -> None:
-    assert WsSettings() == WsSettings.from_server(config.sections["server"],
-                                                  config.sections["hub"]["max_rate_hz"])
+    assert WsSettings() == WsSettings.from_server(config.settings.server, config.settings.hub.max_rate_hz)
 
 
 def test_default_names_a_wrong_type() -> None:

@@ -13,6 +13,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ import trio.testing
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from northstard.actors.hub import Hub
+from northstard.config import default_settings
 from northstard.core.change import Change
 from northstard.core.http1 import Request
 from northstard.core.wsframes import Opcode, encode_frame
@@ -473,8 +475,8 @@ async def test_a_client_that_stops_reading_is_closed_with_4008_and_resumes(
 
 async def test_sse_keep_alive_when_quiet() -> None:
     hub = new_hub()
-    server = {"sse_keepalive_s": 0.05, "sse_retry_ms": 100, "shutdown_grace_s": 1.0,
-              "ws_blocked_close_after_s": 30.0, "send_threads": 2}
+    server = replace(default_settings().server, sse_keepalive_s=0.05, sse_retry_ms=100, shutdown_grace_s=1.0,
+                     ws_blocked_close_after_s=30.0, send_threads=2)
     async with serving([SseEdge(hub, Metrics(), server)]) as url:
         client = await RawClient.connect(url)
         await client.stream.send_all(b"GET /api/pnl/stream HTTP/1.1\r\nHost: x\r\n\r\n")

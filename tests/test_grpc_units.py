@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from northstard._proto.northstar.v1 import pnl_pb2 as pb
 from northstard.actors.hub import Hub
-from northstard.config import load_config
+from northstard.config import default_settings, load_config
 from northstard.core.change import Change
 from northstard.core.mergepatch import Doc, apply_patch, diff
 from northstard.core.message import Message
@@ -370,13 +371,10 @@ def test_grpc_config_section(tmp_path: Path) -> None:
 def test_tls_needs_both_files() -> None:
     from northstard.edges.grpc.server import GrpcSettings
 
-    section = {"host": "::1", "port": 0, "tokens": [], "tls_cert": Path("c.pem"), "tls_key": None,
-               "keepalive_time_s": 30.0, "keepalive_timeout_s": 10.0,
-               "min_client_ping_interval_s": 10.0, "max_rate_hz": 0.0, "shutdown_grace_s": 1.0,
-               "enabled": True}
+    section = replace(default_settings().grpc, host="::1", port=0, tls_cert=Path("c.pem"), tls_key=None)
     with pytest.raises(ConfigError, match="go together"):
         GrpcSettings.from_config(section)
-    settings = GrpcSettings.from_config({**section, "tls_cert": None})
+    settings = GrpcSettings.from_config(replace(section, tls_cert=None))
     assert settings.bind == "[::1]:0"
 
 

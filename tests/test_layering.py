@@ -50,6 +50,8 @@ def room(module: str) -> str:
         return "ops"  # python -m northstard
     if head in ROOMS or head == "config":
         return head
+    if head == "settings":
+        return "config"  # the typed records config.py builds
     if head == "edges":
         if len(parts) == 1 or parts[1] in ("activation", "tls", "appserver", "asgi", "lifespan"):
             return "edges.shared"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from test_fastws import new_hub as hub_with_one_change
 from test_fastws import publish, serving
 from trio_websocket import open_websocket_url
 
+from northstard.config import default_settings
 from northstard.edges.stream.fastsse import SseEdge
 from northstard.status.metrics import Metrics
 
@@ -114,8 +116,8 @@ async def test_sse_readers_that_never_read_are_closed_after_the_blocked_limit(
 ) -> None:
     mock_clock.autojump_threshold = 0.05  # virtual time moves only when every task waits
     hub = hub_with_one_change()
-    server = {"sse_keepalive_s": 3600.0, "sse_retry_ms": 100, "shutdown_grace_s": 1.0,
-              "ws_blocked_close_after_s": 5.0, "send_threads": 1}
+    server = replace(default_settings().server, sse_keepalive_s=3600.0, sse_retry_ms=100,
+                     shutdown_grace_s=1.0, ws_blocked_close_after_s=5.0, send_threads=1)
     edge = SseEdge(hub, Metrics(), server)
     async with serving([edge]) as url:
         stuck = [await open_raw(url, receive_buffer=4096) for _ in range(20)]

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from test_fastws import RawClient
 from trio_websocket import ConnectionClosed, open_websocket_url
 
 from northstard.actors.hub import Hub
+from northstard.config import default_settings
 from northstard.core.change import Change
 from northstard.daemon import Daemon
 from northstard.edges.stream.broadcast import Peer
@@ -120,7 +122,7 @@ async def tls_pair(tmp_path: Path) -> AsyncIterator[tuple[TlsSocket, trio.SSLStr
     server_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     client_end.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     server_end.setblocking(False)
-    context = load_server_context({"tls_cert": cert, "tls_key": key})
+    context = load_server_context(replace(default_settings().server, tls_cert=cert, tls_key=key))
     assert context is not None
     server = TlsSocket(server_end, context)
     client = trio.SSLStream(trio.SocketStream(trio.socket.from_stdlib_socket(client_end)),
@@ -354,7 +356,8 @@ def publish(hub: Hub, pad: int = 0) -> None:
 @asynccontextmanager
 async def serving(edges: list[Edge], cert: Path, key: Path) -> AsyncIterator[str]:
     front = Front(hello, ListenSettings(), edges)
-    front.tls = tls_server({"tls_cert": cert, "tls_key": key, "tls_handshake_timeout_s": 5.0})
+    front.tls = tls_server(replace(default_settings().server, tls_cert=cert, tls_key=key,
+                                   tls_handshake_timeout_s=5.0))
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         urls = await nursery.start(front.serve, stop.wait)
@@ -523,7 +526,7 @@ def test_certificate_and_key_errors_name_the_key(
     else:
         server["tls_key"] = _encrypted_key(tmp_path)
     with pytest.raises(ConfigError) as raised:
-        load_server_context(server)
+        load_server_context(replace(default_settings().server, **server))
     assert raised.value.key == key and problem in raised.value.problem
 
 
@@ -531,6 +534,6 @@ def test_the_tls_keys_are_checked_by_the_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         build_config(tmp_path, DEMO_FAST, server={"tls_min_version": "1.1"})
     assert raised.value.key == "server.tls_min_version"
-    server = build_config(tmp_path, DEMO_FAST).sections["server"]
-    assert server["tls_cert"] is None and server["tls_key"] is None
+    server = build_config(tmp_path, DEMO_FAST).settings.server
+    assert server.tls_cert is None and server.tls_key is None
     assert load_server_context(server) is None  # no TLS: plain HTTP as before

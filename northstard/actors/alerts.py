@@ -76,7 +76,7 @@ class Alerts:
     metrics: Metrics | None = None
     states: dict[str, RuleState] = field(default_factory=dict)
     loaded: bool = False
-    doc: Mapping[str, Any] | None = None
+    doc: Mapping[str, object] | None = None
     epoch: str = ""
     seq: int = 0
     last_change_ms: int = 0
@@ -90,7 +90,7 @@ class Alerts:
         firing = sorted(n for n, s in self.states.items() if s.status == "firing")
         return f"<Alerts rules={len(self.rules)} firing={firing} at={self.epoch}:{self.seq}>"
 
-    def seed(self, epoch: str, seq: int, doc: Mapping[str, Any] | None, now_ms: int) -> None:
+    def seed(self, epoch: str, seq: int, doc: Mapping[str, object] | None, now_ms: int) -> None:
         """Start from the recovered document: the last committed position and figures."""
         self.epoch, self.seq, self.doc, self.last_change_ms = epoch, seq, doc, now_ms
 

@@ -18,16 +18,17 @@ after ``min(every_s, RETRY_S)``; the daemon streams on.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import NoReturn, Protocol
 
 import structlog
 import trio
 
 from northstard.errors import StoreError
+from northstard.settings import BackupSection
 from northstard.status.metrics import Metrics
 from northstard.store.backup import STAMP, backup
 
@@ -57,9 +58,9 @@ class BackupSettings:
     keep_days: float = 0.0
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any], db_path: Path) -> BackupSettings:
-        folder = section["dir"] if section["dir"] is not None else db_path.parent / "backups"
-        return cls(folder, section["every_s"], section["keep"], section["keep_days"])
+    def from_config(cls, section: BackupSection, db_path: Path) -> BackupSettings:
+        folder = section.dir if section.dir is not None else db_path.parent / "backups"
+        return cls(folder, section.every_s, section.keep, section.keep_days)
 
 
 @dataclass
@@ -71,10 +72,10 @@ class BackupState:
     error: str | None = None
     failures: int = 0
 
-    def document(self) -> dict[str, Any]:
+    def document(self) -> dict[str, object]:
         if not self.enabled:
             return {"status": "off"}
-        doc: dict[str, Any] = {"status": "failing" if self.error else "ok", "failures": self.failures}
+        doc: dict[str, object] = {"status": "failing" if self.error else "ok", "failures": self.failures}
         if self.error:
             doc["error"] = self.error
         if self.last_success is not None:

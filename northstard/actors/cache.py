@@ -43,6 +43,7 @@ __all__ = [
     "CHUNK_BUCKETS",
     "Cache",
     "CacheClient",
+    "CacheRequest",
     "Chunk",
     "Current",
     "HistoryPlan",
@@ -104,10 +105,10 @@ class HistoryPlan:
 
 
 @dataclass(frozen=True)
-class _Request:
+class CacheRequest:
     op: str
-    args: tuple[Any, ...]
-    reply: trio.MemorySendChannel[Any]
+    args: tuple[object, ...]
+    reply: trio.MemorySendChannel[object]
 
 
 class Cache:
@@ -194,7 +195,7 @@ class Cache:
         if held is not None:
             self.bytes -= held[1]
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, object]:
         total = self.hits + self.misses
         return {
             "hits": self.hits,
@@ -221,13 +222,13 @@ class Cache:
 class CacheClient:
     """Asks the cache actor; every call is one request and one reply."""
 
-    def __init__(self, send: trio.MemorySendChannel[_Request]) -> None:
+    def __init__(self, send: trio.MemorySendChannel[CacheRequest]) -> None:
         self._send = send
 
     async def _ask(self, op: str, *args: Any) -> Any:
-        reply_send, reply_receive = trio.open_memory_channel[Any](1)
+        reply_send, reply_receive = trio.open_memory_channel[object](1)
         async with reply_receive:
-            await self._send.send(_Request(op, args, reply_send))
+            await self._send.send(CacheRequest(op, args, reply_send))
             return await reply_receive.receive()
 
     async def current(self) -> Current | None:
@@ -242,12 +243,12 @@ class CacheClient:
         result: int = await self._ask("history_fill", plan, chunks)
         return result
 
-    async def stats(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self._ask("stats")
+    async def stats(self) -> dict[str, object]:
+        result: dict[str, object] = await self._ask("stats")
         return result
 
 
-async def _serve(cache: Cache, requests: trio.MemoryReceiveChannel[_Request]) -> None:
+async def _serve(cache: Cache, requests: trio.MemoryReceiveChannel[CacheRequest]) -> None:
     async for request in requests:
         async with request.reply:
             with suppress(trio.BrokenResourceError):  # the asker went away
@@ -257,7 +258,7 @@ async def _serve(cache: Cache, requests: trio.MemoryReceiveChannel[_Request]) ->
 async def run_cache(
     cache: Cache,
     changes: trio.MemoryReceiveChannel[Change],
-    requests: trio.MemoryReceiveChannel[_Request],
+    requests: trio.MemoryReceiveChannel[CacheRequest],
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:

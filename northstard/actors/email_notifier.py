@@ -23,7 +23,7 @@ import trio
 __all__ = ["Email", "message_for"]
 
 
-def message_for(event: Mapping[str, Any], sender: str, to: tuple[str, ...]) -> EmailMessage:
+def message_for(event: Mapping[str, object], sender: str, to: tuple[str, ...]) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = str(event["text"])[:200]
     message["From"] = sender
@@ -60,7 +60,7 @@ class Email:
         """Deliver one event; None when the server accepted it, else why not."""
         return await trio.to_thread.run_sync(self._send, event)
 
-    def _send(self, event: Mapping[str, Any]) -> str | None:
+    def _send(self, event: Mapping[str, object]) -> str | None:
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout_s) as smtp:
                 if self.starttls:

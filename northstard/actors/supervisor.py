@@ -13,7 +13,6 @@ import traceback
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 import trio
@@ -38,8 +37,8 @@ class ActorStatus:
     last_error: str | None = None
     crashes: deque[float] = field(default_factory=deque)
 
-    def document(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"state": self.state, "core": self.core, "restarts": self.restarts}
+    def document(self) -> dict[str, object]:
+        doc: dict[str, object] = {"state": self.state, "core": self.core, "restarts": self.restarts}
         if self.last_error:
             doc["last_error"] = self.last_error
         return doc
@@ -69,8 +68,8 @@ class Supervisor:
         self,
         nursery: trio.Nursery,
         name: str,
-        actor: Callable[..., Awaitable[Any]],
-        *args: Any,
+        actor: Callable[..., Awaitable[object]],
+        *args: object,
         core: bool = True,
     ) -> None:
         """Start ``actor(*args, task_status=...)`` and return once it is ready."""
@@ -81,8 +80,8 @@ class Supervisor:
     async def _keep(
         self,
         status: ActorStatus,
-        actor: Callable[..., Awaitable[Any]],
-        args: tuple[Any, ...],
+        actor: Callable[..., Awaitable[object]],
+        args: tuple[object, ...],
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:

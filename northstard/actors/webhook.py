@@ -51,7 +51,7 @@ class Webhook:
         return cls(name, section["url"], section.get("secret"), section["timeout_s"],
                    section["max_attempts"], section["backoff_initial_s"], section["backoff_max_s"])
 
-    def request(self, event: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
+    def request(self, event: Mapping[str, object]) -> tuple[bytes, dict[str, str]]:
         body = json.dumps({"text": event["text"], "alert": dict(event)}, separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json",
                    "Idempotency-Key": f"{event['id']}-{self.name}"}
@@ -59,7 +59,7 @@ class Webhook:
             headers["X-Northstard-Signature"] = signature(self.secret, body)
         return body, headers
 
-    async def send(self, client: httpx.AsyncClient, event: Mapping[str, Any]) -> str | None:
+    async def send(self, client: httpx.AsyncClient, event: Mapping[str, object]) -> str | None:
         """Deliver one event; None when delivered, else why not (without the URL)."""
         body, headers = self.request(event)
         try:

@@ -271,7 +271,7 @@ async def run_writer(
     state: WriterState,
     receive: trio.MemoryReceiveChannel[Change],
     outputs: Sequence[trio.MemorySendChannel[Change]],
-    observe: Any = lambda size, seconds: None,
+    observe: object = lambda size, seconds: None,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:

@@ -68,7 +68,7 @@ def parse_duration(text: str) -> float | None:
     return float(int(text[:-1]) * UNITS[text[-1]])
 
 
-def _decimal(key: str, value: Any) -> Decimal | None:
+def _decimal(key: str, value: object) -> Decimal | None:
     if value is None:
         return None
     if not isinstance(value, str):
@@ -221,8 +221,8 @@ class Transition:
         return self.event in ("firing", "resolved")
 
 
-def _lookup(doc: Mapping[str, Any], path: Sequence[str]) -> Decimal | None:
-    node: Any = doc
+def _lookup(doc: Mapping[str, object], path: Sequence[str]) -> Decimal | None:
+    node: object = doc
     for part in path:
         if not isinstance(node, Mapping) or part not in node:
             return None
@@ -322,7 +322,7 @@ def _step(rule: Rule, state: RuleState, breached: bool, obs: Observation,
     return Transition(rule, event, now, value, obs.epoch, obs.seq)
 
 
-def prime(rules: Iterable[Rule], states: dict[str, RuleState], doc: Mapping[str, Any]) -> None:
+def prime(rules: Iterable[Rule], states: dict[str, RuleState], doc: Mapping[str, object]) -> None:
     """Take the figures of ``doc`` (the last committed document) as each rule's last value seen,
     so a period that started while the daemon was down counts from them."""
     for rule in rules:

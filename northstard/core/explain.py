@@ -20,7 +20,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from northstard.core.contributions import Figures, add_into, figure_contributions, formatted, subtract
 from northstard.core.money import ZERO, format_money
@@ -193,8 +192,8 @@ def group_item(key: GroupKey, contributions: Figures) -> Item:
                 ticker=ticker or None)
 
 
-def rendered(item: Item) -> dict[str, Any]:
-    body: dict[str, Any] = {"source": item.source, "kind": item.kind, "id": item.id,
+def rendered(item: Item) -> dict[str, object]:
+    body: dict[str, object] = {"source": item.source, "kind": item.kind, "id": item.id,
                             "label": item.label, "agent": item.agent, "model": item.model,
                             "ticker": item.ticker, "contributions": formatted(item.contributions)}
     return body

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 __all__ = ["MAX_DEPTH", "MAX_LABELS", "MAX_NAMES", "FieldLog", "Shape", "drift"]
 
@@ -48,7 +47,7 @@ class FieldLog:
     def __repr__(self) -> str:
         return f"<FieldLog labels={len(self.seen)} overflow={self.overflow}>"
 
-    def observe(self, label: str, body: Any, depth: int = 0) -> None:
+    def observe(self, label: str, body: object, depth: int = 0) -> None:
         """Record the field names of ``body`` (an object) and of the objects in its lists."""
         if not isinstance(body, Mapping):
             return
@@ -60,7 +59,7 @@ class FieldLog:
                 for row in value:
                     self.observe(f"{label} {key}[]", row, depth + 1)
 
-    def _add(self, label: str, names: Iterable[Any]) -> None:
+    def _add(self, label: str, names: Iterable[object]) -> None:
         keys = {str(name) for name in names}
         if label not in self.seen:
             if len(self.seen) >= MAX_LABELS:

@@ -77,4 +77,4 @@ class _Missing:
         return "<missing>"
 
 
-_MISSING: Any = _Missing()
+_MISSING: object = _Missing()

@@ -118,18 +118,18 @@ def checked(record: Record) -> bool:
     return all(map(operator.is_, _amounts_of(type(record))(values), amounts))
 
 
-_READERS: dict[type, Callable[[dict[str, Any]], tuple[Any, ...]]] = {}  # per record class
+_READERS: dict[type, Callable[[dict[str, object]], tuple[object, ...]]] = {}  # per record class
 
 
-def _one_amount(name: str, values: dict[str, Any]) -> tuple[Any, ...]:
+def _one_amount(name: str, values: dict[str, object]) -> tuple[object, ...]:
     return (values[name],)
 
 
-def _no_amounts(values: dict[str, Any]) -> tuple[Any, ...]:
+def _no_amounts(values: dict[str, object]) -> tuple[object, ...]:
     return ()
 
 
-def _amounts_of(cls: type) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+def _amounts_of(cls: type) -> Callable[[dict[str, object]], tuple[object, ...]]:
     """A function from a record's ``__dict__`` to its amounts, in ``amount_fields`` order."""
     reader = _READERS.get(cls)
     if reader is None:
@@ -299,7 +299,7 @@ class Reading:
     refused: tuple[str, ...] = ()
 
 
-def _encode(value: Any) -> Any:
+def _encode(value: object) -> object:
     if isinstance(value, Decimal):
         return format_money(value)
     if isinstance(value, datetime):
@@ -324,7 +324,7 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"))
 _CONSTANTS: dict[object, str] = {None: "null", True: "true", False: "false"}
 
 
-def _any(value: Any) -> str:
+def _any(value: object) -> str:
     """The JSON text of a field value of any type: the general case of the encoders below."""
     if isinstance(value, (Decimal, datetime)):
         value = _encode(value)
@@ -342,7 +342,7 @@ _AS_STR = ("'\"' + x + '\"' if type(x) is str and x.isascii() and x.isprintable(
 _AS_MONEY = "'\"' + _money(x) + '\"' if type(x) is Decimal else _any(x)"
 _AS_TIME = "'\"' + _time(x) + '\"' if type(x) is datetime else _any(x)"
 _AS_BOOL = "'true' if x is True else 'false' if x is False else _any(x)"
-_ENCODERS: dict[type, Callable[[Any], str]] = {}  # per record class (a few classes)
+_ENCODERS: dict[type, Callable[[object], str]] = {}  # per record class (a few classes)
 
 
 def _write(hint: str) -> str:
@@ -355,7 +355,7 @@ def _write(hint: str) -> str:
     return _AS_STR
 
 
-def _encoder(cls: type[_Base]) -> Callable[[Any], str]:
+def _encoder(cls: type[_Base]) -> Callable[[object], str]:
     """The encoder of record class ``cls``, generated once from its fields (as ``dataclasses``
     generates ``__init__``): one expression joining the key texts and the field texts."""
     encoder = _ENCODERS.get(cls)

@@ -67,10 +67,10 @@ def boundaries(period: str, start: date, end: date) -> list[date]:
 
 
 @exact
-def row(start: date, end: date, before: Figures, after: Figures, basis: RevenueBasis) -> dict[str, Any]:
+def row(start: date, end: date, before: Figures, after: Figures, basis: RevenueBasis) -> dict[str, object]:
     """One statement row from the figures at the period's start and end."""
     change = subtract(after, before)
-    out: dict[str, Any] = {"start": start.isoformat(), "end": end.isoformat()}
+    out: dict[str, object] = {"start": start.isoformat(), "end": end.isoformat()}
     for column, figure in zip(_COLUMNS, _FIGURES, strict=True):
         out[column] = format_money(change.get(figure, ZERO))
     prefix = "costs.by_category."

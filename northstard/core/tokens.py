@@ -11,7 +11,6 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = [
     "ID_CHARS", "OPEN_CHOICES", "TOKEN_PREFIX", "TokenEntry", "digest", "new_token", "new_token_text",
@@ -62,7 +61,7 @@ class TokenEntry:
         return f"<TokenEntry {self.name or '-'} {self.id}>"
 
 
-def _entry(index: int, value: Any) -> TokenEntry:
+def _entry(index: int, value: object) -> TokenEntry:
     where = f"entry {index + 1}"
     if isinstance(value, dict):
         unknown = sorted(set(value) - {"name", "sha256"})
@@ -82,7 +81,7 @@ def _entry(index: int, value: Any) -> TokenEntry:
     return TokenEntry(value.lower(), named)
 
 
-def parse_tokens(values: Iterable[Any]) -> tuple[TokenEntry, ...]:
+def parse_tokens(values: Iterable[object]) -> tuple[TokenEntry, ...]:
     """``[auth] tokens`` as entries; ValueError naming the bad entry."""
     entries = tuple(_entry(i, v) for i, v in enumerate(values))
     names = [e.name for e in entries if e.name]
@@ -93,7 +92,7 @@ def parse_tokens(values: Iterable[Any]) -> tuple[TokenEntry, ...]:
     return entries
 
 
-def tokens_problem(value: list[Any]) -> str | None:
+def tokens_problem(value: list[object]) -> str | None:
     """The config check of ``auth.tokens``."""
     try:
         parse_tokens(value)

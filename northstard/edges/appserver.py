@@ -34,7 +34,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import formatdate
-from typing import Any
 
 import h11
 import structlog
@@ -84,7 +83,7 @@ async def receive_some(sock: socket.socket) -> bytes:
             return b""
 
 
-def _address(address: Any) -> Address:
+def _address(address: object) -> Address:
     return (str(address[0]), int(address[1])) if isinstance(address, tuple) else None
 
 
@@ -233,7 +232,7 @@ class _Exchange:
 class AppServer:
     """Serves requests of the front's connections through an ASGI ``app``."""
 
-    def __init__(self, app: Asgi, settings: AppSettings, state: dict[str, Any],
+    def __init__(self, app: Asgi, settings: AppSettings, state: dict[str, object],
                  count: Callable[[str], None] = lambda reason: None) -> None:
         self.app = app
         self.settings = settings
@@ -302,7 +301,7 @@ class AppServer:
             await exchange.write(error_response(500, "internal_error", "the app sent no response"))
 
 
-def _peer(sock: socket.socket) -> Any:
+def _peer(sock: socket.socket) -> object:
     with contextlib.suppress(OSError):
         return sock.getpeername()
     return None

@@ -11,8 +11,6 @@ An app that raises before it answers the start-up does not speak lifespan
 
 from __future__ import annotations
 
-from typing import Any
-
 import structlog
 import trio
 
@@ -38,7 +36,7 @@ class _Lifespan:
         await self.to_server.send(message)
 
 
-async def _call(app: Asgi, lifespan: _Lifespan, state: dict[str, Any]) -> None:
+async def _call(app: Asgi, lifespan: _Lifespan, state: dict[str, object]) -> None:
     scope = {"type": "lifespan", "asgi": dict(ASGI_VERSION), "state": state}
     try:
         await app(scope, lifespan.receive, lifespan.send)
@@ -59,7 +57,7 @@ async def _phase(lifespan: _Lifespan, name: str, timeout_s: float) -> bool:
     return True
 
 
-async def run_lifespan(app: Asgi, state: dict[str, Any], stop: trio.Event, *, timeout_s: float = 60.0,
+async def run_lifespan(app: Asgi, state: dict[str, object], stop: trio.Event, *, timeout_s: float = 60.0,
                        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Start ``app`` (its lifespan fills ``state``), report started, shut it down at ``stop``."""
     lifespan = _Lifespan()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import resource
 from collections.abc import Awaitable, Callable
-from typing import Any, cast
+from typing import cast
 
 import structlog
 import trio
@@ -23,7 +23,7 @@ from northstard.edges.stream.fastsse import SseEdge
 from northstard.edges.stream.fastws import WsEdge, WsSettings
 from northstard.edges.stream.front import Edge, Front, ListenSettings
 from northstard.edges.tls import tls_server
-from northstard.policy.limits import Limits, LimitSettings
+from northstard.policy.limits import Limits
 
 __all__ = ["listen_settings", "run_web"]
 
@@ -32,13 +32,13 @@ log = structlog.get_logger("northstard.web")
 
 def listen_settings(ctx: WebContext) -> ListenSettings:
     server = ctx.server
-    return ListenSettings(host=str(server["host"]), port=int(server["port"]),
-                          backlog=int(server["backlog"]), grace_s=float(server["shutdown_grace_s"]))
+    return ListenSettings(host=server.host, port=server.port, backlog=server.backlog,
+                          grace_s=server.shutdown_grace_s)
 
 
 async def run_web(
     ctx: WebContext,
-    shutdown: Callable[[], Awaitable[Any]],
+    shutdown: Callable[[], Awaitable[object]],
     *,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -54,7 +54,7 @@ async def run_web(
     edges: list[Edge] = [ws, sse]
     if ctx.alerts is not None:
         edges.append(AlertRelay(ctx.alerts, ws, sse))
-    limits = Limits(LimitSettings.from_section(ctx.limits), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    limits = Limits(ctx.limits, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     log.info("connection caps", max_connections=limits.max_connections,
              max_connections_per_client=limits.settings.max_connections_per_client)
     asgi = cast(Asgi, app)  # the same ASGI callable, typed by Quart with its own TypedDicts

@@ -39,7 +39,6 @@ import contextlib
 import errno
 import socket
 import ssl
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ import trio
 
 from northstard.core.http1 import RECEIVE_BYTES, error_response
 from northstard.errors import ConfigError
+from northstard.settings import ServerSection
 
 __all__ = ["RECV_MIN", "TlsServer", "TlsSocket", "check_pair", "load_server_context",
            "tls_server"]
@@ -92,28 +92,28 @@ def check_pair(section: str, cert: Path, key: Path) -> None:
     _load_pair(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), cert, key, section)
 
 
-def load_server_context(server: Mapping[str, Any]) -> ssl.SSLContext | None:
+def load_server_context(server: ServerSection) -> ssl.SSLContext | None:
     """The TLS context ``[server]`` asks for (None: plain HTTP); ConfigError naming the key."""
-    cert, key = server.get("tls_cert"), server.get("tls_key")
+    cert, key = server.tls_cert, server.tls_key
     if cert is None and key is None:
         return None
     if cert is None or key is None:
         missing = "tls_cert" if cert is None else "tls_key"
         raise ConfigError(f"server.{missing}", "tls_cert and tls_key go together: set both or neither")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = VERSIONS[str(server.get("tls_min_version", "1.2"))]
+    context.minimum_version = VERSIONS[server.tls_min_version]
     context.options |= ssl.OP_NO_RENEGOTIATION | ssl.OP_NO_COMPRESSION
     context.set_alpn_protocols(["http/1.1"])  # the front routes HTTP/1.1 request heads
-    _load_pair(context, Path(cert), Path(key))
+    _load_pair(context, cert, key)
     return context
 
 
-def tls_server(server: Mapping[str, Any]) -> TlsServer | None:
+def tls_server(server: ServerSection) -> TlsServer | None:
     """The handshaker for ``[server]``; None when TLS is not configured."""
     context = load_server_context(server)
     if context is None:
         return None
-    return TlsServer(context, float(server.get("tls_handshake_timeout_s", 10.0)))
+    return TlsServer(context, server.tls_handshake_timeout_s)
 
 
 def _would_block(what: str) -> BlockingIOError:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
 
 import httpx
 import trio
@@ -20,7 +19,7 @@ from northstard.config import Config
 __all__ = ["main"]
 
 
-def _event(name: str, severity: str) -> dict[str, Any]:
+def _event(name: str, severity: str) -> dict[str, object]:
     now = time.time_ns()
     return {"id": f"test-{now}", "alert": name, "event": "firing", "severity": severity, "kind": "test",
             "ts": now // 1_000_000, "epoch": "test", "seq": 0, "test": True,
@@ -28,7 +27,7 @@ def _event(name: str, severity: str) -> dict[str, Any]:
             "text": f"[{severity}] {name}: test notification from northstard"}
 
 
-async def _send(hooks: list[Notifier], event: dict[str, Any]) -> list[str | None]:
+async def _send(hooks: list[Notifier], event: dict[str, object]) -> list[str | None]:
     async with httpx.AsyncClient() as client:
         return [await hook.send(client, event) for hook in hooks]
 

@@ -131,7 +131,7 @@ def _load(args: argparse.Namespace) -> tuple[Config, Plugins]:
 
 
 def _secrets(config: Config) -> list[str]:
-    password = read_password(config.sections["backplane"]["password_file"])
+    password = read_password(config.settings.backplane.password_file)
     notifiers = [str(n[k]) for n in config.notifiers.values() for k in ("secret", "url", "password")
                  if n.get(k)]
     return [secret for section in config.sources for secret in section.secret_values()] + notifiers + (
@@ -168,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_export(args, config.db_path)
     if args.command in ("backup", "restore"):
         return _backup_or_restore(args.command, args.path, config.db_path)
-    log_section = config.sections["log"]
-    configure_logging(log_section["level"], log_section["format"], _secrets(config))
+    log_section = config.settings.log
+    configure_logging(log_section.level, log_section.format, _secrets(config))
     if args.command == "check-config":
         return _check_config(config, plugins)
     if args.command == "edge":

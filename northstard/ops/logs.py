@@ -20,7 +20,7 @@ __all__ = ["configure_logging"]
 _SECRETS: set[str] = set()
 
 
-def _scrub(value: Any) -> Any:
+def _scrub(value: object) -> object:
     if isinstance(value, str):
         for secret in _SECRETS:
             value = value.replace(secret, "<redacted>")
@@ -32,7 +32,7 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def redact(_: object, __: str, event: MutableMapping[str, object]) -> MutableMapping[str, object]:
     if not _SECRETS:
         return event
     return {k: _scrub(v) for k, v in event.items()}

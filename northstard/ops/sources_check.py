@@ -78,10 +78,10 @@ def classify(exc: BaseException) -> tuple[bool, bool]:
     return True, True
 
 
-def contribution(reading: Reading, section: SourceSection, config: Config) -> dict[str, Any]:
+def contribution(reading: Reading, section: SourceSection, config: Config) -> dict[str, object]:
     """Record counts by kind and the totals the reading gives on its own."""
-    engine = config.sections.get("engine", {})
-    book = Book(engine.get("revenue_basis", "invoiced"), engine.get("currency", "USD"))
+    engine = config.settings.engine
+    book = Book(engine.revenue_basis, engine.currency)
     book.add_source(section.name, section.plugin, section.stale_after_s)
     book.ingest(section.name, reading.records)
     totals = {
@@ -99,16 +99,16 @@ def contribution(reading: Reading, section: SourceSection, config: Config) -> di
     }
 
 
-def field_drift(source: Any) -> dict[str, dict[str, list[str]]]:
+def field_drift(source: object) -> dict[str, dict[str, list[str]]]:
     """The source's field report ({} when it keeps none)."""
     report = getattr(source, "field_drift", None)
     return dict(report()) if callable(report) else {}
 
 
-async def check_source(section: SourceSection, plugins: Plugins, config: Config) -> dict[str, Any]:
+async def check_source(section: SourceSection, plugins: Plugins, config: Config) -> dict[str, object]:
     """One source, polled once: its report (never raises for a source failure)."""
     secrets = [str(section.options[k]) for k in section.secrets if section.options.get(k)]
-    result: dict[str, Any] = {
+    result: dict[str, object] = {
         "name": section.name, "plugin": section.plugin, "ok": False, "reachable": False,
         "authenticated": False, "records": {}, "totals": {}, "error": None, "fields": {},
     }
@@ -136,10 +136,10 @@ async def check_source(section: SourceSection, plugins: Plugins, config: Config)
     return result
 
 
-async def check_sources(config: Config, plugins: Plugins) -> list[dict[str, Any]]:
+async def check_sources(config: Config, plugins: Plugins) -> list[dict[str, object]]:
     """Every enabled source's report, in config order (tried concurrently)."""
     sections = [s for s in config.sources if s.enabled]
-    results: list[dict[str, Any]] = [{} for _ in sections]
+    results: list[dict[str, object]] = [{} for _ in sections]
 
     async def one(index: int, section: SourceSection) -> None:
         results[index] = await check_source(section, plugins, config)

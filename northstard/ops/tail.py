@@ -68,9 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         " grpcs:// (e.g. the daemon's self-signed server.tls_cert)")
 
 
-def change_paths(patch: Doc, prefix: str = "") -> list[tuple[str, Any]]:
+def change_paths(patch: Doc, prefix: str = "") -> list[tuple[str, object]]:
     """Every leaf of a merge patch as (dotted path, value); None means removed."""
-    paths: list[tuple[str, Any]] = []
+    paths: list[tuple[str, object]] = []
     for key in sorted(patch):
         value = patch[key]
         if isinstance(value, dict) and value:
@@ -80,7 +80,7 @@ def change_paths(patch: Doc, prefix: str = "") -> list[tuple[str, Any]]:
     return paths
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):

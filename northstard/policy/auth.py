@@ -28,7 +28,6 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from northstard.core.hosts import is_loopback
 from northstard.core.tokens import (
@@ -44,6 +43,7 @@ from northstard.core.tokens import (
 )
 from northstard.errors import ConfigError
 from northstard.policy.revoked import Revoked
+from northstard.settings import AuthSection, Settings
 
 __all__ = [
     "COOKIE_NAME", "QUERY_PARAM", "TOKEN_PREFIX", "Authenticator", "TokenEntry", "bearer",
@@ -115,11 +115,11 @@ class Authenticator:
             raise ValueError("a session key of at least 32 bytes is needed")
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any], key: bytes,
+    def from_config(cls, section: AuthSection, key: bytes,
                     revoked: Revoked | None = None, revoked_path: Path | None = None) -> Authenticator:
-        return cls(parse_tokens(section["tokens"]), key, lifetime_s=section["session_lifetime_s"],
-                   cookie_name=section["cookie_name"], open_paths=section["open"],
-                   cookie_secure=section["cookie_secure"], revoked=revoked, revoked_path=revoked_path)
+        return cls(parse_tokens(section.tokens), key, lifetime_s=section.session_lifetime_s,
+                   cookie_name=section.cookie_name, open_paths=section.open,
+                   cookie_secure=section.cookie_secure, revoked=revoked, revoked_path=revoked_path)
 
     def __repr__(self) -> str:
         return f"<Authenticator tokens={len(self.tokens)} open={sorted(self.open)}>"
@@ -210,31 +210,30 @@ def load_session_key(configured: Path | None, state_dir: Path) -> bytes:
     return key
 
 
-def exposed_listeners(sections: Mapping[str, Mapping[str, Any]],
-                      passed: Sequence[str] = ()) -> dict[str, str]:
+def exposed_listeners(settings: Settings, passed: Sequence[str] = ()) -> dict[str, str]:
     """The listeners other machines can reach with no token required: config key -> address.
 
     ``passed``: the addresses of the sockets systemd passed (socket activation), which the
     web edge serves instead of binding ``server.host``; their key is ``LISTEN_FDS``.
     """
-    tokens = bool(sections["auth"]["tokens"])
-    grpc = sections["grpc"]
+    tokens = bool(settings.auth.tokens)
+    grpc = settings.grpc
     exposed: dict[str, str] = {}
-    web = [host for host in passed or [sections["server"]["host"]] if not is_loopback(host)]
+    web = [host for host in passed or [settings.server.host] if not is_loopback(host)]
     if web and not tokens:
         exposed["LISTEN_FDS" if passed else "server.host"] = web[0]
-    if grpc["enabled"] and not (tokens or grpc["tokens"]) and not is_loopback(grpc["host"]):
-        exposed["grpc.host"] = grpc["host"]
+    if grpc.enabled and not (tokens or grpc.tokens) and not is_loopback(grpc.host):
+        exposed["grpc.host"] = grpc.host
     return exposed
 
 
-def check_exposure(sections: Mapping[str, Mapping[str, Any]], passed: Sequence[str] = ()) -> list[str]:
+def check_exposure(settings: Settings, passed: Sequence[str] = ()) -> list[str]:
     """Refuse (ConfigError) a non-local listener with no tokens, unless ``insecure_no_auth``.
 
     Returns the keys of the listeners served without auth under that override (to warn about).
     """
-    exposed = exposed_listeners(sections, passed)
-    if exposed and not sections["server"]["insecure_no_auth"]:
+    exposed = exposed_listeners(settings, passed)
+    if exposed and not settings.server.insecure_no_auth:
         key, host = next(iter(exposed.items()))
         raise ConfigError(key, f"{host!r} is reachable from other "
                           "machines and no [auth] tokens are set: add one (`northstard token new`), "

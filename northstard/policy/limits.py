@@ -19,13 +19,13 @@ the daemon, any number in tests.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from northstard.config import default
 from northstard.core.hosts import is_loopback
 from northstard.core.tokenbucket import TokenBucket
+from northstard.settings import LimitsSection
 
 __all__ = ["Concurrency", "LimitSettings", "Limits", "OncePer", "RateLimiter", "connection_cap"]
 
@@ -159,8 +159,8 @@ class LimitSettings:
     open_files_reserve: int = default("limits", "open_files_reserve", int)
 
     @classmethod
-    def from_section(cls, section: Mapping[str, Any]) -> LimitSettings:
-        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
+    def from_section(cls, section: LimitsSection) -> LimitSettings:
+        return cls(**{f.name: getattr(section, f.name) for f in fields(cls)})
 
 
 class Limits:

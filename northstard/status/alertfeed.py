@@ -37,7 +37,7 @@ class AlertFeed:
         self._changed.set()
         self._changed = trio.Event()
 
-    def after(self, last_id: int) -> list[dict[str, Any]]:
+    def after(self, last_id: int) -> list[dict[str, object]]:
         """Events with an id past ``last_id`` still in the ring, oldest first."""
         return [b for b in self.recent if b["id"] > last_id]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from prometheus_client import Counter, Gauge
 
@@ -43,8 +42,8 @@ class PublisherStatus:
     def with_metrics(cls, metrics: Metrics) -> PublisherStatus:
         return cls(gauges=_Gauges(metrics))
 
-    def document(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"role": "core", "redis": self.redis, "unpublished": self.unpublished,
+    def document(self) -> dict[str, object]:
+        body: dict[str, object] = {"role": "core", "redis": self.redis, "unpublished": self.unpublished,
                                 "published": self.published}
         if self.error:
             body["error"] = self.error
@@ -85,8 +84,8 @@ class EdgeStatus:
     def lag_seq(self) -> int:
         return max(0, self.core_seq - self.seq)
 
-    def document(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"role": "edge", "redis": self.redis, "core": self.core,
+    def document(self) -> dict[str, object]:
+        body: dict[str, object] = {"role": "edge", "redis": self.redis, "core": self.core,
                                 "lag_seq": self.lag_seq, "lag_ms": self.lag_ms, "resyncs": self.resyncs}
         if self.core_url:
             body["core_url"] = self.core_url

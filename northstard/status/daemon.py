@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 __all__ = ["DaemonStatus", "StatusOf"]
 
@@ -17,11 +16,11 @@ __all__ = ["DaemonStatus", "StatusOf"]
 @dataclass(frozen=True)
 class DaemonStatus:
     healthy: bool  # every core actor runs (the supervisor's view)
-    actors: Mapping[str, Mapping[str, Any]]  # actor name -> its status document
+    actors: Mapping[str, Mapping[str, object]]  # actor name -> its status document
     store_error: str | None  # why SQLite cannot persist now; None: it can
     unsaved: int  # changes accepted but not yet on disk
-    backup: Mapping[str, Any]  # the backup job's document ({"status": "off"} when off)
-    grpc: Mapping[str, Any]  # the gRPC edge's document ({"status": "off"} when off)
+    backup: Mapping[str, object]  # the backup job's document ({"status": "off"} when off)
+    grpc: Mapping[str, object]  # the gRPC edge's document ({"status": "off"} when off)
     sources_up: Mapping[str, bool]  # source name -> its circuit breaker is closed
 
 

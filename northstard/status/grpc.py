@@ -7,7 +7,6 @@ so neither edge imports the other.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import trio
 
@@ -32,7 +31,7 @@ class GrpcHandle:
     async def wait_changed(self) -> None:
         await self._changed.wait()
 
-    def document(self) -> dict[str, Any]:
+    def document(self) -> dict[str, object]:
         """The ``grpc`` entry of ``/api/health``."""
         if self.error is not None:
             return {"status": "failing", "error": self.error, "failures": self.failures}

@@ -43,10 +43,10 @@ def explain_link(epoch: str, seq: int) -> str:
     return f"/api/pnl/explain?from={epoch}:{max(seq - 1, 0)}&to={epoch}:{seq}"
 
 
-def event_body(t: Transition) -> dict[str, Any]:
+def event_body(t: Transition) -> dict[str, object]:
     """The wire and storage form of a transition (amounts as decimal strings)."""
     rule = t.rule
-    body: dict[str, Any] = {
+    body: dict[str, object] = {
         "alert": rule.name, "event": t.event, "severity": rule.severity, "kind": rule.kind,
         "ts": t.ts_ms, "epoch": t.epoch, "seq": t.seq, "description": rule.describe(),
         "explain": explain_link(t.epoch, t.seq),
@@ -191,7 +191,7 @@ def outbox_size(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM alert_outbox WHERE dead = 0").fetchone()[0])
 
 
-def dead_letters(conn: sqlite3.Connection, limit: int) -> list[dict[str, Any]]:
+def dead_letters(conn: sqlite3.Connection, limit: int) -> list[dict[str, object]]:
     rows = conn.execute(
         "SELECT o.id, o.notifier, o.attempts, o.last_error, e.body FROM alert_outbox o"
         " JOIN alert_events e ON e.id = o.event_id WHERE o.dead = 1 ORDER BY o.id DESC LIMIT ?",

@@ -119,7 +119,7 @@ def _items(conn: sqlite3.Connection, start: int, end: int,
     return "group", [group_item(key, sums) for key, sums in sorted(group_sums(conn, start, end).items())]
 
 
-def _position_doc(position: StreamPosition, doc: Doc) -> dict[str, Any]:
+def _position_doc(position: StreamPosition, doc: Doc) -> dict[str, object]:
     return {"position": f"{position.epoch}:{position.seq}", "as_of": doc.get("as_of")}
 
 

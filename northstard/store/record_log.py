@@ -29,7 +29,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from northstard.core.change import Change
 from northstard.core.pnl import UNATTRIBUTED
@@ -94,10 +93,11 @@ def record_columns(record: Record, stored_ms: int) -> tuple[int, str | None, str
     return time_ms, record.agent or UNATTRIBUTED, model, ticker
 
 
-def _row(seq: int, n: int, source: str, record: Record, stored_ms: int) -> tuple[Any, ...]:
+def _row(seq: int, n: int, source: str, record: Record, stored_ms: int,
+         body: str | None = None) -> tuple[object, ...]:
     time_ms, agent, model, ticker = record_columns(record, stored_ms)
-    return (seq, n, source, record.kind, record.id, time_ms, stored_ms, record_to_json(record),
-            agent, model, ticker)
+    return (seq, n, source, record.kind, record.id, time_ms, stored_ms,
+            record_to_json(record) if body is None else body, agent, model, ticker)
 
 
 _INSERT = ("INSERT OR REPLACE INTO rec_log (seq, n, source, kind, id, time_ms, stored_ms, body,"
@@ -132,12 +132,14 @@ def write_change(conn: sqlite3.Connection, change: Change, now_ms: int,
     ends = [(change.seq, now_ms, "retracted" if isinstance(r, Retract) else "replaced", *key)
             for key, r in last.items()]
     conn.executemany(_END, ends)
-    rows = [_row(change.seq, n, key[0], record, now_ms)
-            for n, (key, record) in enumerate(last.items()) if not isinstance(record, Retract)]
-    conn.executemany(_INSERT, rows)
+    kept = [(n, key[0], record) for n, (key, record) in enumerate(last.items())
+            if not isinstance(record, Retract)]
+    bodies = [record_to_json(record) for _, _, record in kept]
+    conn.executemany(_INSERT, [_row(change.seq, n, source, record, now_ms, body)
+                               for (n, source, record), body in zip(kept, bodies, strict=True)])
     if memo is not None:  # the rollup reads these versions back at once
-        for row, record in zip(rows, (r for r in last.values() if not isinstance(r, Retract)), strict=True):
-            memo.remember(row[7], record)
+        for (_, _, record), body in zip(kept, bodies, strict=True):
+            memo.remember(body, record)
 
 
 def version_at(conn: sqlite3.Connection, key: Sequence[str], seq: int) -> Record | None:

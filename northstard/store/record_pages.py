@@ -50,7 +50,7 @@ class RecordQuery:
 
 @dataclass
 class Page:
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[dict[str, object]] = field(default_factory=list)
     next_cursor: Cursor | None = None
     visited: int = 0
 
@@ -80,10 +80,10 @@ def revenue_basis(conn: sqlite3.Connection) -> RevenueBasis:
     return "collected" if basis == "collected" else "invoiced"
 
 
-def _sql(query: RecordQuery) -> tuple[str, list[Any]]:
+def _sql(query: RecordQuery) -> tuple[str, list[object]]:
     lead = next((name for name in LEADS if getattr(query, name) is not None), None)
     where: list[str] = []
-    params: list[Any] = []
+    params: list[object] = []
     if lead is not None:
         where.append(f"{lead} = ?")
         params.append(getattr(query, lead))
@@ -108,7 +108,7 @@ def query_plan(conn: sqlite3.Connection, query: RecordQuery) -> str:
     return " | ".join(row[-1] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params))
 
 
-def _matches(query: RecordQuery, row: tuple[Any, ...]) -> bool:
+def _matches(query: RecordQuery, row: tuple[object, ...]) -> bool:
     _, source, kind, _, _, _, _, agent, model, ticker, ended_seq, _, _ = row
     if query.status == "current" and ended_seq is not None:
         return False
@@ -117,7 +117,7 @@ def _matches(query: RecordQuery, row: tuple[Any, ...]) -> bool:
                                                     strict=True))
 
 
-def _rows(conn: sqlite3.Connection, query: RecordQuery) -> Iterator[tuple[Any, ...]]:
+def _rows(conn: sqlite3.Connection, query: RecordQuery) -> Iterator[tuple[object, ...]]:
     sql, params = _sql(query)
     cursor = conn.execute(sql, params)
     while batch := cursor.fetchmany(256):
@@ -127,7 +127,7 @@ def _rows(conn: sqlite3.Connection, query: RecordQuery) -> Iterator[tuple[Any, .
 def read_page(conn: sqlite3.Connection, query: RecordQuery, budget: int = SCAN_BUDGET) -> Page:
     """One page: up to ``query.limit`` matching versions, at most ``budget`` rows visited."""
     page = Page()
-    found: list[tuple[Any, ...]] = []
+    found: list[tuple[object, ...]] = []
     last: Cursor | None = None
     exhausted = True
     for row in _rows(conn, query):
@@ -173,7 +173,7 @@ def _entry(row: tuple[Any, ...], prices: dict[tuple[str, str], Price],
     time_ms, source, kind, record_id, seq, stored_ms, body, _, _, _, ended_seq, ended_ms, ended = row
     record = record_from_json(body)
     status = ended or "current"
-    changes: list[dict[str, Any]] = [{"at": iso_from_ms(stored_ms), "action": "stored", "seq": seq}]
+    changes: list[dict[str, object]] = [{"at": iso_from_ms(stored_ms), "action": "stored", "seq": seq}]
     if ended is not None:
         changes.append({"at": iso_from_ms(ended_ms), "action": ended, "seq": ended_seq})
     contributions = {} if status == "retracted" else formatted(
@@ -189,8 +189,8 @@ def _price_for(record: Record, source: str, prices: dict[tuple[str, str], Price]
     return prices.get((source, record.ticker)) if isinstance(record, Position) else None
 
 
-def _fields(body: str) -> dict[str, Any]:
+def _fields(body: str) -> dict[str, object]:
     """The record's stored fields as the log holds them (amounts already decimal strings)."""
-    fields: dict[str, Any] = json.loads(body)
+    fields: dict[str, object] = json.loads(body)
     fields.pop("kind", None)
     return fields

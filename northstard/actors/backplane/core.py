@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import trio
 
 from northstard.actors.backplane.client import read_password
 from northstard.actors.backplane.publisher import Outbox, run_backplane
-from northstard.actors.supervisor import Supervisor
+from northstard.actors.table import Actor
 from northstard.config import Config
 from northstard.core.backplane.settings import BackplaneSettings
 from northstard.core.backplane.wire import Head
@@ -31,18 +32,18 @@ class CorePublisher:
     send: trio.MemorySendChannel[Change]
     receive: trio.MemoryReceiveChannel[Change]
 
-    async def start(self, supervisor: Supervisor, nursery: trio.Nursery, db_path: Path) -> None:
-        """A failing publisher never stops the core (``core=False``)."""
-        await supervisor.start(nursery, "backplane", run_backplane, self.settings, self.outbox,
-                               self.receive, self.status, db_path, core=False)
+    def actor(self, db_path: Path) -> Actor:
+        """Its row in the daemon's table: a failing publisher never stops the core (not core)."""
+        return Actor("backplane", partial(run_backplane, self.settings, self.outbox, self.receive,
+                                          self.status, db_path), core=False)
 
 
 def core_publisher(config: Config, metrics: Metrics, epoch: str, seq: int,
                    doc: Doc | None) -> CorePublisher | None:
     """The publisher when ``[backplane] url`` is set; None otherwise."""
-    section = config.sections["backplane"]
-    settings = BackplaneSettings.from_config(section, config.sections["hub"]["ring_size"],
-                                             read_password(section["password_file"]))
+    section = config.settings.backplane
+    settings = BackplaneSettings.from_config(section, config.settings.hub.ring_size,
+                                             read_password(section.password_file))
     if not settings.url:
         return None
     send, receive = trio.open_memory_channel[Change](CHANNEL)

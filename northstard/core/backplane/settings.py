@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Protocol
 from urllib.parse import urlsplit
 
 __all__ = ["BackplaneSettings", "redis_url_problem", "served_by_core"]
@@ -35,6 +34,23 @@ def redis_url_problem(value: str) -> str | None:
     return None
 
 
+class BackplaneKeys(Protocol):
+    """The ``[backplane]`` keys read here (``settings.BackplaneSection`` has them)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def stream_maxlen(self) -> int: ...
+    @property
+    def heartbeat_s(self) -> float: ...
+    @property
+    def timeout_s(self) -> float: ...
+    @property
+    def core_url(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class BackplaneSettings:
     url: str
@@ -63,13 +79,13 @@ class BackplaneSettings:
         return max(1, int(self.heartbeat_s * 3000))
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any], ring_size: int,
+    def from_config(cls, section: BackplaneKeys, ring_size: int,
                     password: str | None) -> BackplaneSettings:
         """``[backplane]``; ``password`` as read by ``actors.backplane.client.read_password``."""
         return cls(
-            url=section["url"], prefix=section["prefix"],
-            maxlen=section["stream_maxlen"] or ring_size, heartbeat_s=section["heartbeat_s"],
-            timeout_s=section["timeout_s"], core_url=section["core_url"],
+            url=section.url, prefix=section.prefix,
+            maxlen=section.stream_maxlen or ring_size, heartbeat_s=section.heartbeat_s,
+            timeout_s=section.timeout_s, core_url=section.core_url,
             password=password,
         )
 

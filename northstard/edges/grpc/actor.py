@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import structlog
 import trio
@@ -71,8 +70,8 @@ def _backend(settings: GrpcSettings, deps: GrpcDeps, thread: AsyncioThread) -> B
     token = thread.token
     collect = partial(source_entries, deps.hub, deps.sections, deps.stats)
 
-    async def sources() -> list[dict[str, Any]]:  # on the loop; the reading happens on trio's thread
-        entries: list[dict[str, Any]] = await asyncio.to_thread(
+    async def sources() -> list[dict[str, object]]:  # on the loop; the reading happens on trio's thread
+        entries: list[dict[str, object]] = await asyncio.to_thread(
             trio.from_thread.run_sync, collect, trio_token=token
         )
         return entries
@@ -129,7 +128,7 @@ async def _feed_alerts(feed: AlertFeed, thread: AsyncioThread, server: GrpcServe
     seen = 0
     while True:
         bodies = feed.after(seen)
-        gap = len(bodies) == feed.recent.maxlen and int(bodies[0]["id"]) > seen + 1
+        gap = len(bodies) == feed.recent.maxlen and int(str(bodies[0]["id"])) > seen + 1
         seen = feed.last_id
         if not thread.call_soon(server.alerts.publish, bodies, list(feed.current.values()), gap):
             raise NorthstardError("grpc: the server's event loop is gone")

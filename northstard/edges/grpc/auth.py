@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 import grpc.aio
@@ -28,7 +28,7 @@ OPEN_PREFIXES = ("/grpc.health.v1.Health/",)
 REFUSAL = "missing or wrong bearer token (authorization: Bearer <token>)"
 
 
-def check_digests(value: list[Any]) -> str | None:
+def check_digests(value: list[object]) -> str | None:
     """Config check: every entry is a sha256 hex digest."""
     for entry in value:
         if not isinstance(entry, str) or len(entry) != 64 or not _is_hex(entry):
@@ -83,11 +83,12 @@ class BearerAuth(grpc.aio.ServerInterceptor):
         return _refusing(handler)
 
 
-async def _refuse(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+async def _refuse(request: object, context: grpc.aio.ServicerContext[object, object]) -> None:
     await context.abort(grpc.StatusCode.UNAUTHENTICATED, REFUSAL)
 
 
-async def _refuse_stream(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext[Any, Any]) -> None:
+async def _refuse_stream(requests: AsyncIterator[object],
+                         context: grpc.aio.ServicerContext[object, object]) -> None:
     """Take the first request before refusing: aborting a stream the client is still opening
     races in grpc core (about 1 call in 200 then ends INTERNAL instead of UNAUTHENTICATED)."""
     async for _ in requests:

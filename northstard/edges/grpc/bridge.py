@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import trio
 
@@ -36,7 +36,7 @@ class AsyncioThread:
         state = "running" if self.loop is not None and self.loop.is_running() else "stopped"
         return f"<AsyncioThread {state}>"
 
-    def to_trio(self, function: Callable[..., object], *args: Any) -> None:
+    def to_trio(self, function: Callable[..., object], *args: object) -> None:
         """From the loop thread: run ``function(*args)`` on trio's thread soon (never blocks)."""
         with contextlib.suppress(trio.RunFinishedError):
             self.token.run_sync_soon(function, *args)
@@ -53,7 +53,7 @@ class AsyncioThread:
         """The worker thread's body: the loop, until ``stop``."""
         asyncio.run(self._main(ready))
 
-    def call_soon(self, function: Callable[..., object], *args: Any) -> bool:
+    def call_soon(self, function: Callable[..., object], *args: object) -> bool:
         """From trio: schedule ``function(*args)`` on the loop; False once the loop is gone."""
         if self.loop is None:
             return False
@@ -63,7 +63,7 @@ class AsyncioThread:
             return False
         return True
 
-    async def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+    async def run(self, coroutine: Coroutine[object, object, T]) -> T:
         """From trio: run ``coroutine`` on the loop and wait for its result."""
         assert self.loop is not None
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)

@@ -42,7 +42,7 @@ def parse_target(url: str) -> tuple[str, bool]:
 
 @asynccontextmanager
 async def open_channel(
-    url: str, root_certificates: bytes | None = None, options: list[tuple[str, Any]] | None = None
+    url: str, root_certificates: bytes | None = None, options: list[tuple[str, object]] | None = None
 ) -> AsyncIterator[grpc.aio.Channel]:
     target, tls = parse_target(url)
     opts = CLIENT_OPTIONS + (options or [])
@@ -81,7 +81,7 @@ class PnlClient:
 
     def subscribe(
         self, resume: Position | None = None, max_rate_hz: float = 0.0
-    ) -> grpc.aio.UnaryStreamCall[Any, pb.PnlEvent]:
+    ) -> grpc.aio.UnaryStreamCall[object, pb.PnlEvent]:
         request = pb.SubscribeRequest(max_rate_hz=max_rate_hz)
         if resume is not None:
             request.resume.epoch, request.resume.seq = resume.epoch, resume.seq

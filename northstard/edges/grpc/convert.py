@@ -119,7 +119,7 @@ def doc_from_snapshot(snapshot: pb.Snapshot) -> Doc:
 # -- merge patches -----------------------------------------------------------
 
 
-def _set_value(value: struct_pb2.Value, item: Any, path: str) -> None:
+def _set_value(value: struct_pb2.Value, item: object, path: str) -> None:
     if isinstance(item, str):
         value.string_value = item
     elif isinstance(item, bool):
@@ -133,7 +133,7 @@ def _set_value(value: struct_pb2.Value, item: Any, path: str) -> None:
                         "only objects, strings, booleans and null travel as a Struct")
 
 
-def _fill(struct: struct_pb2.Struct, patch: Mapping[str, Any], path: str) -> None:
+def _fill(struct: struct_pb2.Struct, patch: Mapping[str, object], path: str) -> None:
     for key, item in patch.items():
         _set_value(struct.fields[key], item, f"{path}/{key}")
 
@@ -145,7 +145,7 @@ def struct_from_patch(patch: Doc) -> struct_pb2.Struct:
     return struct
 
 
-def _plain(value: struct_pb2.Value) -> Any:
+def _plain(value: struct_pb2.Value) -> object:
     kind = value.WhichOneof("kind")
     if kind == "struct_value":
         return patch_from_struct(value.struct_value)

@@ -41,7 +41,7 @@ def request_range(request: pb.GetHistoryRequest, now_ms: int | None = None) -> t
     )
 
 
-def read_history(db_path: Path, resolution: str, from_ms: int, to_ms: int) -> list[dict[str, Any]]:
+def read_history(db_path: Path, resolution: str, from_ms: int, to_ms: int) -> list[dict[str, object]]:
     """Blocking: the stored buckets (call it from a worker thread)."""
     with closing(open_reader(db_path)) as conn:
         return read_buckets(conn, resolution, from_ms, to_ms)
@@ -66,12 +66,12 @@ def history_response(
 
 def source_entries(
     hub: Hub, sections: Mapping[str, SourceSection], stats: Mapping[str, SourceStats]
-) -> list[dict[str, Any]]:
+) -> list[dict[str, object]]:
     """Every source as /api/sources describes it. Trio thread only: it reads the actors' state."""
     documented = hub.doc.get("sources", {})
     entries = []
     for name in sorted(set(sections) | set(documented)):
-        entry: dict[str, Any] = {"name": name, **documented.get(name, {})}
+        entry: dict[str, object] = {"name": name, **documented.get(name, {})}
         section = sections.get(name)
         if section is not None:
             entry.update(interval_s=section.interval_s, enabled=section.enabled)
@@ -100,7 +100,7 @@ def _end(conn: Any, position: pb.StreamPosition | None, ms: int | None, epoch: s
     return None if ms is None else Position(epoch, position_at_ms(conn, ms))
 
 
-def read_explain(db_path: Path, request: pb.ExplainRequest) -> dict[str, Any]:
+def read_explain(db_path: Path, request: pb.ExplainRequest) -> dict[str, object]:
     """Blocking: the explain answer /api/pnl/explain gives (RequestError as REST raises it)."""
     def ms(name: str) -> int | None:
         return ms_from_timestamp(getattr(request, name)) if request.HasField(name) else None

@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 import grpc.aio
@@ -30,6 +29,7 @@ from northstard.edges.grpc.alertwatch import AlertBoard
 from northstard.edges.grpc.auth import BearerAuth
 from northstard.edges.grpc.service import SERVICE, Backend, Feed, PnlStream, method_handlers
 from northstard.errors import ConfigError, ListenError, NorthstardError
+from northstard.settings import GrpcSection
 
 __all__ = ["GrpcServer", "GrpcSettings"]
 
@@ -53,14 +53,17 @@ class GrpcSettings:
     resume: ResumeBudget = RESUME_BUDGET
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any],
+    def from_config(cls, section: GrpcSection,
                     resume: ResumeBudget = RESUME_BUDGET) -> GrpcSettings:
         """The ``[grpc]`` section, with the resume budget from ``[hub]``."""
-        if (section["tls_cert"] is None) != (section["tls_key"] is None):
+        if (section.tls_cert is None) != (section.tls_key is None):
             raise ConfigError("grpc.tls_key", "tls_cert and tls_key go together")
-        own = ("tokens", "resume")
-        keys = [k for k in cls.__dataclass_fields__ if k not in own]
-        return cls(tokens=tuple(section["tokens"]), resume=resume, **{k: section[k] for k in keys})
+        return cls(host=section.host, port=section.port, tokens=section.tokens, tls_cert=section.tls_cert,
+                   tls_key=section.tls_key, keepalive_time_s=section.keepalive_time_s,
+                   keepalive_timeout_s=section.keepalive_timeout_s,
+                   min_client_ping_interval_s=section.min_client_ping_interval_s,
+                   max_rate_hz=section.max_rate_hz, shutdown_grace_s=section.shutdown_grace_s,
+                   resume=resume)
 
     @property
     def bind(self) -> str:
@@ -170,7 +173,7 @@ class GrpcServer:
         if self.feed.ready != was_ready:
             self._spawn(self._set_health(SERVING if self.feed.ready else NOT_SERVING))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

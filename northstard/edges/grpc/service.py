@@ -46,7 +46,7 @@ __all__ = ["SERVICE", "TRANSPORT", "Backend", "CatchUp", "Feed", "method_handler
 SERVICE = "northstar.v1.PnlStream"
 TRANSPORT = "grpc"
 ASKED_MAX = 256  # hub answers shared between two publishes (one per starting position), at most
-Context = grpc.aio.ServicerContext[Any, Any]
+Context = grpc.aio.ServicerContext[object, object]
 CatchUp = Callable[[Position | None], Awaitable[Message | None]]
 """Ask the hub (on trio's thread) for the message that brings ``position`` to now."""
 
@@ -170,7 +170,7 @@ class Backend:
     """What the handlers read besides the feed; every callable is safe to call on the loop."""
 
     db_path: Path
-    sources: Callable[[], Awaitable[list[dict[str, Any]]]]
+    sources: Callable[[], Awaitable[list[dict[str, object]]]]
     max_rate_hz: float = 0.0
     streams_changed: Callable[[int], None] = lambda delta: None
     sent: Callable[[str], None] = lambda kind: None

@@ -52,8 +52,8 @@ def add_alert_routes(app: Quart, ctx: WebContext) -> None:
             raise RequestError("bad_parameter", f"limit: at most {MAX_LIMIT}")
         before = _id_arg("before", None)
         after = _id_arg("after", None)
-        wait = parse_wait(request.args, float(ctx.server["longpoll_max_s"]))  # checked even unused
-        body: dict[str, Any] = {}
+        wait = parse_wait(request.args, ctx.server.longpoll_max_s)  # checked even unused
+        body: dict[str, object] = {}
         if after is not None:
             with trio.move_on_after(wait):
                 await feed.wait_after(after)
@@ -90,7 +90,7 @@ _DEAD = {
                    "event": {"$ref": "#/components/schemas/AlertEvent"}},
     "required": ["id", "notifier", "attempts", "event"],
 }
-ALERTS_SCHEMAS: dict[str, Any] = {
+ALERTS_SCHEMAS: dict[str, object] = {
     "AlertEvent": _EVENT,
     "Alerts": {
         "type": "object",

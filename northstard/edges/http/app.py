@@ -49,7 +49,7 @@ def create_app(ctx: WebContext) -> QuartTrio:
     app.url_map.redirect_defaults = False
     app.config["MAX_CONTENT_LENGTH"] = 1 << 20
 
-    add_cors(app, tuple(ctx.server.get("cors_allowed_origins", ())))  # preflights before the guard
+    add_cors(app, ctx.server.cors_allowed_origins)  # preflights before the guard
     add_guard(app, ctx.auth)
     add_login_routes(app, ctx.auth)
 

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 from contextlib import closing
 from datetime import date
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import trio
 from quart import Quart, Response, jsonify, request
@@ -78,9 +78,9 @@ async def read_db(ctx: WebContext, read: Callable[[sqlite3.Connection], _T]) -> 
     return await trio.to_thread.run_sync(run)
 
 
-def records_body(conn: sqlite3.Connection, query: RecordQuery) -> dict[str, Any]:
+def records_body(conn: sqlite3.Connection, query: RecordQuery) -> dict[str, object]:
     page = read_page(conn, query)
-    body: dict[str, Any] = {"records": page.records}
+    body: dict[str, object] = {"records": page.records}
     if page.next_cursor is not None:
         body["next_cursor"] = encode_cursor(page.next_cursor)
     return body
@@ -96,7 +96,7 @@ def _position(args: Mapping[str, str], name: str) -> Position | None:
         raise RequestError("bad_parameter", f"{name}: expected EPOCH:SEQ") from None
 
 
-def explain_request(args: Mapping[str, str]) -> Callable[[sqlite3.Connection], dict[str, Any]]:
+def explain_request(args: Mapping[str, str]) -> Callable[[sqlite3.Connection], dict[str, object]]:
     """The explain a request asks for, as a read of the database (400 naming a bad parameter)."""
     start, end = _position(args, "from"), _position(args, "to")
     start_ms = parse_instant("from_time", args["from_time"]) if "from_time" in args else None
@@ -107,7 +107,7 @@ def explain_request(args: Mapping[str, str]) -> Callable[[sqlite3.Connection], d
         raise RequestError("bad_parameter", "to: give at most one of to=EPOCH:SEQ and to_time")
     limit = parse_limit(args, 100, MAX_LIMIT)
 
-    def read(conn: sqlite3.Connection) -> dict[str, Any]:
+    def read(conn: sqlite3.Connection) -> dict[str, object]:
         epoch = start.epoch if start is not None else database_epoch(conn)
         first = start or Position(epoch, position_at_ms(conn, start_ms or 0))
         last = end if end_ms is None else Position(epoch, position_at_ms(conn, end_ms))

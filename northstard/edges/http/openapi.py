@@ -45,7 +45,7 @@ def _json(description: str, schema: dict[str, Any] | None = None) -> dict[str, A
     }
 
 
-def _get(summary: str, responses: dict[str, Any], params: list[Any] | None = None) -> Any:
+def _get(summary: str, responses: dict[str, object], params: list[object] | None = None) -> object:
     """One GET operation; every route can also answer 429 and the other refusals."""
     every = {**responses, "429": _TOO_MANY, "default": _OTHER}
     return {"get": {"summary": summary, "parameters": params or [], "responses": every}}
@@ -88,7 +88,7 @@ def _with_auth(spec: dict[str, Any], open_paths: tuple[str, ...], cookie_name: s
 
 
 def openapi_spec(longpoll_max_s: float, auth: bool = False, open_paths: tuple[str, ...] = (),
-                 cookie_name: str = "northstard_session") -> dict[str, Any]:
+                 cookie_name: str = "northstard_session") -> dict[str, object]:
     """The description, with the limits (and the auth) this daemon is configured with."""
     spec: dict[str, Any] = copy.deepcopy(_OPENAPI)
     changes = spec["paths"]["/api/pnl/changes"]["get"]["parameters"]
@@ -110,7 +110,7 @@ def _obj(properties: dict[str, Any], required: tuple[str, ...] = (), extra: bool
             "additionalProperties": extra}
 
 
-def _money_obj(*keys: str) -> dict[str, Any]:
+def _money_obj(*keys: str) -> dict[str, object]:
     return _obj(dict.fromkeys(keys, _MONEY), keys)
 
 
@@ -121,7 +121,7 @@ _SOURCE_STATE = _obj({
     "as_of": _TIME,
     "last_error": {"type": "string"},
 }, ("plugin", "status", "stale"))
-_DOCUMENT_PARTS: dict[str, Any] = {
+_DOCUMENT_PARTS: dict[str, object] = {
     "as_of": _TIME,
     "currency": {"type": "string"},
     "net_pnl": _MONEY,
@@ -136,7 +136,7 @@ _DOCUMENT_PARTS: dict[str, Any] = {
     "agents": {"type": "object", "additionalProperties": _money_obj("trading", "revenue", "costs", "net")},
 }
 _DOCUMENT_KEYS = ("as_of", "currency", "net_pnl", "trading", "revenue", "costs", "change", "agents")
-_POSITION_FIELDS: dict[str, Any] = {"epoch": {"type": "string"}, "seq": _COUNT}
+_POSITION_FIELDS: dict[str, object] = {"epoch": {"type": "string"}, "seq": _COUNT}
 _OHLC = _money_obj("open", "close", "min", "max")
 _BUCKET = _obj({"start": _TIME, "start_ms": _COUNT, "net": _OHLC, "trading": _OHLC, "revenue": _OHLC,
                 "costs": _OHLC}, ("start", "start_ms", "net", "trading", "revenue", "costs"))
@@ -155,7 +155,7 @@ _STATUS = {"type": "object", "required": ["status"], "properties": {
     "status": {"type": "string"}, "error": {"type": "string"}, "address": {"type": "string"},
     "failures": _COUNT, "last_success": _TIME}}
 
-_SCHEMAS: dict[str, Any] = {
+_SCHEMAS: dict[str, object] = {
     "Error": _obj({"error": {"type": "string"}, "detail": {"type": "string"}}, ("error", "detail")),
     "Document": _obj({**_DOCUMENT_PARTS,
                       "sources": {"type": "object", "additionalProperties": _SOURCE_STATE}},

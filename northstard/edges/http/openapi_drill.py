@@ -16,7 +16,7 @@ _NAME = {"type": ["string", "null"]}
 _DAY = {"type": "string", "format": "date", "description": "YYYY-MM-DD (UTC days)"}
 
 
-def _statement(obj: Callable[..., dict[str, Any]], money_map: dict[str, Any]) -> dict[str, Any]:
+def _statement(obj: Callable[..., dict[str, object]], money_map: dict[str, object]) -> dict[str, object]:
     money = money_map["additionalProperties"]
     day = {"type": "string", "format": "date"}
     amounts = ("trading_realized", "trading_unrealized", "trading_fees", "revenue_invoiced",
@@ -69,9 +69,9 @@ def drill_schemas(obj: Callable[..., dict[str, Any]], money_map: dict[str, Any],
     }
 
 
-def drill_paths(get: Callable[..., Any], json: Callable[..., Any], ref: Callable[[str], Any],
+def drill_paths(get: Callable[..., object], json: Callable[..., object], ref: Callable[[str], object],
                 error: dict[str, Any], instant: dict[str, Any], position: dict[str, Any]
-                ) -> dict[str, Any]:
+                ) -> dict[str, object]:
     def query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
         return {"name": name, "in": "query", "schema": schema, "description": description}
 

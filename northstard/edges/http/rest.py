@@ -74,9 +74,9 @@ async def _history_body(ctx: WebContext, resolution: str, from_ms: int, to_ms: i
     return head[:-1].encode() + b',"buckets":[' + b",".join(rows) + b"]}"
 
 
-def _source_entry(ctx: WebContext, name: str) -> dict[str, Any]:
+def _source_entry(ctx: WebContext, name: str) -> dict[str, object]:
     doc = ctx.hub.doc.get("sources", {}).get(name, {})
-    entry: dict[str, Any] = {"name": name, **doc}
+    entry: dict[str, object] = {"name": name, **doc}
     section = ctx.sections.get(name)
     if section is not None:
         entry.update(interval_s=section.interval_s, enabled=section.enabled)
@@ -169,5 +169,5 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
     @app.route("/openapi.json")
     async def openapi() -> Response:
         open_paths = tuple(p for p, what in OPENABLE.items() if ctx.auth.is_open(what))
-        return jsonify(openapi_spec(float(ctx.server["longpoll_max_s"]), ctx.auth.enabled, open_paths,
+        return jsonify(openapi_spec(ctx.server.longpoll_max_s, ctx.auth.enabled, open_paths,
                                     ctx.auth.cookie_name))

@@ -20,7 +20,7 @@ from northstard.actors.hub import HubClosed
 from northstard.core.change import dumps
 from northstard.edges.http.context import WebContext
 from northstard.errors import RequestError
-from northstard.policy.limits import LimitSettings, RateLimiter
+from northstard.policy.limits import RateLimiter
 from northstard.policy.params import parse_since, parse_wait
 from northstard.policy.ratelimit import retry_after
 
@@ -37,7 +37,7 @@ def _too_many_resumes(wait: float) -> Response:
 
 def add_stream_routes(app: Quart, ctx: WebContext) -> None:
     budget = ctx.hub.budget
-    tracked = LimitSettings.from_section(ctx.limits).max_tracked_clients
+    tracked = ctx.limits.max_tracked_clients
     resumes = RateLimiter(budget.rate_per_s, budget.burst, tracked)
 
     @app.route("/api/pnl/changes")
@@ -45,7 +45,7 @@ def add_stream_routes(app: Quart, ctx: WebContext) -> None:
         since = parse_since(request.args)
         if since is None:
             raise RequestError("bad_parameter", "since: required (EPOCH:SEQ)")
-        wait = parse_wait(request.args, float(ctx.server["longpoll_max_s"]))
+        wait = parse_wait(request.args, ctx.server.longpoll_max_s)
         if ctx.hub.is_resume(since):
             host, port = request.scope.get("client") or ("", 0)
             refused = resumes.take(f"{host}:{port}", trio.current_time())

@@ -12,7 +12,6 @@ the live clients as a ping does (``Broadcaster.offer``): no queue of its own.
 from __future__ import annotations
 
 import socket
-from typing import Any
 
 import trio
 
@@ -26,7 +25,7 @@ from northstard.status.alertfeed import AlertFeed
 __all__ = ["AlertRelay", "alert_message"]
 
 
-def alert_message(body: dict[str, Any]) -> str:
+def alert_message(body: dict[str, object]) -> str:
     return dumps({"type": "alert", **body})
 
 
@@ -43,7 +42,7 @@ class AlertRelay:
     def __repr__(self) -> str:
         return f"<AlertRelay {self.feed!r}>"
 
-    def offer(self, body: dict[str, Any]) -> None:
+    def offer(self, body: dict[str, object]) -> None:
         text = alert_message(body)
         self.ws.broadcaster.offer(text_frame(text))
         event = f"event: alert\ndata: {text}\n\n".encode()

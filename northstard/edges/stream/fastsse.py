@@ -16,8 +16,7 @@ refusal carry the CORS headers for an allowed Origin.
 from __future__ import annotations
 
 import socket
-from collections.abc import Mapping
-from typing import Any
+from typing import TypedDict
 
 import trio
 
@@ -29,6 +28,7 @@ from northstard.errors import RequestError
 from northstard.policy.access import Authorize, allow_all
 from northstard.policy.cors import cors_headers, is_preflight, preflight_headers
 from northstard.policy.params import parse_since
+from northstard.settings import ServerSection
 from northstard.status.metrics import Metrics
 
 __all__ = ["SseEdge", "chunk", "sse_event"]
@@ -71,22 +71,27 @@ class SsePeer(Peer):
                 return
 
 
+class _BroadcastOptions(TypedDict):
+    max_rate_hz: float
+    close_grace_s: float
+    blocked_close_after_s: float
+    send_threads: int
+
+
 class SseEdge:
     """``/api/pnl/stream``: every SSE client, fed by one broadcast task per body framing."""
 
     paths: tuple[str, ...] = (PATH,)
 
-    def __init__(self, hub: Hub, metrics: Metrics, server: Mapping[str, Any],
+    def __init__(self, hub: Hub, metrics: Metrics, server: ServerSection,
                  max_rate_hz: float = 0.0, authorize: Authorize = allow_all) -> None:
         self.authorize = authorize
-        self.cors_origins = tuple(server.get("cors_allowed_origins", ()))
-        self.keepalive_s = float(server["sse_keepalive_s"])
-        self.retry = f"retry: {server['sse_retry_ms']}\n\n".encode()
-        options: dict[str, Any] = {
-            "max_rate_hz": max_rate_hz, "close_grace_s": float(server["shutdown_grace_s"]),
-            "blocked_close_after_s": float(server["ws_blocked_close_after_s"]),
-            "send_threads": int(server["send_threads"]) or default_threads(),
-        }
+        self.cors_origins = server.cors_allowed_origins
+        self.keepalive_s = server.sse_keepalive_s
+        self.retry = f"retry: {server.sse_retry_ms}\n\n".encode()
+        options = _BroadcastOptions(max_rate_hz=max_rate_hz, close_grace_s=server.shutdown_grace_s,
+                                   blocked_close_after_s=server.ws_blocked_close_after_s,
+                                   send_threads=server.send_threads or default_threads())
         self.chunked = Broadcaster(hub, "sse", lambda m: chunk(sse_event(m)), metrics, **options)
         self.plain = Broadcaster(hub, "sse", sse_event, metrics, **options)
 

@@ -25,9 +25,7 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import trio
 
@@ -55,6 +53,7 @@ from northstard.edges.stream.sendmany import default_threads
 from northstard.errors import RequestError
 from northstard.policy.access import Authorize, allow_all, origin_allowed
 from northstard.policy.params import parse_since
+from northstard.settings import ServerSection
 from northstard.status.metrics import Metrics
 
 __all__ = ["WsEdge", "WsSettings", "check_handshake"]
@@ -75,15 +74,15 @@ class WsSettings:
     send_threads: int = default("server", "send_threads", int) or default_threads()  # 0: one per core
 
     @classmethod
-    def from_server(cls, server: Mapping[str, Any], max_rate_hz: float = 0.0) -> WsSettings:
+    def from_server(cls, server: ServerSection, max_rate_hz: float = 0.0) -> WsSettings:
         return cls(
-            max_message_bytes=int(server["ws_max_message_bytes"]),
-            allowed_origins=tuple(server["ws_allowed_origins"]),
-            blocked_close_after_s=float(server["ws_blocked_close_after_s"]),
-            ping_interval_s=float(server["ws_ping_interval_s"]),
-            close_grace_s=float(server["shutdown_grace_s"]),
+            max_message_bytes=server.ws_max_message_bytes,
+            allowed_origins=server.ws_allowed_origins,
+            blocked_close_after_s=server.ws_blocked_close_after_s,
+            ping_interval_s=server.ws_ping_interval_s,
+            close_grace_s=server.shutdown_grace_s,
             max_rate_hz=max_rate_hz,
-            send_threads=int(server["send_threads"]) or default_threads(),
+            send_threads=server.send_threads or default_threads(),
         )
 
 
@@ -113,7 +112,7 @@ def _error(error: str, detail: str) -> bytes:
     return text_frame(dumps({"type": "error", "error": error, "detail": detail}))
 
 
-def _client_message(data: str | bytes) -> dict[str, Any]:
+def _client_message(data: str | bytes) -> dict[str, object]:
     if isinstance(data, bytes):
         raise RequestError("bad_message", "binary frames are not accepted; send JSON text")
     try:
@@ -125,7 +124,7 @@ def _client_message(data: str | bytes) -> dict[str, Any]:
     return message
 
 
-def _resume_position(message: dict[str, Any]) -> Position | None:
+def _resume_position(message: dict[str, object]) -> Position | None:
     epoch, seq = message.get("epoch"), message.get("seq")
     if epoch is None and seq is None:
         return None
@@ -134,8 +133,8 @@ def _resume_position(message: dict[str, Any]) -> Position | None:
     return Position(epoch, seq)
 
 
-def _pong(message: dict[str, Any]) -> bytes:
-    reply: dict[str, Any] = {"type": "pong", "ts": int(time.time() * 1000)}
+def _pong(message: dict[str, object]) -> bytes:
+    reply: dict[str, object] = {"type": "pong", "ts": int(time.time() * 1000)}
     if "id" in message:
         reply["id"] = message["id"]
     return text_frame(dumps(reply))
@@ -213,7 +212,7 @@ class WsPeer(Peer):
         """The reply to an application message (empty when there is none to send)."""
         try:
             message = _client_message(data)
-            kind = message["type"]
+            kind = str(message["type"])  # _client_message checked it is a string
             if kind == "ping":
                 return _pong(message)
             if kind != "resume":

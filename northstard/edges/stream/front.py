@@ -37,7 +37,7 @@ import errno
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 import trio
@@ -96,12 +96,12 @@ def _close(sock: socket.socket) -> None:
     sock.close()
 
 
-def _host(address: Any) -> str:
+def _host(address: object) -> str:
     """The client's IP address (empty for a Unix socket)."""
     return str(address[0]) if isinstance(address, tuple) else ""
 
 
-def _peer(sock: socket.socket) -> Any:
+def _peer(sock: socket.socket) -> object:
     try:
         return sock.getpeername()
     except OSError:
@@ -156,7 +156,7 @@ class Front:
         self.edges = list(edges)
         self.routes = {path: edge for edge in self.edges for path in edge.paths}
         limit = self.limits.settings
-        self.lifespan_state: dict[str, Any] = {}
+        self.lifespan_state: dict[str, object] = {}
         self.http = AppServer(app, AppSettings(body_timeout_s=limit.header_timeout_s,
                                                send_timeout_s=limit.idle_timeout_s),
                               self.lifespan_state, self._count)
@@ -167,7 +167,7 @@ class Front:
     def __repr__(self) -> str:
         return f"<Front routes={sorted(self.routes)} routing={len(self._routing)}>"
 
-    async def serve(self, shutdown: Callable[[], Awaitable[Any]], *,
+    async def serve(self, shutdown: Callable[[], Awaitable[object]], *,
                     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen until ``shutdown`` returns, then stop gracefully; ``started`` gets the URLs."""
         stopped = trio.Event()
@@ -206,7 +206,7 @@ class Front:
             address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             raise ListenError.from_os_error(address, "server", exc) from None
 
-    async def _serve(self, sockets: list[socket.socket], shutdown: Callable[[], Awaitable[Any]],
+    async def _serve(self, sockets: list[socket.socket], shutdown: Callable[[], Awaitable[object]],
                      task_status: trio.TaskStatus[list[str]]) -> None:
         scheme = "https" if self.tls is not None else "http"
         urls = [_url(scheme, s) for s in sockets]
