@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import h11
@@ -282,6 +283,25 @@ async def test_an_app_without_a_lifespan_is_served_without_one() -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(run_lifespan, http_only, {}, stop)
         stop.set()
+
+
+async def test_a_lifespan_that_ends_unanswered_does_not_hold_the_shutdown(autojump_clock: Any) -> None:
+    """The daemon's stop cancels the app's lifespan task when its grace is over: the shutdown
+    phase then stops waiting at once instead of holding the stop for its whole time limit."""
+    app_scope = trio.CancelScope()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        with app_scope:
+            await send({"type": (await receive())["type"] + ".complete"})
+            await trio.sleep_forever()  # never answers the shutdown
+
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(partial(run_lifespan, app, {}, stop, timeout_s=60.0))
+        began = trio.current_time()
+        app_scope.cancel()
+        stop.set()
+    assert trio.current_time() - began < 60.0  # virtual time: it did not wait for the limit
 
 
 # -- inside the daemon: the bounds the app server adds -----------------------------------------

@@ -42,13 +42,19 @@ async def _call(app: Asgi, lifespan: _Lifespan, state: dict[str, object]) -> Non
         await app(scope, lifespan.receive, lifespan.send)
     except Exception as exc:  # no lifespan support (or a failure, reported as one)
         await lifespan.to_server.send({"type": "lifespan.unsupported", "message": repr(exc)})
+    finally:  # ended, answered or not (cancelled too): a phase waiting for it stops waiting
+        lifespan.to_server.close()
 
 
 async def _phase(lifespan: _Lifespan, name: str, timeout_s: float) -> bool:
     """Send ``lifespan.<name>`` and wait for the answer; False if the app speaks no lifespan."""
     await lifespan.to_app.send({"type": f"lifespan.{name}"})
     with trio.fail_after(timeout_s):
-        answer = await lifespan.server_in.receive()
+        try:
+            answer = await lifespan.server_in.receive()
+        except trio.EndOfChannel:  # the app's lifespan task ended (or was cancelled) unanswered
+            log.debug("the web app's lifespan ended before answering", phase=name)
+            return False
     if answer["type"] == f"lifespan.{name}.failed":
         raise LifespanError(f"the web app's {name} failed: {answer.get('message', '')}")
     if answer["type"] == "lifespan.unsupported":
