@@ -74,15 +74,8 @@ def test_explain_items_sum_exactly_to_the_difference_of_the_documents(
 ) -> None:
     db = tmp_path_factory.mktemp("explain") / "northstard.db"
     desk = Desk(db, write_every=write_every)
-    docs: dict[int, dict[str, Any]] = {0: {}}
     try:
-        for step in steps:
-            if step == "restart":
-                desk.restart()
-                continue
-            change = desk.reading(*step)
-            docs[change.seq] = change.doc
-        desk.flush()
+        docs = desk.play(steps)
         with closing(open_reader(db)) as conn:
             epoch = database_epoch(conn)
             for _ in range(4):

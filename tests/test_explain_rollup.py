@@ -60,15 +60,8 @@ def test_the_rollup_answer_is_exact_and_equals_the_per_record_answers_summed_by_
 ) -> None:
     db = tmp_path_factory.mktemp("rollup") / "northstard.db"
     desk = Desk(db, write_every=write_every)
-    docs: dict[int, dict[str, Any]] = {0: {}}
     try:
-        for step in steps:
-            if step == "restart":
-                desk.restart()
-                continue
-            change = desk.reading(*step)
-            docs[change.seq] = change.doc
-        desk.flush()
+        docs = desk.play(steps)
         with closing(open_reader(db)) as conn:
             epoch = database_epoch(conn)
             for _ in range(4):

@@ -118,6 +118,18 @@ class Desk:
         self.flush()
         self.state = self.recover()
 
+    def play(self, steps: Sequence[Any]) -> dict[int, dict[str, Any]]:
+        """Each step a reading or ``"restart"``, all written: the published documents by seq (0: empty)."""
+        docs: dict[int, dict[str, Any]] = {0: {}}
+        for step in steps:
+            if step == "restart":
+                self.restart()
+                continue
+            change = self.reading(*step)
+            docs[change.seq] = change.doc
+        self.flush()
+        return docs
+
     def close(self) -> None:
         self.conn.close()
         for store in self.stores:
