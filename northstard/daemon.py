@@ -70,16 +70,14 @@ REQUEST_BUFFER = 256  # history requests from the web edges to the cache
 
 
 @dataclass
-class Daemon:
-    """A handle on a running daemon (what ``run_daemon`` gives ``task_status``)."""
+class Running:
+    """A handle on a running process's serving side: a daemon's or an edge node's."""
 
     urls: list[str]
     hub: Hub
     supervisor: Supervisor
-    engine: EngineState
-    metrics: Metrics
-    stopping: trio.Event = field(default_factory=trio.Event)
-    grpc: GrpcHandle = field(default_factory=GrpcHandle)
+    stopping: trio.Event = field(default_factory=trio.Event, kw_only=True)
+    grpc: GrpcHandle = field(default_factory=GrpcHandle, kw_only=True)
 
     @property
     def url(self) -> str:
@@ -92,6 +90,14 @@ class Daemon:
 
     def stop(self) -> None:
         self.stopping.set()
+
+
+@dataclass
+class Daemon(Running):
+    """A handle on a running daemon (what ``run_daemon`` gives ``task_status``)."""
+
+    engine: EngineState
+    metrics: Metrics
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 
 import structlog
@@ -32,7 +32,7 @@ from northstard.config import Config
 from northstard.core.backplane.follow import Reset
 from northstard.core.backplane.settings import BackplaneSettings
 from northstard.core.change import Change
-from northstard.daemon import _authenticator, _policy
+from northstard.daemon import Running, _authenticator, _policy
 from northstard.edges.grpc.actor import GrpcDeps, run_grpc
 from northstard.edges.grpc.server import GrpcSettings
 from northstard.edges.http.context import WebContext
@@ -52,26 +52,10 @@ BATCHES = 16  # Redis reads (READ_COUNT entries at most each) to the hub
 
 
 @dataclass
-class EdgeNode:
+class EdgeNode(Running):
     """A handle on a running edge (what ``run_edge`` gives ``task_status``)."""
 
-    urls: list[str]
-    hub: Hub
     status: EdgeStatus
-    supervisor: Supervisor
-    stopping: trio.Event = field(default_factory=trio.Event)
-    grpc: GrpcHandle = field(default_factory=GrpcHandle)
-
-    @property
-    def url(self) -> str:
-        return self.urls[0]
-
-    @property
-    def grpc_address(self) -> str | None:
-        return self.grpc.address
-
-    def stop(self) -> None:
-        self.stopping.set()
 
 
 async def run_edge_hub(
@@ -148,7 +132,7 @@ async def run_edge(
             max_rate_hz=hub_section.max_rate_hz, started_at=started_at, auth=auth,
             limits=LimitSettings.from_section(config.settings.limits), backplane=status,
         )
-        node = EdgeNode([], hub, status, supervisor, grpc=grpc_handle)
+        node = EdgeNode([], hub, supervisor, status, grpc=grpc_handle)
         await _serve(node, ctx, supervisor, handle_signals, task_status,
                      GrpcSettings.from_config(grpc, budget) if grpc.enabled else None)
         core.cancel_scope.cancel()
