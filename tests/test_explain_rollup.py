@@ -4,6 +4,7 @@ writer transactions on a real SQLite file (``Desk`` from test_recovery)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from contextlib import closing
 from decimal import Decimal
@@ -11,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_drilldown import _diff, same, summed
-from test_recovery import STEP, Desk, cost
+from test_recovery import READING, STEP, Desk, cost
 
 from northstard.actors.hub import Position as At
 from northstard.core.contributions import Figures, add_into, figures
@@ -82,6 +84,90 @@ def test_the_rollup_answer_is_exact_and_equals_the_per_record_answers_summed_by_
                 assert same(summed([i["contributions"] for i in short["items"]]), expected)
     finally:
         desk.close()
+
+
+CHANGE = st.lists(READING, min_size=1, max_size=3) | st.just("restart")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(CHANGE, min_size=1, max_size=12), write_every=st.sampled_from([1, 3]))
+def test_each_changes_group_sums_equal_its_per_record_items_when_readings_share_a_change(
+    tmp_path_factory: Any, steps: list[Any], write_every: int
+) -> None:
+    """The engine merges the readings waiting for it into one change: the group sums it hands
+    the writer (``explain.change_groups``) take each market's price and each key's version at
+    the change's start, as the per-record answer read from the log does, whatever the order
+    of prices and positions inside the change."""
+    db = tmp_path_factory.mktemp("merged") / "northstard.db"
+    desk = Desk(db, write_every=write_every)
+    try:
+        docs = desk.play(steps)
+        with closing(open_reader(db)) as conn:
+            epoch = database_epoch(conn)
+            for seq in sorted(docs)[1:]:
+                answer = explain(conn, At(epoch, seq - 1), At(epoch, seq), limit=ALL,
+                                 record_items_max=GROUPS)
+                assert by_key(answer["items"]) == per_change_by_key(conn, epoch, seq - 1, seq)
+                expected = {p: a for p, a in
+                            _diff(figures(docs[seq]), figures(docs[seq - 1])).items() if a}
+                assert same(summed([i["contributions"] for i in answer["items"]]), expected)
+    finally:
+        desk.close()
+
+
+def test_a_price_moved_before_a_position_of_its_market_in_the_same_change_splits_at_the_start_price(
+    tmp_path: Path,
+) -> None:
+    desk = Desk(tmp_path / "n.db")
+    try:
+        desk.reading("kalshi", [Price(id="T", yes_bid=D("0.50")),
+                                Position(id="a", ticker="T", count=D(4), cost_basis=D("1.00"))])
+        desk.change([("kalshi", [Price(id="T", yes_bid=D("0.75"))], ()),
+                     ("kalshi", [Position(id="a", ticker="T", count=D(6), cost_basis=D("2.00"))], ())])
+        with closing(open_reader(desk.db)) as conn:
+            epoch = database_epoch(conn)
+            grouped = explain(conn, At(epoch, 1), At(epoch, 2), limit=ALL, record_items_max=GROUPS)
+            per_record = per_change_by_key(conn, epoch, 1, 2)
+    finally:
+        desk.close()
+    assert by_key(grouped["items"]) == per_record
+    # the position item at the start price 0.50: 6 x 0.50 - 2.00 - (4 x 0.50 - 1.00) = 0.00;
+    # the price item: 6 x (0.75 - 0.50) = 1.50
+    assert per_record[("kalshi", "price", "", "", "T")]["trading.unrealized"] == D("1.50")
+    assert ("kalshi", "position", "unattributed", "", "T") not in per_record
+
+
+def test_a_batch_that_does_not_commit_leaves_the_running_totals_as_the_database_has_them(
+    tmp_path: Path,
+) -> None:
+    """The writer holds each group's running total between batches; a batch SQLite refuses
+    (a real failure inside the transaction, after the rollup rows were queued) rolls back,
+    and the retry adds to what the database has, not to what the failed batch had added."""
+    desk = Desk(tmp_path / "n.db", write_every=2)
+    try:
+        desk.reading("stripe", [cost(1, "1.00", agent="atlas")])
+        desk.reading("stripe", [cost(2, "2.00", agent="atlas")])  # written: running total 3.00
+        desk.conn.execute("CREATE TEMP TRIGGER refuse BEFORE INSERT ON deltas"
+                          " BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END")
+        desk.reading("stripe", [cost(3, "4.00", agent="atlas")])
+        with pytest.raises(sqlite3.IntegrityError, match="disk I/O error"):
+            desk.reading("stripe", [cost(4, "8.00", agent="atlas")])
+        assert desk.writer.rollup.held == {}  # forgotten: read again from the database
+        desk.conn.execute("DROP TRIGGER refuse")
+        desk.flush()  # the same two changes again
+        with closing(open_reader(desk.db)) as conn:
+            epoch = database_epoch(conn)
+            answer = explain(conn, At(epoch, 0), None, limit=ALL, record_items_max=GROUPS)
+            totals = [row[0] for row in conn.execute("SELECT total FROM rollup ORDER BY seq")]
+    finally:
+        desk.close()
+    assert answer["difference"]["costs.total"] == "15.00"
+    assert by_key(answer["items"]) == {
+        ("stripe", "cost", "atlas", "claude-haiku-4", ""): {
+            "agents.atlas.costs": D("15.00"), "agents.atlas.net": D("-15.00"),
+            "costs.by_category.ai": D("15.00"), "costs.by_model.claude-haiku-4": D("15.00"),
+            "costs.total": D("15.00"), "net_pnl": D("-15.00")}}
+    assert [json.loads(t)["costs.total"] for t in totals] == ["1.00", "3.00", "7.00", "15.00"]
 
 
 def test_a_long_range_is_answered_by_group_not_refused(tmp_path: Path) -> None:

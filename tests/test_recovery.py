@@ -98,11 +98,17 @@ class Desk:
         return state
 
     def reading(self, source: str, records: Sequence[Record], complete: Sequence[str] = ()) -> Change:
+        return self.change([(source, records, complete)])
+
+    def change(self, readings: Sequence[tuple[str, Sequence[Record], Sequence[str]]]) -> Change:
+        """Several readings in one change, as the engine merges the readings waiting for it."""
         self.now += timedelta(seconds=1)
         book = self.state.book
-        changed = book.ingest(source, records, complete)
-        book.source_ok(source, self.now, self.now)
-        change = next_change(self.state, [(source, r) for r in changed], self.now)
+        changed: list[tuple[str, Record]] = []
+        for source, records, complete in readings:
+            changed.extend((source, r) for r in book.ingest(source, records, complete))
+            book.source_ok(source, self.now, self.now)
+        change = next_change(self.state, changed, self.now)
         self.pending.append(change)
         if len(self.pending) >= self.write_every:
             self.flush()
@@ -119,13 +125,14 @@ class Desk:
         self.state = self.recover()
 
     def play(self, steps: Sequence[Any]) -> dict[int, dict[str, Any]]:
-        """Each step a reading or ``"restart"``, all written: the published documents by seq (0: empty)."""
+        """Each step a reading, a list of readings (one change) or ``"restart"``, all written:
+        the published documents by seq (0: empty)."""
         docs: dict[int, dict[str, Any]] = {0: {}}
         for step in steps:
             if step == "restart":
                 self.restart()
                 continue
-            change = self.reading(*step)
+            change = self.change(step) if isinstance(step, list) else self.reading(*step)
             docs[change.seq] = change.doc
         self.flush()
         return docs

@@ -19,6 +19,7 @@ import trio
 from northstard.actors.source import SourceFailed, SourceMessage
 from northstard.config import SourceSection
 from northstard.core.change import Change
+from northstard.core.explain import change_groups
 from northstard.core.mergepatch import Doc, diff
 from northstard.core.pnl import Book, RevenueBasis, StoredRecords, screen
 from northstard.core.records import Record
@@ -163,8 +164,10 @@ def next_change(
     state: EngineState, records: Sequence[tuple[str, Record]], now: datetime
 ) -> Change:
     """Number the new document and record it as published."""
-    doc = state.book.document(now)
+    book = state.book
+    doc = book.document(now)
     patch = diff(state.doc or {}, doc)
+    facts = book.take_change()
     change = Change(
         epoch=state.epoch,
         seq=state.seq + 1,
@@ -172,12 +175,14 @@ def next_change(
         doc=doc,
         patch=patch,
         records=tuple(records),
-        totals=tuple(state.book.take_cold_totals().items()),
+        totals=tuple(book.take_cold_totals().items()),
+        keys=tuple(facts.keys),
+        groups=change_groups(facts, book.basis),
     )
-    state.book.stamp(change.seq)
+    book.stamp(change.seq)
     state.seq = change.seq
     state.doc = doc
-    state.book.published(doc)
+    book.published(doc)
     return change
 
 

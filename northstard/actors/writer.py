@@ -24,14 +24,11 @@ import trio
 from northstard.config import default
 from northstard.core.buckets import BucketSet, components
 from northstard.core.change import Change
-from northstard.core.records import DecodeMemo, Position, Retract, record_to_json
+from northstard.core.records import Position, record_to_json
 from northstard.store import record_log, rollup
 from northstard.store.sqlite import open_writer, path_text
 
 __all__ = ["WriterSettings", "WriterState", "run_writer", "write_batch"]
-
-# the versions the writer wrote lately, decoded (bounded: DecodeMemo.limit); one writer at a time
-MEMO = DecodeMemo()
 
 log = structlog.get_logger("northstard.writer")
 
@@ -67,6 +64,7 @@ class WriterState:
     last_change: Change | None = None
     published_seq: int = 0
     degraded: str | None = None
+    rollup: rollup.RunningTotals = field(default_factory=rollup.RunningTotals)
 
 
 Row = tuple[str, str, str, int] | tuple[str, str, str, int, int]
@@ -74,21 +72,26 @@ Row = tuple[str, str, str, int] | tuple[str, str, str, int, int]
 
 def _add_records(
     conn: sqlite3.Connection, change: Change, now_ms: int, rows: dict[str, list[Row]]
-) -> None:
-    """Queue the change's upserts per kind in ``rows`` (a whole batch's); a retract first
-    writes what is queued, then deletes its row, so every key ends as the last change left it."""
-    for source, record in change.records:
-        if isinstance(record, Retract):
+) -> list[str | None]:
+    """Queue the change's upserts per kind in ``rows`` (a whole batch's); a retraction first
+    writes what is queued, then deletes its row, so every key ends as the last change left it.
+    Returns each key's stored body (None: retracted), for the record log."""
+    bodies: list[str | None] = []
+    for key in change.keys:
+        record = key.after
+        if record is None:
             _flush_rows(conn, rows)
-            conn.execute(
-                f"DELETE FROM rec_{record.target_kind} WHERE source = ? AND id = ?",
-                (source, record.id),
-            )
+            conn.execute(f"DELETE FROM rec_{key.kind} WHERE source = ? AND id = ?",
+                         (key.source, key.id))
+            bodies.append(None)
             continue
-        row: Row = (source, record.id, record_to_json(record), now_ms)
+        body = record_to_json(record)
+        bodies.append(body)
+        row: Row = (key.source, key.id, body, now_ms)
         if isinstance(record, Position):
             row = (*row, int(record.count != 0))
-        rows.setdefault(record.kind, []).append(row)
+        rows.setdefault(key.kind, []).append(row)
+    return bodies
 
 
 def _flush_rows(conn: sqlite3.Connection, rows: dict[str, list[Row]]) -> None:
@@ -110,39 +113,50 @@ def write_batch(
 ) -> None:
     """One transaction: the batch's records (one executemany per kind), the cold aggregates
     its changes carry (the last value of each path), its deltas, due snapshots, the current
-    document, the buckets it touched and the record log (``record_log``)."""
+    document, the buckets it touched, the record log (``record_log``) and the explain
+    rollup (``rollup``)."""
     now_ms = int(time.time() * 1000)
+    try:
+        with conn:
+            _write(conn, batch, state, settings, now_ms)
+    except BaseException:
+        state.rollup.forget()  # it may hold totals of the batch that did not commit
+        raise
+
+
+def _write(conn: sqlite3.Connection, batch: Sequence[Change], state: WriterState,
+           settings: WriterSettings, now_ms: int) -> None:
     touched = {}
     rows: dict[str, list[Row]] = {}
     totals: dict[tuple[str, ...], Decimal] = {}
     deltas = []
-    with conn:
-        for change in batch:
-            _add_records(conn, change, now_ms, rows)
-            record_log.write_change(conn, change, now_ms, MEMO)
-            rollup.write_change(conn, change.seq, rollup.basis_of(change.doc), MEMO)
-            totals.update(change.totals)
-            deltas.append((change.epoch, change.seq, change.prev, change.ts_ms, change.patch_json))
-            if change.seq % settings.snapshot_every == 0:
-                _write_snapshot(conn, change)
-            for bucket in state.buckets.add(change.ts_ms, components(change.doc)):
-                touched[bucket.resolution, bucket.start_ms] = bucket
-        _flush_rows(conn, rows)
-        conn.executemany("INSERT OR REPLACE INTO totals (path, amount) VALUES (?, ?)",
-                         [(path_text(path), str(amount)) for path, amount in totals.items()])
-        conn.executemany(
-            "INSERT OR REPLACE INTO deltas (epoch, seq, prev, ts_ms, patch) VALUES (?, ?, ?, ?, ?)",
-            deltas,
-        )
-        last = batch[-1]
-        conn.execute(
-            "INSERT OR REPLACE INTO current (id, epoch, seq, ts_ms, doc) VALUES (1, ?, ?, ?, ?)",
-            (last.epoch, last.seq, last.ts_ms, last.doc_json),
-        )
-        conn.executemany(
-            "INSERT OR REPLACE INTO buckets (resolution, start_ms, body) VALUES (?, ?, ?)",
-            [(b.resolution, b.start_ms, b.body()) for b in touched.values()],
-        )
+    for change in batch:
+        bodies = _add_records(conn, change, now_ms, rows)
+        record_log.write_change(conn, change, now_ms, bodies)
+        state.rollup.add(conn, change.seq, change.groups)
+        totals.update(change.totals)
+        deltas.append((change.epoch, change.seq, change.prev, change.ts_ms, change.patch_json))
+        if change.seq % settings.snapshot_every == 0:
+            _write_snapshot(conn, change)
+        for bucket in state.buckets.add(change.ts_ms, components(change.doc)):
+            touched[bucket.resolution, bucket.start_ms] = bucket
+    _flush_rows(conn, rows)
+    state.rollup.flush(conn)
+    conn.executemany("INSERT OR REPLACE INTO totals (path, amount) VALUES (?, ?)",
+                     [(path_text(path), str(amount)) for path, amount in totals.items()])
+    conn.executemany(
+        "INSERT OR REPLACE INTO deltas (epoch, seq, prev, ts_ms, patch) VALUES (?, ?, ?, ?, ?)",
+        deltas,
+    )
+    last = batch[-1]
+    conn.execute(
+        "INSERT OR REPLACE INTO current (id, epoch, seq, ts_ms, doc) VALUES (1, ?, ?, ?, ?)",
+        (last.epoch, last.seq, last.ts_ms, last.doc_json),
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO buckets (resolution, start_ms, body) VALUES (?, ?, ?)",
+        [(b.resolution, b.start_ms, b.body()) for b in touched.values()],
+    )
 
 
 def _write_snapshot(conn: sqlite3.Connection, change: Change) -> None:

@@ -13,12 +13,13 @@ still lands on the exact state.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
 
 from northstard.core.mergepatch import Doc
-from northstard.core.records import Record
+from northstard.core.records import KeyChange, Record
 
 __all__ = ["Change", "delta_message", "dumps", "snapshot_message"]
 
@@ -39,8 +40,9 @@ def delta_message(epoch: str, seq: int, prev: int, ts_ms: int, patch: Doc) -> st
 
 @dataclass(frozen=True, eq=False)
 class Change:
-    """One accepted change: the new document, its patch, the records behind it and the
-    cold aggregates they changed (absolute values per path, persisted with the records)."""
+    """One accepted change: the new document, its patch, the records behind it, the cold
+    aggregates they changed (absolute values per path, persisted with the records) and what
+    the record log and the explain rollup keep of it."""
 
     epoch: str
     seq: int
@@ -49,6 +51,11 @@ class Change:
     patch: Doc
     records: tuple[tuple[str, Record], ...] = ()
     totals: tuple[tuple[tuple[str, ...], Decimal], ...] = ()
+    # what the record log and the explain rollup store: each key the change changed, with its
+    # versions before and after, and the change's contributions summed per explain group key
+    keys: tuple[KeyChange, ...] = ()
+    groups: Mapping[tuple[str, str, str, str, str], Mapping[str, Decimal]] = field(
+        default_factory=dict)
 
     @property
     def prev(self) -> int:

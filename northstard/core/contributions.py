@@ -26,6 +26,7 @@ __all__ = [
     "figure_contributions",
     "figures",
     "formatted",
+    "internal_figures",
     "subtract",
 ]
 
@@ -81,8 +82,15 @@ def figure_contributions(record: Record, price: Price | None, basis: RevenueBasi
 
     Zero entries are left out, so a record that moves nothing answers ``{}``.
     """
+    return internal_figures(contribution(record, price), basis)
+
+
+@exact
+def internal_figures(paths: Mapping[tuple[str, ...], Decimal], basis: RevenueBasis) -> Figures:
+    """Amounts per internal path (``pnl.contribution``, or a sum of them) as figures, zero
+    entries left out. Linear: the figures of a sum are the sum of the figures."""
     into: Figures = {}
-    for path, amount in contribution(record, price).items():
+    for path, amount in paths.items():
         _map(path, amount, basis, into)
     return {path: amount for path, amount in into.items() if amount}
 

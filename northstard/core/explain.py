@@ -21,30 +21,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from northstard.core.contributions import Figures, add_into, figure_contributions, formatted, subtract
+from northstard.core.contributions import (
+    Figures,
+    add_into,
+    figure_contributions,
+    formatted,
+    internal_figures,
+    subtract,
+)
 from northstard.core.money import ZERO, format_money
-from northstard.core.pnl import UNATTRIBUTED, RevenueBasis, exact
-from northstard.core.records import Cost, Position, Price, Record
+from northstard.core.pnl import UNATTRIBUTED, ChangeFacts, RevenueBasis, contribution_in_context, exact
+from northstard.core.records import Cost, KeyChange, Position, Price, Record
 
 __all__ = [
-    "GROUPS", "GroupKey", "Item", "KeyChange", "by_group", "explain_items", "group_item", "group_key",
-    "grouped", "limited", "rendered",
+    "GROUPS", "GroupKey", "Item", "KeyChange", "by_group", "change_groups", "explain_items",
+    "group_item", "group_key", "grouped", "limited", "rendered",
 ]
 
 GROUPS = ("source", "kind", "agent", "model", "ticker")
 Market = tuple[str, str]  # (source, ticker)
 GroupKey = tuple[str, str, str, str, str]  # (source, kind, agent, model, ticker); "" for none
-
-
-@dataclass(frozen=True)
-class KeyChange:
-    """One record key and its version at the start and at the end (None: absent)."""
-
-    source: str
-    kind: str
-    id: str
-    before: Record | None
-    after: Record | None
 
 
 @dataclass
@@ -179,6 +175,43 @@ def by_group(items: Sequence[Item]) -> dict[GroupKey, Figures]:
         add_into(sums.setdefault(group_key(item), {}), item.contributions)
     cleaned = {key: {p: a for p, a in figures.items() if a} for key, figures in sums.items()}
     return {key: figures for key, figures in cleaned.items() if figures}
+
+
+Internal = dict[tuple[str, ...], Decimal]  # amounts per internal path (``pnl.contribution``)
+
+
+def _add_internal(into: Internal, record: Record | None, price: Price | None, sign: int) -> None:
+    if record is None:
+        return
+    for path, amount in contribution_in_context(record, price).items():
+        into[path] = into.get(path, ZERO) + (amount if sign > 0 else -amount)
+
+
+@exact
+def change_groups(facts: ChangeFacts, basis: RevenueBasis) -> dict[GroupKey, Figures]:
+    """``by_group(explain_items(...))`` of one change, from what the engine knows of it
+    (``Book.take_change``), without the items: what the rollup adds per change. Each group's
+    internal amounts are summed first and turned into figures once (``internal_figures`` is
+    linear), so the answer is the same, exactly (tests/test_explain_rollup.py)."""
+    sums: dict[GroupKey, Internal] = {}
+    prices = facts.prices
+    for change in facts.keys:
+        record = change.after or change.before
+        if change.kind == "price" or record is None:
+            continue
+        key = (change.source, change.kind, record.agent or UNATTRIBUTED,
+               getattr(record, "model", None) or "", getattr(record, "ticker", None) or "")
+        into = sums.setdefault(key, {})
+        _add_internal(into, change.after, _start_price(change.source, change.after, prices), 1)
+        _add_internal(into, change.before, _start_price(change.source, change.before, prices), -1)
+    for (source, ticker), held in facts.positions.items():
+        before, after = prices.get((source, ticker), (None, None))
+        into = sums.setdefault((source, "price", "", "", ticker), {})
+        for position in held:
+            _add_internal(into, position, after, 1)
+            _add_internal(into, position, before, -1)
+    groups = {key: internal_figures(into, basis) for key, into in sums.items()}
+    return {key: figures for key, figures in groups.items() if figures}
 
 
 def group_item(key: GroupKey, contributions: Figures) -> Item:

@@ -46,6 +46,7 @@ from northstard.core.records import (
     Cost,
     Fill,
     Invoice,
+    KeyChange,
     Position,
     Price,
     Record,
@@ -61,10 +62,13 @@ from northstard.errors import SchemaDriftError
 __all__ = [
     "TOTAL_LIMIT",
     "Book",
+    "ChangeFacts",
+    "Market",
     "RevenueBasis",
     "SourceStatus",
     "StoredRecords",
     "contribution",
+    "contribution_in_context",
     "exact",
     "is_hot",
     "margin_pct",
@@ -108,6 +112,20 @@ def exact(fn: Callable[_P, _R]) -> Callable[_P, _R]:
             setcontext(previous)
 
     return run
+
+
+Market: TypeAlias = tuple[str, str]  # (source, ticker)
+
+
+@dataclass(frozen=True)
+class ChangeFacts:
+    """What one change did, as explain needs it (``explain.change_groups``): every key it
+    changed, with its versions before and after; per market whose price it moved, the open
+    positions in it after; per market involved, its price before and after."""
+
+    keys: list[KeyChange]
+    positions: dict[Market, list[Position]]
+    prices: dict[Market, tuple[Price | None, Price | None]]
 
 
 @dataclass(frozen=True)
@@ -247,6 +265,9 @@ def _contribution(record: Record, price: Price | None = None) -> dict[Path, Deci
             return _revenue(agent, record.invoiced, record.collected)
         case _:
             return {}
+
+
+contribution_in_context = _contribution  # for callers elsewhere that run in ``EXACT`` already
 
 
 def _revenue(agent: str, invoiced: Decimal, collected: Decimal) -> dict[Path, Decimal]:
@@ -399,6 +420,9 @@ class Book:
         self._cache: OrderedDict[Key, Record] = OrderedDict()
         self._fetched: dict[Key, Record] = {}  # the records the store answered, for one ingest
         self._to_mark: set[Key] = set()  # open positions to re-mark at the end of one ingest
+        # the change being built (``take_change`` hands it on and starts the next): each key it
+        # changed with its version at the start (bounded by the records of one change)
+        self._before: dict[Key, Record | None] = {}
         self.sources: dict[str, SourceStatus] = {}
         self.prev_net: Decimal | None = None
         self.day: date | None = None
@@ -516,9 +540,10 @@ class Book:
             return self._remove((source, record.target_kind, record.id))
         key = (source, record.kind, record.id)
         old = self._get(key)
+        if old is not None and old == record:
+            return False
+        self._note(key, old)
         if old is not None:
-            if old == record:
-                return False
             self._unset(key, old)
         self._hold(key, record)
         if isinstance(record, Price):
@@ -535,6 +560,7 @@ class Book:
         record = self._get(key)
         if record is None:
             return False
+        self._note(key, record)
         self._unset(key, record)
         self.records.pop(key, None)
         self._cache.pop(key, None)
@@ -545,6 +571,37 @@ class Book:
         if isinstance(record, Price):
             self._remark(key[0], record.id)
         return True
+
+    def _note(self, key: Key, old: Record | None) -> None:
+        """Remember ``key``'s version at the start of the change being built."""
+        if key not in self._before:
+            self._before[key] = old
+
+    def take_change(self) -> ChangeFacts:
+        """What the change being built did, and start the next one (before ``stamp``)."""
+        before, self._before = self._before, {}
+        records = self.records
+        keys: list[KeyChange] = []
+        prices: dict[Market, tuple[Price | None, Price | None]] = {}
+        positions: dict[Market, list[Position]] = {}
+        for key, old in before.items():
+            new = records.get(key)
+            keys.append(KeyChange(*key, old, new))
+            if key[1] == "price":  # a moved market: its price at both ends, its open positions
+                market = (key[0], key[2])
+                prices[market] = (old if isinstance(old, Price) else None,
+                                  new if isinstance(new, Price) else None)
+                held = (records[k] for k in self._by_market.get(market, ()))
+                positions[market] = [p for p in held if isinstance(p, Position)]
+        for change in keys:  # the other markets of open positions changed: their price held
+            for record in (change.before, change.after):
+                if isinstance(record, Position) and is_hot(record):
+                    market = (change.source, record.ticker)
+                    if market not in prices:
+                        price = self.current((change.source, "price", record.ticker))
+                        held_price = price if isinstance(price, Price) else None
+                        prices[market] = (held_price, held_price)
+        return ChangeFacts(keys, positions, prices)
 
     def _unset(self, key: Key, old: Record | None) -> None:
         """Take out the contribution of the record ``key`` held so far."""

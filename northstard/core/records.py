@@ -15,7 +15,6 @@ import dataclasses
 import functools
 import json
 import operator
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,9 +28,9 @@ __all__ = [
     "RECORD_KINDS",
     "Balance",
     "Cost",
-    "DecodeMemo",
     "Fill",
     "Invoice",
+    "KeyChange",
     "Position",
     "Price",
     "Reading",
@@ -278,6 +277,18 @@ RECORD_KINDS = tuple(k for k in KINDS if k != "retract")  # the kinds the store 
 
 
 @dataclass(frozen=True)
+class KeyChange:
+    """One record key and its version at the start and at the end of a change or range
+    (None: absent). ``kind`` is the stored kind (a retraction's target kind)."""
+
+    source: str
+    kind: str
+    id: str
+    before: Record | None
+    after: Record | None
+
+
+@dataclass(frozen=True)
 class Reading:
     """What one poll (or one stream message) of a source yields.
 
@@ -405,35 +416,6 @@ def _hints(cls: type) -> dict[str, str]:
     if hints is None:
         hints = _HINTS[cls] = {k: str(v) for k, v in get_type_hints(cls).items()}
     return hints
-
-
-class DecodeMemo:
-    """The records behind recently seen bodies, bounded: ``limit`` entries, least recent out first.
-
-    For one thread (the writer's): it remembers each body it writes, so reading a version back
-    (the rollup reads the change it just wrote and the versions that change ended) costs a dict
-    look-up instead of a JSON decode and the record's checks. Records are frozen: shared safely.
-    Holds at most ``limit`` bodies and records (~1 KB each: 16 MiB at the default).
-    """
-
-    def __init__(self, limit: int = 16_384) -> None:
-        self.limit = limit
-        self.held: OrderedDict[str, Record] = OrderedDict()
-
-    def remember(self, body: str, record: Record) -> None:
-        self.held[body] = record
-        self.held.move_to_end(body)
-        if len(self.held) > self.limit:
-            self.held.popitem(last=False)
-
-    def decode(self, body: str) -> Record:
-        found = self.held.get(body)
-        if found is None:
-            found = record_from_json(body)
-            self.remember(body, found)
-        else:
-            self.held.move_to_end(body)
-        return found
 
 
 def record_from_json(text: str) -> Record:

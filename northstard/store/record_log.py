@@ -6,7 +6,8 @@ keeps each version with the sequence number of the change that stored it
 ``ended`` = "replaced" | "retracted"). The version of a key current at a
 position N is the one with ``seq <= N`` and no end at or before N: that is
 what ``explain`` and the records API read. The writer adds the rows in the
-same transaction as the records (``write_change``).
+same transaction as the records (``write_change``), from what the engine says of
+each key the change changed (``Change.keys``).
 
 Columns for the records API's filters and order: ``time_ms`` (the record's
 own time: its ``ts``, or when it was stored for positions and prices, which
@@ -32,15 +33,7 @@ from datetime import datetime
 
 from northstard.core.change import Change
 from northstard.core.pnl import UNATTRIBUTED
-from northstard.core.records import (
-    RECORD_KINDS,
-    Cost,
-    DecodeMemo,
-    Record,
-    Retract,
-    record_from_json,
-    record_to_json,
-)
+from northstard.core.records import RECORD_KINDS, Cost, Record, record_from_json, record_to_json
 
 __all__ = ["LEADS", "log_from", "migration_3", "record_columns", "write_change"]
 
@@ -119,27 +112,22 @@ def migration_6(conn: sqlite3.Connection) -> None:
 
 
 def write_change(conn: sqlite3.Connection, change: Change, now_ms: int,
-                 memo: DecodeMemo | None = None) -> None:
-    """Log the change's records: end the versions they replace or retract, add the new ones.
+                 bodies: Sequence[str | None]) -> None:
+    """Log the change: end the versions its keys replace or retract, add the new ones.
 
-    Within one change only the last record of a key counts (the documents
-    around it are the only positions a reader can ask about).
+    ``change.keys`` has one entry per key the change changed (the documents around it are
+    the only positions a reader can ask about): a key that had no version before ends
+    nothing. ``bodies``: each key's new version as stored (``record_to_json``), None when
+    retracted.
     """
-    last: dict[tuple[str, str, str], Record] = {}
-    for source, record in change.records:
-        kind = record.target_kind if isinstance(record, Retract) else record.kind
-        last[source, kind, record.id] = record
-    ends = [(change.seq, now_ms, "retracted" if isinstance(r, Retract) else "replaced", *key)
-            for key, r in last.items()]
-    conn.executemany(_END, ends)
-    kept = [(n, key[0], record) for n, (key, record) in enumerate(last.items())
-            if not isinstance(record, Retract)]
-    bodies = [record_to_json(record) for _, _, record in kept]
-    conn.executemany(_INSERT, [_row(change.seq, n, source, record, now_ms, body)
-                               for (n, source, record), body in zip(kept, bodies, strict=True)])
-    if memo is not None:  # the rollup reads these versions back at once
-        for (_, _, record), body in zip(kept, bodies, strict=True):
-            memo.remember(body, record)
+    seq = change.seq
+    conn.executemany(_END, [
+        (seq, now_ms, "replaced" if key.after is not None else "retracted", key.source, key.kind,
+         key.id) for key in change.keys if key.before is not None])
+    conn.executemany(_INSERT, [
+        _row(seq, n, key.source, key.after, now_ms, body)
+        for n, (key, body) in enumerate(zip(change.keys, bodies, strict=True))
+        if key.after is not None])
 
 
 def version_at(conn: sqlite3.Connection, key: Sequence[str], seq: int) -> Record | None:
