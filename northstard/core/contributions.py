@@ -13,6 +13,7 @@ A figure path is the dotted amount path of the document: ``net_pnl``,
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 
@@ -41,39 +42,34 @@ _DIRECT: dict[tuple[str, ...], tuple[str, ...]] = {  # internal path -> figure p
 }
 
 
-def _add(into: Figures, path: str, amount: Decimal) -> None:
-    into[path] = into.get(path, ZERO) + amount
+Targets = tuple[tuple[str, int], ...]  # the figure paths an internal path adds to, with sign
 
 
-def _map(path: tuple[str, ...], amount: Decimal, basis: RevenueBasis, into: Figures) -> None:
+@functools.lru_cache(maxsize=4096)  # paths name agents, models, categories: a working set
+def _targets(path: tuple[str, ...], basis: RevenueBasis) -> Targets:
     direct = _DIRECT.get(path)
     if direct is not None:
-        for figure in direct:
-            _add(into, figure, amount)
-    elif path[0] == "revenue":
-        _add(into, f"revenue.{path[1]}", amount)
-        if path[1] == basis:
-            _add(into, "net_pnl", amount)
-    elif path == ("costs", "total"):
-        _add(into, "costs.total", amount)
-        _add(into, "net_pnl", -amount)
-    elif path[0] == "costs":
-        _add(into, ".".join(path), amount)
-    elif path[0] == "agents":
-        _agent(path[1], path[2], amount, basis, into)
+        return tuple((figure, 1) for figure in direct)
+    if path[0] == "revenue":
+        return ((f"revenue.{path[1]}", 1),) + ((("net_pnl", 1),) if path[1] == basis else ())
+    if path == ("costs", "total"):
+        return ("costs.total", 1), ("net_pnl", -1)
+    if path[0] == "costs":
+        return ((".".join(path), 1),)
+    if path[0] == "agents":
+        return _agent(path[1], path[2], basis)
+    return ()
 
 
-def _agent(name: str, part: str, amount: Decimal, basis: RevenueBasis, into: Figures) -> None:
+def _agent(name: str, part: str, basis: RevenueBasis) -> Targets:
     prefix = f"agents.{name}."
     if part == "trading":
-        _add(into, prefix + "trading", amount)
-        _add(into, prefix + "net", amount)
-    elif part == "costs":
-        _add(into, prefix + "costs", amount)
-        _add(into, prefix + "net", -amount)
-    elif part == basis:
-        _add(into, prefix + "revenue", amount)
-        _add(into, prefix + "net", amount)
+        return (prefix + "trading", 1), (prefix + "net", 1)
+    if part == "costs":
+        return (prefix + "costs", 1), (prefix + "net", -1)
+    if part == basis:
+        return (prefix + "revenue", 1), (prefix + "net", 1)
+    return ()
 
 
 @exact
@@ -91,7 +87,8 @@ def internal_figures(paths: Mapping[tuple[str, ...], Decimal], basis: RevenueBas
     entries left out. Linear: the figures of a sum are the sum of the figures."""
     into: Figures = {}
     for path, amount in paths.items():
-        _map(path, amount, basis, into)
+        for figure, sign in _targets(path, basis):
+            into[figure] = into.get(figure, ZERO) + (amount if sign > 0 else -amount)
     return {path: amount for path, amount in into.items() if amount}
 
 

@@ -202,6 +202,10 @@ def change_groups(facts: ChangeFacts, basis: RevenueBasis) -> dict[GroupKey, Fig
         key = (change.source, change.kind, record.agent or UNATTRIBUTED,
                getattr(record, "model", None) or "", getattr(record, "ticker", None) or "")
         into = sums.setdefault(key, {})
+        if change.kind != "position":  # no price in it: what the Book moved, summed already
+            for path, amount in facts.moved.get((change.source, change.kind, change.id), {}).items():
+                into[path] = into.get(path, ZERO) + amount
+            continue
         _add_internal(into, change.after, _start_price(change.source, change.after, prices), 1)
         _add_internal(into, change.before, _start_price(change.source, change.before, prices), -1)
     for (source, ticker), held in facts.positions.items():

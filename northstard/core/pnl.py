@@ -121,11 +121,13 @@ Market: TypeAlias = tuple[str, str]  # (source, ticker)
 class ChangeFacts:
     """What one change did, as explain needs it (``explain.change_groups``): every key it
     changed, with its versions before and after; per market whose price it moved, the open
-    positions in it after; per market involved, its price before and after."""
+    positions in it after; per market involved, its price before and after; per key other
+    than a position, the internal amounts its change moved (the Book computed them already)."""
 
     keys: list[KeyChange]
     positions: dict[Market, list[Position]]
     prices: dict[Market, tuple[Price | None, Price | None]]
+    moved: dict[Key, dict[Path, Decimal]]  # per key, not a position: its contribution after - before
 
 
 @dataclass(frozen=True)
@@ -423,6 +425,7 @@ class Book:
         # the change being built (``take_change`` hands it on and starts the next): each key it
         # changed with its version at the start (bounded by the records of one change)
         self._before: dict[Key, Record | None] = {}
+        self._moved: dict[Key, dict[Path, Decimal]] = {}  # what each of them moved (not positions)
         self.sources: dict[str, SourceStatus] = {}
         self.prev_net: Decimal | None = None
         self.day: date | None = None
@@ -553,7 +556,7 @@ class Book:
             self._warm((source, "price", record.ticker))
             self._to_mark.add(key)
         else:
-            self._add_cold({}, _contribution(record))
+            self._add_cold(key, {}, _contribution(record))
         return True
 
     def _remove(self, key: Key) -> bool:
@@ -580,6 +583,7 @@ class Book:
     def take_change(self) -> ChangeFacts:
         """What the change being built did, and start the next one (before ``stamp``)."""
         before, self._before = self._before, {}
+        moved, self._moved = self._moved, {}
         records = self.records
         keys: list[KeyChange] = []
         prices: dict[Market, tuple[Price | None, Price | None]] = {}
@@ -601,7 +605,7 @@ class Book:
                         price = self.current((change.source, "price", record.ticker))
                         held_price = price if isinstance(price, Price) else None
                         prices[market] = (held_price, held_price)
-        return ChangeFacts(keys, positions, prices)
+        return ChangeFacts(keys, positions, prices, moved)
 
     def _unset(self, key: Key, old: Record | None) -> None:
         """Take out the contribution of the record ``key`` held so far."""
@@ -611,7 +615,7 @@ class Book:
             self._to_mark.discard(key)
             self._set_contribution(key, {})
         elif not isinstance(old, Price):
-            self._add_cold(_contribution(old), {})
+            self._add_cold(key, _contribution(old), {})
         if isinstance(old, Position):
             market = self._by_market.get((key[0], old.ticker))
             if market is not None:
@@ -636,15 +640,24 @@ class Book:
                 self._by_kind[price_key[0], price_key[1]].add(price_key)
                 self._cache.pop(price_key, None)
 
-    def _add_cold(self, old: Mapping[Path, Decimal], new: Mapping[Path, Decimal]) -> None:
+    def _add_cold(self, key: Key, old: Mapping[Path, Decimal], new: Mapping[Path, Decimal]) -> None:
         """Replace a cold record's contribution ``old`` with ``new``: summed per path until
         ``_apply_cold`` (at the end of ``ingest``) adds the sums to the totals. Every sum is
-        exact (``EXACT``), so the totals are the same as when added one record at a time."""
+        exact (``EXACT``), so the totals are the same as when added one record at a time.
+        Kept per key too for the change being built (not positions: explain marks them at the
+        change's start price), so ``take_change`` hands on what each key moved."""
         delta = self._cold_delta
         for path, amount in old.items():
             delta[path] = delta.get(path, ZERO) - amount
         for path, amount in new.items():
             delta[path] = delta.get(path, ZERO) + amount
+        if key[1] == "position":
+            return
+        moved = self._moved.setdefault(key, {})
+        for path, amount in old.items():
+            moved[path] = moved.get(path, ZERO) - amount
+        for path, amount in new.items():
+            moved[path] = moved.get(path, ZERO) + amount
 
     def _apply_cold(self) -> None:
         for path, amount in self._cold_delta.items():

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Literal, TypeAlias, get_type_hints
+from typing import Any, ClassVar, Literal, NamedTuple, TypeAlias, get_type_hints
 
 from northstard.core.money import check_bounds, format_money, parse_money, within_bounds
 from northstard.errors import SchemaDriftError
@@ -276,8 +276,7 @@ KINDS: dict[str, type[_Base]] = {
 RECORD_KINDS = tuple(k for k in KINDS if k != "retract")  # the kinds the store keeps (one table each)
 
 
-@dataclass(frozen=True)
-class KeyChange:
+class KeyChange(NamedTuple):
     """One record key and its version at the start and at the end of a change or range
     (None: absent). ``kind`` is the stored kind (a retraction's target kind)."""
 
