@@ -15,6 +15,10 @@ moment the writer has committed the last change and closed its outputs. Every
 loop is bounded by M and by S seconds (feeding stops at S).
 
 Prints one JSON object per ``synchronous`` mode (a list with ``both``).
+
+``--stages``: instead, each side alone in one thread, one after the other (the
+engine's steps over every reading, then the writer's transactions over the
+changes it made): CPU µs per record of each, and the rate each allows alone.
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ from typing import Any
 import structlog
 import trio
 
-from northstard.actors.engine import recover, run_engine
-from northstard.actors.writer import WriterSettings, WriterState, run_writer
+from northstard.actors.engine import _apply_all, next_change, recover, run_engine
+from northstard.actors.writer import WriterSettings, WriterState, run_writer, write_batch
 from northstard.config import CORE, SourceSection
 from northstard.core.buckets import BucketSet
 from northstard.core.change import Change
@@ -202,6 +206,53 @@ async def run_once(db: Path, readings: list[Reading], synchronous: str, seconds:
     }
 
 
+def run_stages(db: Path, readings: list[Reading], synchronous: str, per_change: int,
+               batch: int) -> dict[str, Any]:
+    """Each side alone, one after the other in one thread (no trio, no GIL shared): the engine's
+    steps over every reading (``per_change`` readings merged per change, as the engine merges
+    what waits for it), then the writer's transactions over those changes (``batch`` changes
+    each). What each side costs per record, and so the most either allows."""
+    open_writer(db, synchronous).close()
+    persisted = load_persisted(db)
+    store = SqliteRecords(db)
+    state = recover(persisted, sources=[source_section()], store=store)
+    changes: list[Change] = []
+    cpu = time.thread_time()
+    for i in range(0, len(readings), per_change):
+        moment = datetime.now(UTC)
+        changed, _ = _apply_all(state, readings[i:i + per_change], moment)
+        changes.append(next_change(state, changed, moment))
+    engine_s = time.thread_time() - cpu
+    writer_state = WriterState(buckets=BucketSet(persisted.open_buckets), committed_seq=0)
+    settings = WriterSettings(path=db, synchronous=synchronous)
+    conn = open_writer(db, synchronous)
+    writer_s = saved_s = 0.0
+    started = time.perf_counter()
+    for i in range(0, len(changes), batch):
+        cpu = time.thread_time()
+        write_batch(conn, changes[i:i + batch], writer_state, settings)
+        middle = time.thread_time()
+        state.book.saved(changes[min(i + batch, len(changes)) - 1].seq)
+        writer_s += middle - cpu
+        saved_s += time.thread_time() - middle
+    wall = time.perf_counter() - started - saved_s
+    conn.close()
+    store.close()
+    records = sum(len(r.records) for r in readings)
+    engine_us = (engine_s + saved_s) / records * 1e6
+    return {
+        "bench": "ingest-stages",
+        "synchronous": synchronous,
+        "records": records,
+        "changes": len(changes),
+        "engine_cpu_us_per_record": round(engine_us, 2),
+        "writer_cpu_us_per_record": round(writer_s / records * 1e6, 2),
+        "writer_wall_us_per_record": round(wall / records * 1e6, 2),
+        "engine_alone_records_per_s": round(1e6 / engine_us),
+        "writer_alone_records_per_s": round(records / wall),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--records", type=int, default=50, help="records per reading (K)")
@@ -209,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0, help="stop feeding after this long")
     parser.add_argument("--synchronous", choices=("normal", "full", "both"), default="both")
     parser.add_argument("--json-out", type=Path, help="also write the JSON here")
+    parser.add_argument("--stages", action="store_true",
+                        help="measure the engine's steps and the writer's transactions each alone")
+    parser.add_argument("--per-change", type=int, default=2,
+                        help="with --stages: readings merged per change (the bench's actors merge ~2)")
+    parser.add_argument("--batch", type=int, default=125,
+                        help="with --stages: changes per writer transaction (the bench's actors ~125)")
     args = parser.parse_args(argv)
     if args.records < 1 or args.readings < 1 or args.seconds <= 0:
         parser.error("--records, --readings and --seconds must be positive")
@@ -228,7 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="northstard-ingest-") as tmp:
         for mode in modes:
             db = Path(tmp) / f"ingest-{mode}.db"
-            results.append(trio.run(run_once, db, readings, mode, args.seconds))
+            if args.stages:
+                results.append(run_stages(db, readings, mode, args.per_change, args.batch))
+            else:
+                results.append(trio.run(run_once, db, readings, mode, args.seconds))
     out: Any = results if len(results) > 1 else results[0]
     text = json.dumps(out, indent=2)
     print(text)
