@@ -199,6 +199,7 @@ async def test_grpc_explain_gives_the_rest_answer(tmp_path: Path) -> None:
             from_position=pb.StreamPosition(epoch="other", seq=1)))
         missing = await on_asyncio(call, pb.ExplainRequest())
     assert dict(answer.difference) == rest["difference"]
+    assert answer.items_by == rest["items_by"] == "record"
     assert [json_format.MessageToDict(i, preserving_proto_field_name=True) for i in answer.items] == [
         {k: v for k, v in item.items() if v not in (None, "")} for item in rest["items"]]
     assert [i.kind for i in answer.items] == ["cost", "other"]

@@ -21,6 +21,7 @@ from test_recovery import READING, STEP, Desk, cost
 from northstard.actors.hub import Position as At
 from northstard.core.contributions import Figures, add_into, figures
 from northstard.core.records import Position, Price
+from northstard.edges.grpc.queries import explain_response
 from northstard.store.change_items import OPEN_POSITIONS
 from northstard.store.explain_read import database_epoch, explain
 from northstard.store.rollup import SUMS
@@ -192,6 +193,9 @@ def test_a_long_range_is_answered_by_group_not_refused(tmp_path: Path) -> None:
     assert answer["difference"] == records["difference"]
     assert answer["groups"] == records["groups"]
     assert len(records["items"]) == 7  # six costs and the price move, one item each
+    grouped, per_record = explain_response(answer), explain_response(records)  # what gRPC sends
+    assert (grouped.items_by, per_record.items_by) == ("group", "record")
+    assert [(i.kind, i.id) for i in grouped.items] == [("cost", ""), ("price", "")]
 
 
 def test_an_existing_database_gets_its_rollup_at_migration(tmp_path: Path) -> None:

@@ -121,6 +121,7 @@ def explain_response(body: dict[str, Any]) -> pb.ExplainResponse:
         from_end=pb.ExplainEnd(position=body["from"]["position"], as_of=body["from"]["as_of"] or ""),
         to_end=pb.ExplainEnd(position=body["to"]["position"], as_of=body["to"]["as_of"] or ""),
         difference=body["difference"],
+        items_by=body["items_by"],
     )
     for item in body["items"]:
         named = {k: item[k] for k in ("agent", "model", "ticker") if item[k] is not None}

@@ -340,7 +340,7 @@ class ExplainGroup(_message.Message):
     def __init__(self, values: _Optional[_Mapping[str, Figures]] = ...) -> None: ...
 
 class ExplainResponse(_message.Message):
-    __slots__ = ("from_end", "to_end", "difference", "items", "groups")
+    __slots__ = ("from_end", "to_end", "difference", "items", "groups", "items_by")
     class DifferenceEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -360,12 +360,14 @@ class ExplainResponse(_message.Message):
     DIFFERENCE_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_BY_FIELD_NUMBER: _ClassVar[int]
     from_end: ExplainEnd
     to_end: ExplainEnd
     difference: _containers.ScalarMap[str, str]
     items: _containers.RepeatedCompositeFieldContainer[ExplainItem]
     groups: _containers.MessageMap[str, ExplainGroup]
-    def __init__(self, from_end: _Optional[_Union[ExplainEnd, _Mapping]] = ..., to_end: _Optional[_Union[ExplainEnd, _Mapping]] = ..., difference: _Optional[_Mapping[str, str]] = ..., items: _Optional[_Iterable[_Union[ExplainItem, _Mapping]]] = ..., groups: _Optional[_Mapping[str, ExplainGroup]] = ...) -> None: ...
+    items_by: str
+    def __init__(self, from_end: _Optional[_Union[ExplainEnd, _Mapping]] = ..., to_end: _Optional[_Union[ExplainEnd, _Mapping]] = ..., difference: _Optional[_Mapping[str, str]] = ..., items: _Optional[_Iterable[_Union[ExplainItem, _Mapping]]] = ..., groups: _Optional[_Mapping[str, ExplainGroup]] = ..., items_by: _Optional[str] = ...) -> None: ...
 
 class WatchAlertsRequest(_message.Message):
     __slots__ = ()
