@@ -46,6 +46,12 @@ async def alert_events(url: str, after: int = 0, wait: float = 10) -> list[dict[
     return events
 
 
+async def health_clients(url: str) -> dict[str, int]:
+    async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+        clients: dict[str, int] = (await http.get("/api/health")).json()["clients"]
+    return clients
+
+
 def as_body(event: pb.AlertEvent) -> dict[str, Any]:
     """The WebSocket / REST form of an AlertEvent (``ts`` in ms, no ``current``)."""
     body = json_format.MessageToDict(event, preserving_proto_field_name=True)
@@ -66,6 +72,7 @@ async def test_watch_alerts_sends_the_firing_ones_first_then_each_transition(sta
     token = trio.lowlevel.current_trio_token()
     codes: dict[str, grpc.StatusCode] = {}
     stored: list[dict[str, Any]] = []
+    clients: list[dict[str, int]] = []
 
     async def session() -> None:
         async with open_channel(daemon.grpc_address or "") as channel:
@@ -77,6 +84,8 @@ async def test_watch_alerts_sends_the_firing_ones_first_then_each_transition(sta
                 codes["wrong token"] = exc.code()
             call = PnlClient(channel, TOKEN).watch_alerts()
             got.append(await call.read())
+            clients.append(await asyncio.to_thread(trio.from_thread.run, health_clients, daemon.url,
+                                                   trio_token=token))
             # the stream is open: this cost takes the net P&L to -22.00, past the drawdown
             await asyncio.to_thread(trio.from_thread.run, FEEDS["feed"].push, [cost(2, "10.00")],
                                     trio_token=token)
@@ -90,6 +99,7 @@ async def test_watch_alerts_sends_the_firing_ones_first_then_each_transition(sta
     await on_asyncio(session)
     assert codes == {"wrong token": grpc.StatusCode.UNAUTHENTICATED,
                      "end": grpc.StatusCode.OK}  # the daemon stopping ends the stream with OK
+    assert clients[0].get("grpc") == 1  # the open WatchAlerts stream is a gRPC client
     first, second = got
     assert (first.alert, first.event, first.current, first.value) == ("budget", "firing", True, "12.00")
     assert (second.alert, second.event, second.current, second.value) == (

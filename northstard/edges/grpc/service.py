@@ -240,10 +240,12 @@ class PnlStream:
         if self.alerts is None:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this daemon runs no alerts")
         key = await self._take_slot(context)
+        self.backend.streams_changed(1)  # a client of this transport, as Subscribe's are
         try:
             await watch(self.alerts, context.write)
         finally:
             self.limits.streams.release(key)
+            self.backend.streams_changed(-1)
 
     async def _spend_resume(self, context: Context) -> None:
         """One resume from this connection's budget; RESOURCE_EXHAUSTED when it is spent."""
