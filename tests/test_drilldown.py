@@ -3,8 +3,9 @@ and writer transaction (``Desk`` from test_recovery), including retracts, re-mar
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import closing
+from contextlib import closing, contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -72,28 +73,39 @@ def all_pages(conn: Any, query: RecordQuery) -> Iterator[dict[str, Any]]:
 def test_explain_items_sum_exactly_to_the_difference_of_the_documents(
     tmp_path_factory: Any, steps: list[Any], write_every: int, data: st.DataObject
 ) -> None:
-    db = tmp_path_factory.mktemp("explain") / "northstard.db"
-    desk = Desk(db, write_every=write_every)
+    with played(tmp_path_factory, steps, write_every) as (docs, conn, epoch):
+        for _ in range(4):
+            start = data.draw(st.sampled_from(sorted(docs)))
+            end = data.draw(st.sampled_from([s for s in sorted(docs) if s >= start]))
+            answer = explain(conn, At(epoch, start), At(epoch, end), limit=3)
+            assert doc_at(conn, end) == docs[end]
+            expected = moved(docs, start, end)
+            assert summed([answer["difference"]]) == expected
+            assert same(summed([i["contributions"] for i in answer["items"]]), expected)
+            assert "unexplained" not in {i["kind"] for i in answer["items"]}
+            for name in ("source", "kind"):  # every item has both: each is a full cut
+                assert same(summed(list(answer["groups"][name].values())), expected)
+        current = list(all_pages(conn, RecordQuery(limit=2)))
+        assert same(summed([r["contributions"] for r in current]), figures(docs[max(docs)]))
+
+
+@contextmanager
+def played(tmp_path_factory: Any, steps: Sequence[Any],
+           write_every: int) -> Iterator[tuple[dict[int, dict[str, Any]], sqlite3.Connection, str]]:
+    """A history played by a ``Desk`` and written: its documents by seq, a read-only
+    connection to the database and its epoch."""
+    desk = Desk(tmp_path_factory.mktemp("played") / "northstard.db", write_every=write_every)
     try:
         docs = desk.play(steps)
-        with closing(open_reader(db)) as conn:
-            epoch = database_epoch(conn)
-            for _ in range(4):
-                start = data.draw(st.sampled_from(sorted(docs)))
-                end = data.draw(st.sampled_from([s for s in sorted(docs) if s >= start]))
-                answer = explain(conn, At(epoch, start), At(epoch, end), limit=3)
-                assert doc_at(conn, end) == docs[end]
-                expected = {p: a for p, a in
-                            _diff(figures(docs[end]), figures(docs[start])).items() if a}
-                assert summed([answer["difference"]]) == expected
-                assert same(summed([i["contributions"] for i in answer["items"]]), expected)
-                assert "unexplained" not in {i["kind"] for i in answer["items"]}
-                for name in ("source", "kind"):  # every item has both: each is a full cut
-                    assert same(summed(list(answer["groups"][name].values())), expected)
-            current = list(all_pages(conn, RecordQuery(limit=2)))
-            assert same(summed([r["contributions"] for r in current]), figures(docs[max(docs)]))
+        with closing(open_reader(desk.db)) as conn:
+            yield docs, conn, database_epoch(conn)
     finally:
         desk.close()
+
+
+def moved(docs: dict[int, dict[str, Any]], start: int, end: int) -> Figures:
+    """What every figure moved from the document at ``start`` to the one at ``end`` (non-zero)."""
+    return {p: a for p, a in _diff(figures(docs[end]), figures(docs[start])).items() if a}
 
 
 def _diff(new: Figures, old: Figures) -> Figures:

@@ -15,11 +15,11 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_drilldown import _diff, same, summed
+from test_drilldown import moved, played, same, summed
 from test_recovery import READING, STEP, Desk, cost
 
 from northstard.actors.hub import Position as At
-from northstard.core.contributions import Figures, add_into, figures
+from northstard.core.contributions import Figures, add_into
 from northstard.core.records import Position, Price
 from northstard.edges.grpc.queries import explain_response
 from northstard.store.change_items import OPEN_POSITIONS
@@ -61,30 +61,22 @@ def per_change_by_key(conn: sqlite3.Connection, epoch: str, start: int, end: int
 def test_the_rollup_answer_is_exact_and_equals_the_per_record_answers_summed_by_group(
     tmp_path_factory: Any, steps: list[Any], write_every: int, data: st.DataObject
 ) -> None:
-    db = tmp_path_factory.mktemp("rollup") / "northstard.db"
-    desk = Desk(db, write_every=write_every)
-    try:
-        docs = desk.play(steps)
-        with closing(open_reader(db)) as conn:
-            epoch = database_epoch(conn)
-            for _ in range(4):
-                start = data.draw(st.sampled_from(sorted(docs)))
-                end = data.draw(st.sampled_from([s for s in sorted(docs) if s >= start]))
-                answer = explain(conn, At(epoch, start), At(epoch, end), limit=ALL, record_items_max=GROUPS)
-                assert answer["items_by"] == "group"
-                expected = {p: a for p, a in
-                            _diff(figures(docs[end]), figures(docs[start])).items() if a}
-                assert summed([answer["difference"]]) == expected
-                assert same(summed([i["contributions"] for i in answer["items"]]), expected)
-                assert "unexplained" not in {i["kind"] for i in answer["items"]}
-                for name in ("source", "kind"):
-                    assert same(summed(list(answer["groups"][name].values())), expected)
-                assert by_key(answer["items"]) == per_change_by_key(conn, epoch, start, end)
-                short = explain(conn, At(epoch, start), At(epoch, end), limit=2, record_items_max=GROUPS)
-                assert len(short["items"]) <= 3  # the limit, plus one "other"
-                assert same(summed([i["contributions"] for i in short["items"]]), expected)
-    finally:
-        desk.close()
+    with played(tmp_path_factory, steps, write_every) as (docs, conn, epoch):
+        for _ in range(4):
+            start = data.draw(st.sampled_from(sorted(docs)))
+            end = data.draw(st.sampled_from([s for s in sorted(docs) if s >= start]))
+            answer = explain(conn, At(epoch, start), At(epoch, end), limit=ALL, record_items_max=GROUPS)
+            assert answer["items_by"] == "group"
+            expected = moved(docs, start, end)
+            assert summed([answer["difference"]]) == expected
+            assert same(summed([i["contributions"] for i in answer["items"]]), expected)
+            assert "unexplained" not in {i["kind"] for i in answer["items"]}
+            for name in ("source", "kind"):
+                assert same(summed(list(answer["groups"][name].values())), expected)
+            assert by_key(answer["items"]) == per_change_by_key(conn, epoch, start, end)
+            short = explain(conn, At(epoch, start), At(epoch, end), limit=2, record_items_max=GROUPS)
+            assert len(short["items"]) <= 3  # the limit, plus one "other"
+            assert same(summed([i["contributions"] for i in short["items"]]), expected)
 
 
 CHANGE = st.lists(READING, min_size=1, max_size=3) | st.just("restart")
@@ -99,21 +91,12 @@ def test_each_changes_group_sums_equal_its_per_record_items_when_readings_share_
     the writer (``explain.change_groups``) take each market's price and each key's version at
     the change's start, as the per-record answer read from the log does, whatever the order
     of prices and positions inside the change."""
-    db = tmp_path_factory.mktemp("merged") / "northstard.db"
-    desk = Desk(db, write_every=write_every)
-    try:
-        docs = desk.play(steps)
-        with closing(open_reader(db)) as conn:
-            epoch = database_epoch(conn)
-            for seq in sorted(docs)[1:]:
-                answer = explain(conn, At(epoch, seq - 1), At(epoch, seq), limit=ALL,
-                                 record_items_max=GROUPS)
-                assert by_key(answer["items"]) == per_change_by_key(conn, epoch, seq - 1, seq)
-                expected = {p: a for p, a in
-                            _diff(figures(docs[seq]), figures(docs[seq - 1])).items() if a}
-                assert same(summed([i["contributions"] for i in answer["items"]]), expected)
-    finally:
-        desk.close()
+    with played(tmp_path_factory, steps, write_every) as (docs, conn, epoch):
+        for seq in sorted(docs)[1:]:
+            answer = explain(conn, At(epoch, seq - 1), At(epoch, seq), limit=ALL,
+                             record_items_max=GROUPS)
+            assert by_key(answer["items"]) == per_change_by_key(conn, epoch, seq - 1, seq)
+            assert same(summed([i["contributions"] for i in answer["items"]]), moved(docs, seq - 1, seq))
 
 
 def test_a_price_moved_before_a_position_of_its_market_in_the_same_change_splits_at_the_start_price(
