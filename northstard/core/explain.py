@@ -187,6 +187,26 @@ def _add_internal(into: Internal, record: Record | None, price: Price | None, si
         into[path] = into.get(path, ZERO) + (amount if sign > 0 else -amount)
 
 
+def _add_amounts(into: Internal, amounts: Mapping[tuple[str, ...], Decimal]) -> None:
+    for path, amount in amounts.items():
+        into[path] = into.get(path, ZERO) + amount
+
+
+def _key_amounts(change: KeyChange, facts: ChangeFacts) -> Mapping[tuple[str, ...], Decimal]:
+    """What one key's change moved, as its per-record item counts it (internal paths)."""
+    if change.kind != "position":  # no price in it: what the Book moved, summed already
+        return facts.moved.get((change.source, change.kind, change.id), {})
+    into: Internal = {}
+    _add_internal(into, change.after, _start_price(change.source, change.after, facts.prices), 1)
+    _add_internal(into, change.before, _start_price(change.source, change.before, facts.prices), -1)
+    return into
+
+
+def _group_of(change: KeyChange, record: Record) -> GroupKey:
+    return (change.source, change.kind, record.agent or UNATTRIBUTED,
+            getattr(record, "model", None) or "", getattr(record, "ticker", None) or "")
+
+
 @exact
 def change_groups(facts: ChangeFacts, basis: RevenueBasis) -> dict[GroupKey, Figures]:
     """``by_group(explain_items(...))`` of one change, from what the engine knows of it
@@ -194,22 +214,12 @@ def change_groups(facts: ChangeFacts, basis: RevenueBasis) -> dict[GroupKey, Fig
     internal amounts are summed first and turned into figures once (``internal_figures`` is
     linear), so the answer is the same, exactly (tests/test_explain_rollup.py)."""
     sums: dict[GroupKey, Internal] = {}
-    prices = facts.prices
     for change in facts.keys:
         record = change.after or change.before
-        if change.kind == "price" or record is None:
-            continue
-        key = (change.source, change.kind, record.agent or UNATTRIBUTED,
-               getattr(record, "model", None) or "", getattr(record, "ticker", None) or "")
-        into = sums.setdefault(key, {})
-        if change.kind != "position":  # no price in it: what the Book moved, summed already
-            for path, amount in facts.moved.get((change.source, change.kind, change.id), {}).items():
-                into[path] = into.get(path, ZERO) + amount
-            continue
-        _add_internal(into, change.after, _start_price(change.source, change.after, prices), 1)
-        _add_internal(into, change.before, _start_price(change.source, change.before, prices), -1)
+        if change.kind != "price" and record is not None:  # a price moves its market's item
+            _add_amounts(sums.setdefault(_group_of(change, record), {}), _key_amounts(change, facts))
     for (source, ticker), held in facts.positions.items():
-        before, after = prices.get((source, ticker), (None, None))
+        before, after = facts.prices.get((source, ticker), (None, None))
         into = sums.setdefault((source, "price", "", "", ticker), {})
         for position in held:
             _add_internal(into, position, after, 1)

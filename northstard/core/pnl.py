@@ -201,6 +201,10 @@ class StoredRecords(Protocol):
         """The ids of every stored record of ``source`` and ``kind``."""
 
 
+def _price_or_none(record: Record | None) -> Price | None:
+    return record if isinstance(record, Price) else None
+
+
 def is_hot(record: Record) -> bool:
     """Whether the record's contribution can change without it being ingested again."""
     return isinstance(record, Position) and record.count != 0
@@ -585,27 +589,31 @@ class Book:
         before, self._before = self._before, {}
         moved, self._moved = self._moved, {}
         records = self.records
-        keys: list[KeyChange] = []
+        keys = [KeyChange(*key, old, records.get(key)) for key, old in before.items()]
         prices: dict[Market, tuple[Price | None, Price | None]] = {}
         positions: dict[Market, list[Position]] = {}
-        for key, old in before.items():
-            new = records.get(key)
-            keys.append(KeyChange(*key, old, new))
-            if key[1] == "price":  # a moved market: its price at both ends, its open positions
-                market = (key[0], key[2])
-                prices[market] = (old if isinstance(old, Price) else None,
-                                  new if isinstance(new, Price) else None)
-                held = (records[k] for k in self._by_market.get(market, ()))
-                positions[market] = [p for p in held if isinstance(p, Position)]
-        for change in keys:  # the other markets of open positions changed: their price held
-            for record in (change.before, change.after):
-                if isinstance(record, Position) and is_hot(record):
-                    market = (change.source, record.ticker)
-                    if market not in prices:
-                        price = self.current((change.source, "price", record.ticker))
-                        held_price = price if isinstance(price, Price) else None
-                        prices[market] = (held_price, held_price)
+        for change in keys:
+            if change.kind == "price":  # a moved market: its price at both ends, its open positions
+                market = (change.source, change.id)
+                prices[market] = (_price_or_none(change.before), _price_or_none(change.after))
+                positions[market] = self._open_positions(market)
+        for change in keys:
+            self._held_prices(change, prices)
         return ChangeFacts(keys, positions, prices, moved)
+
+    def _open_positions(self, market: Market) -> list[Position]:
+        held = (self.records[key] for key in self._by_market.get(market, ()))
+        return [position for position in held if isinstance(position, Position)]
+
+    def _held_prices(self, change: KeyChange,
+                     prices: dict[Market, tuple[Price | None, Price | None]]) -> None:
+        """The price of each market an open position of ``change`` is in, when it did not move."""
+        for record in (change.before, change.after):
+            if isinstance(record, Position) and is_hot(record):
+                market = (change.source, record.ticker)
+                if market not in prices:
+                    price = _price_or_none(self.current((change.source, "price", record.ticker)))
+                    prices[market] = (price, price)
 
     def _unset(self, key: Key, old: Record | None) -> None:
         """Take out the contribution of the record ``key`` held so far."""
