@@ -101,6 +101,16 @@ def _check_reading(number: int, reading: Any) -> dict[tuple[str, str], Record]:
     where = f"poll {number}"
     if not isinstance(reading, Reading):
         _fail(where, f"poll() returned {type(reading).__name__}, not a Reading")
+    _check_reading_fields(where, reading)
+    seen = _check_records(where, reading.records)
+    try:
+        Book().ingest(reading.source, reading.records, reading.complete_kinds)
+    except Exception as exc:
+        _fail(where, f"a Book refuses the reading: {type(exc).__name__}: {exc}")
+    return seen
+
+
+def _check_reading_fields(where: str, reading: Reading) -> None:
     if not isinstance(reading.source, str) or not reading.source:
         _fail(where, f"Reading.source {reading.source!r} must be the source's name")
     if not isinstance(reading.records, tuple):
@@ -108,6 +118,10 @@ def _check_reading(number: int, reading: Any) -> dict[tuple[str, str], Record]:
     _check_value(where, "Reading.as_of", reading.as_of)
     if not isinstance(reading.as_of, datetime):
         _fail(where, "Reading.as_of must be a datetime")
+    _check_reading_lists(where, reading)
+
+
+def _check_reading_lists(where: str, reading: Reading) -> None:
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in reading.notes.items()):
         _fail(where, "Reading.notes must map strings to strings")
     refused = reading.refused
@@ -116,21 +130,21 @@ def _check_reading(number: int, reading: Any) -> dict[tuple[str, str], Record]:
     kinds = reading.complete_kinds
     if not isinstance(kinds, tuple) or set(kinds) - (set(KINDS) - {"retract"}):
         _fail(where, f"Reading.complete_kinds must be a tuple of record kinds, got {kinds!r}")
+
+
+def _check_records(where: str, records: tuple[Record, ...]) -> dict[tuple[str, str], Record]:
+    """Each record checked, (kind, id) unique, nothing both sent and retracted."""
     seen: dict[tuple[str, str], Record] = {}
-    for record in reading.records:
+    for record in records:
         label = f"{where}, record {getattr(record, 'kind', '?')} {getattr(record, 'id', '?')!r}"
         _check_record(label, record)
         key = (record.kind, record.id)
         if key in seen:
             _fail(label, "sent twice in one reading: (kind, id) must be unique within a reading")
         seen[key] = record
-    for record in reading.records:
+    for record in records:
         if isinstance(record, Retract) and (record.target_kind, record.id) in seen:
             _fail(where, f"retracts {record.target_kind} {record.id!r} and sends it in the same reading")
-    try:
-        Book().ingest(reading.source, reading.records, reading.complete_kinds)
-    except Exception as exc:
-        _fail(where, f"a Book refuses the reading: {type(exc).__name__}: {exc}")
     return seen
 
 
