@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -546,24 +546,9 @@ def _source(
     section = f"sources.{name}"
     if not isinstance(given, dict):
         raise ConfigError(section, "expected a table")
-    plugin = given.get("plugin") or name
-    if plugin not in schemas:
-        known = ", ".join(sorted(schemas)) or "none"
-        raise ConfigError(f"{section}.plugin", f"no source plugin {plugin!r} (installed: {known})")
+    plugin = _plugin_of(section, given.get("plugin") or name, schemas)
     plugin_fields = schemas[plugin].fields
-    secrets = {f.name for f in plugin_fields if f.secret}
-    given = dict(given)
-    secret_values = {
-        f.name: _secret(section, f, given, env_given) for f in plugin_fields if f.secret
-    }
-    plain = tuple(f for f in plugin_fields if not f.secret)
-    values = _section(section, SOURCE_COMMON + plain, given)
-    for spec in plugin_fields:
-        if spec.secret:
-            value = secret_values[spec.name]
-            if value is None and spec.required:
-                raise ConfigError(f"{section}.{spec.name}", "required (environment or _file)")
-            values[spec.name] = value
+    values = _source_values(section, plugin_fields, dict(given), env_given)
     interval = values.pop("interval_s")
     timeout = values.pop("timeout_s")
     stale = values.pop("stale_after_s")
@@ -578,8 +563,29 @@ def _source(
         failure_threshold=values.pop("failure_threshold"),
         cooldown_s=values.pop("cooldown_s"),
         options={k: v for k, v in values.items() if k != "plugin"},
-        secrets=frozenset(secrets),
+        secrets=frozenset(f.name for f in plugin_fields if f.secret),
     )
+
+
+def _plugin_of(section: str, plugin: str, schemas: Mapping[str, Schema]) -> str:
+    if plugin not in schemas:
+        known = ", ".join(sorted(schemas)) or "none"
+        raise ConfigError(f"{section}.plugin", f"no source plugin {plugin!r} (installed: {known})")
+    return plugin
+
+
+def _source_values(section: str, plugin_fields: Sequence[Field], given: dict[str, Any],
+                   env_given: Mapping[str, str]) -> dict[str, Any]:
+    """The section's values: the common keys and the plugin's, its secrets read (``_secret``)
+    before the rest is checked, so a ``*_file`` key is never an unknown key."""
+    secrets = {f.name: _secret(section, f, given, env_given) for f in plugin_fields if f.secret}
+    values = _section(section, SOURCE_COMMON + tuple(f for f in plugin_fields if not f.secret), given)
+    for spec in plugin_fields:
+        if spec.secret:
+            if secrets[spec.name] is None and spec.required:
+                raise ConfigError(f"{section}.{spec.name}", "required (environment or _file)")
+            values[spec.name] = secrets[spec.name]
+    return values
 
 
 def _table(data: dict[str, object], key: str, name: str) -> dict[str, object]:
