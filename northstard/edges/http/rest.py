@@ -92,6 +92,44 @@ def _source_entry(ctx: WebContext, name: str) -> dict[str, object]:
     return entry
 
 
+def _health(ctx: WebContext) -> tuple[dict[str, object], int]:
+    """``/api/health``: 200 while the daemon serves ("ok" or "degraded"), 503 when failing."""
+    now = ctx.status()
+    healthy = now.healthy and not ctx.hub.closed
+    states = {name: s.get("status") for name, s in ctx.hub.doc.get("sources", {}).items()}
+    store, backup, grpc = now.store_error, dict(now.backup), dict(now.grpc)
+    fine = (all(v == "ok" for v in states.values()) and store is None
+            and backup["status"] != "failing" and grpc["status"] != "failing")
+    status = "ok" if healthy and fine else "degraded"
+    body: dict[str, object] = {
+        "store": {"status": "degraded", "error": store} if store else {"status": "ok"},
+        "backup": backup,
+        "grpc": grpc,
+        "status": status if healthy else "failing",
+        "epoch": ctx.hub.epoch,
+        "seq": ctx.hub.seq,
+        "uptime_s": round(time.monotonic() - ctx.started_at, 3),
+        "actors": {n: dict(doc) for n, doc in now.actors.items()},
+        "sources": states,
+        "clients": dict(ctx.hub.clients),
+    }
+    if ctx.backplane is not None:
+        body["backplane"] = ctx.backplane.document()
+    return body, (200 if healthy else 503)
+
+
+def _refresh_metrics(ctx: WebContext) -> None:
+    """Set the gauges ``/metrics`` reads at request time (the counters move as things happen)."""
+    for transport in ("ws", "sse", "poll"):
+        ctx.metrics.clients.labels(transport).set(ctx.hub.clients[transport])
+    ctx.metrics.seq.set(ctx.hub.seq)
+    now = ctx.status()
+    ctx.metrics.store_degraded.set(1 if now.store_error else 0)
+    ctx.metrics.unsaved.set(now.unsaved)
+    for name, up in now.sources_up.items():
+        ctx.metrics.source_up.labels(name).set(1 if up else 0)
+
+
 def add_rest_routes(app: Quart, ctx: WebContext) -> None:
     @app.route("/api/pnl/current")
     async def current() -> Response:
@@ -131,39 +169,12 @@ def add_rest_routes(app: Quart, ctx: WebContext) -> None:
 
     @app.route("/api/health")
     async def health() -> Response:
-        now = ctx.status()
-        healthy = now.healthy and not ctx.hub.closed
-        states = {name: s.get("status") for name, s in ctx.hub.doc.get("sources", {}).items()}
-        store, backup, grpc = now.store_error, dict(now.backup), dict(now.grpc)
-        fine = (all(v == "ok" for v in states.values()) and store is None
-                and backup["status"] != "failing" and grpc["status"] != "failing")
-        status = "ok" if healthy and fine else "degraded"
-        body = {
-            "store": {"status": "degraded", "error": store} if store else {"status": "ok"},
-            "backup": backup,
-            "grpc": grpc,
-            "status": status if healthy else "failing",
-            "epoch": ctx.hub.epoch,
-            "seq": ctx.hub.seq,
-            "uptime_s": round(time.monotonic() - ctx.started_at, 3),
-            "actors": {n: dict(doc) for n, doc in now.actors.items()},
-            "sources": states,
-            "clients": dict(ctx.hub.clients),
-        }
-        if ctx.backplane is not None:
-            body["backplane"] = ctx.backplane.document()
-        return jsonify(body), (200 if healthy else 503)  # type: ignore[return-value]
+        body, status = _health(ctx)
+        return jsonify(body), status  # type: ignore[return-value]
 
     @app.route("/metrics")
     async def metrics() -> Response:
-        for transport in ("ws", "sse", "poll"):
-            ctx.metrics.clients.labels(transport).set(ctx.hub.clients[transport])
-        ctx.metrics.seq.set(ctx.hub.seq)
-        now = ctx.status()
-        ctx.metrics.store_degraded.set(1 if now.store_error else 0)
-        ctx.metrics.unsaved.set(now.unsaved)
-        for name, up in now.sources_up.items():
-            ctx.metrics.source_up.labels(name).set(1 if up else 0)
+        _refresh_metrics(ctx)
         return Response(ctx.metrics.render(), mimetype="text/plain; version=0.0.4")
 
     @app.route("/openapi.json")
