@@ -265,6 +265,9 @@ CORE: dict[str, tuple[Field, ...]] = {
               "to a stream, `northstard edge` nodes follow it; redis:// or rediss://, no password in it "
               "(password_file or $CREDENTIALS_DIRECTORY/backplane.password); empty: off"),
         Field("password_file", Path, None, help="file holding the Redis password (AUTH)"),
+        Field("ca_file", Path, None,
+              help="rediss://: CA certificates that verify the Redis server's certificate (a private "
+              "CA); unset: the system's"),
         Field("prefix", str, "northstard:", help="key prefix: <prefix>stream, <prefix>current, <prefix>core"),
         Field("stream_maxlen", int, 0, min=0,
               help="stream entries kept (XADD MAXLEN ~); 0: hub.ring_size. More missing after a Redis "

@@ -21,7 +21,7 @@ from functools import partial
 import structlog
 import trio
 
-from northstard.actors.backplane.client import read_password
+from northstard.actors.backplane.client import read_password, read_tls
 from northstard.actors.backplane.follower import Batch, Feed, run_follower
 from northstard.actors.cache import Cache, CacheClient, CacheRequest, run_cache
 from northstard.actors.hub import Hub, ResumeBudget
@@ -89,7 +89,8 @@ async def _watch_signals(node: EdgeNode) -> None:
 def edge_settings(config: Config) -> BackplaneSettings:
     section = config.settings.backplane
     settings = BackplaneSettings.from_config(section, config.settings.hub.ring_size,
-                                             read_password(section.password_file))
+                                             read_password(section.password_file),
+                                             read_tls(section.url, section.ca_file))
     if not settings.url:
         raise ConfigError("backplane.url", "an edge needs it: --backplane redis://HOST:PORT")
     return settings

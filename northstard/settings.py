@@ -144,6 +144,7 @@ class SupervisorSection:
 class BackplaneSection:
     url: str
     password_file: Path | None
+    ca_file: Path | None
     prefix: str
     stream_maxlen: int
     heartbeat_s: float

@@ -30,20 +30,25 @@ class RedisServer:
     """``--save ''`` (nothing on disk) unless ``persistent`` (AOF under ``folder``);
     ``password``: ``--requirepass``."""
 
-    def __init__(self, folder: Path, persistent: bool = False, password: str | None = None) -> None:
+    def __init__(self, folder: Path, persistent: bool = False, password: str | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.folder = folder
         self.persistent = persistent
         self.password = password
+        self.tls = tls  # (certificate, key): TLS only, no plain port
         self.port = free_port()
         self.process: trio.Process | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}"
 
     def _argv(self) -> list[str]:
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--dir", str(self.folder)]
+        ports = ["--port", str(self.port)]
+        if self.tls:
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(self.tls[0]),
+                     "--tls-key-file", str(self.tls[1]), "--tls-auth-clients", "no"]
+        argv = ["redis-server", *ports, "--bind", "127.0.0.1", "--save", "", "--dir", str(self.folder)]
         argv += ["--requirepass", self.password] if self.password else []
         return argv + (["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else [])
 
@@ -71,10 +76,10 @@ class RedisServer:
 
 
 @asynccontextmanager
-async def redis_running(folder: Path, persistent: bool = False,
-                        password: str | None = None) -> AsyncIterator[RedisServer]:
+async def redis_running(folder: Path, persistent: bool = False, password: str | None = None,
+                        tls: tuple[Path, Path] | None = None) -> AsyncIterator[RedisServer]:
     await trio.Path(folder).mkdir(parents=True, exist_ok=True)
-    server = RedisServer(folder, persistent, password)
+    server = RedisServer(folder, persistent, password, tls)
     await server.start()
     try:
         yield server

@@ -20,14 +20,17 @@ from test_backplane import BEAT, _async, _published, edge_running, get, until
 from trio_websocket import open_websocket_url
 
 from northstard._proto.northstar.v1 import pnl_pb2 as pb
+from northstard.actors.backplane.client import read_tls
 from northstard.actors.backplane.follower import RETRY_MAX_S, Batch, Feed, run_follower
 from northstard.core.backplane.follow import MARK, Followed, Reset
 from northstard.core.backplane.settings import BackplaneSettings
 from northstard.core.change import Change
 from northstard.edge_node import EdgeNode, run_edge
 from northstard.edges.grpc.client import PREFIX, PnlClient, open_channel
+from northstard.errors import ConfigError
 from northstard.status.backplane import EdgeStatus
 
+from certs import self_signed
 from clients import Follower, ws_url
 from conftest import build_config, debug_logs, running
 from grpc_helpers import on_asyncio, until_serving
@@ -184,3 +187,40 @@ async def test_redis_away_marks_the_clients_only_after_the_cores_liveness_would_
     assert marked_after >= settings.core_ttl_ms / 1000  # a blip shorter than 3 heartbeats: unmarked
     assert marked_after < settings.core_ttl_ms / 1000 + RETRY_MAX_S + settings.timeout_s
     assert feed.status.redis == "unreachable" and feed.status.core == "unreachable"
+
+
+async def test_a_tls_redis_carries_the_stream_with_the_ca_file_and_is_refused_without_it(
+    tmp_path: Path,
+) -> None:
+    """rediss:// against a redis-server with a certificate of a private CA: with
+    ``[backplane] ca_file`` the core publishes and an edge follows over TLS; without it the
+    server is not trusted, and the core says so (serving locally meanwhile)."""
+    cert, key = self_signed(tmp_path)
+    for folder in ("core", "untrusting"):
+        (tmp_path / folder).mkdir()
+    async with redis_running(tmp_path / "redis", tls=(cert, key)) as redis:
+        assert redis.url.startswith("rediss://")
+        async with running(tmp_path / "core", backplane={"url": redis.url, **BEAT,
+                                                         "ca_file": str(cert)}) as core, \
+                edge_with(tmp_path / "e1", {"url": redis.url, "ca_file": str(cert)}) as edge:
+            await until(await _published(core), core)
+            start = core.hub.seq
+            await until(lambda: _async(edge.hub.seq > start + 3), core)
+            assert edge.hub.epoch == core.hub.epoch and edge.status.redis == "ok"
+        async with running(tmp_path / "untrusting", backplane={"url": redis.url, **BEAT}) as core:
+            async def untrusted() -> bool:
+                _, health = await get(f"{core.url}/api/health")
+                return "not trusted" in str(health["backplane"].get("error"))
+            await until(untrusted, core)
+            _, health = await get(f"{core.url}/api/health")
+    assert health["backplane"]["redis"] == "unreachable" and health["status"] != "failing"
+    assert "certificate verify failed" in health["backplane"]["error"]
+    assert "backplane.ca_file" in health["backplane"]["error"]
+
+
+def test_ca_file_is_only_for_rediss_and_must_be_readable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"backplane\.ca_file.*only with a rediss://"):
+        read_tls("redis://127.0.0.1:6379", tmp_path / "ca.pem")
+    with pytest.raises(ConfigError, match=r"backplane\.ca_file.*cannot read CA certificates"):
+        read_tls("rediss://127.0.0.1:6379", tmp_path / "missing.pem")
+    assert read_tls("rediss://127.0.0.1:6379", None) is None

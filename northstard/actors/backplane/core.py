@@ -8,7 +8,7 @@ from pathlib import Path
 
 import trio
 
-from northstard.actors.backplane.client import read_password
+from northstard.actors.backplane.client import read_password, read_tls
 from northstard.actors.backplane.publisher import Outbox, run_backplane
 from northstard.actors.table import Actor
 from northstard.config import Config
@@ -43,7 +43,8 @@ def core_publisher(config: Config, metrics: Metrics, epoch: str, seq: int,
     """The publisher when ``[backplane] url`` is set; None otherwise."""
     section = config.settings.backplane
     settings = BackplaneSettings.from_config(section, config.settings.hub.ring_size,
-                                             read_password(section.password_file))
+                                             read_password(section.password_file),
+                                             read_tls(section.url, section.ca_file))
     if not settings.url:
         return None
     send, receive = trio.open_memory_channel[Change](CHANNEL)

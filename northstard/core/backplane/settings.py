@@ -60,6 +60,8 @@ class BackplaneSettings:
     timeout_s: float = 5.0
     core_url: str = ""
     password: str | None = field(default=None, repr=False)
+    # rediss:// with ca_file: the ssl.SSLContext ``actors.backplane.client.read_tls`` made (passed on)
+    tls: object = field(default=None, repr=False, compare=False)
 
     @property
     def stream_key(self) -> str:
@@ -79,13 +81,14 @@ class BackplaneSettings:
         return max(1, int(self.heartbeat_s * 3000))
 
     @classmethod
-    def from_config(cls, section: BackplaneKeys, ring_size: int,
-                    password: str | None) -> BackplaneSettings:
-        """``[backplane]``; ``password`` as read by ``actors.backplane.client.read_password``."""
+    def from_config(cls, section: BackplaneKeys, ring_size: int, password: str | None,
+                    tls: object = None) -> BackplaneSettings:
+        """``[backplane]``; ``password`` and ``tls`` as read by ``actors.backplane.client``
+        (``read_password``, ``read_tls``)."""
         return cls(
             url=section.url, prefix=section.prefix,
             maxlen=section.stream_maxlen or ring_size, heartbeat_s=section.heartbeat_s,
             timeout_s=section.timeout_s, core_url=section.core_url,
-            password=password,
+            password=password, tls=tls,
         )
 
