@@ -23,6 +23,7 @@ from collections.abc import Iterable
 import structlog
 import trio
 
+from northstard.actors.backplane.client import read_password, read_tls
 from northstard.actors.source import Source
 from northstard.config import Config, SourceSection
 from northstard.edges.activation import passed_hosts
@@ -44,6 +45,7 @@ def preflight(config: Config, plugins: Plugins) -> Instances:
     load_server_context(config.settings.server)
     _check_grpc(config)
     _check_session_key(config)
+    _check_backplane(config)
     return [(section, plugins.create_source(section)) for section in config.sources if section.enabled]
 
 
@@ -63,6 +65,13 @@ def _check_exposure(config: Config) -> None:
         log.warning("INSECURE: serving without authentication on a non-loopback address "
                     "(server.insecure_no_auth / --insecure-no-auth); anyone who can reach it reads the P&L",
                     key=key, address=exposed[key])
+
+
+def _check_backplane(config: Config) -> None:
+    """The Redis password and CA files read as ``run`` reads them (ConfigError naming the key)."""
+    section = config.settings.backplane
+    read_password(section.password_file)
+    read_tls(section.url, section.ca_file)
 
 
 def _check_grpc(config: Config) -> None:

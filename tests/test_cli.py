@@ -44,6 +44,16 @@ def test_a_bad_flag_value_names_the_key() -> None:
     assert result.stderr.strip() == "northstard: config error: server.port: must be at most 65535"
 
 
+def test_check_config_reads_the_backplane_ca_file_as_run_does(tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"demo": {}}, backplane={
+        "url": "rediss://127.0.0.1:6390", "ca_file": str(tmp_path / "missing.pem")})
+    result = run("--config", str(config), "check-config")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "northstard: config error: backplane.ca_file: cannot read CA certificates:"
+        " No such file or directory")
+
+
 def test_the_shipped_example_config_is_valid() -> None:
     plugins = make_plugins()
     config = load_config(ROOT / "northstard.example.toml", plugins.source_types(), environ={})
