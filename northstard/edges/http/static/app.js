@@ -80,9 +80,19 @@ function drillLink(path, cls, ...children) {
   return a;
 }
 
+// Whether a list's content changed since it was last drawn: an unchanged one is left alone, so a
+// render that moves nothing never replaces the link a user (or a test) is clicking.
+function changed(node, content) {
+  const sig = JSON.stringify(content);
+  if (node.dataset.drawn === sig) return false;
+  node.dataset.drawn = sig;
+  return true;
+}
+
 function renderBars(id, map, prefix) {
   const list = byId(id);
   const entries = Object.entries(map || {}).sort((a, b) => cmpDec(b[1], a[1]) || a[0].localeCompare(b[0]));
+  if (!changed(list, entries)) return;
   if (!entries.length) { list.replaceChildren(el('li', 'empty', 'None')); return; }
   const top = Math.max(...entries.map(([, v]) => Math.abs(Number(v)) || 0), 1e-9);
   list.replaceChildren(...entries.map(([name, value]) => {
@@ -100,6 +110,7 @@ function renderBars(id, map, prefix) {
 function renderAgents(agents) {
   const body = byId('agents-body');
   const rows = Object.entries(agents || {}).sort((a, b) => cmpDec(get(b[1], 'net'), get(a[1], 'net')) || a[0].localeCompare(b[0]));
+  if (!changed(body, rows)) return;
   if (!rows.length) { emptyRow(body, 5, 'No agent attribution yet'); return; }
   body.replaceChildren(...rows.map(([name, a]) => {
     const tr = el('tr');
