@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,11 @@ from northstard.core.backplane.wire import (
     snapshot_fields,
 )
 from northstard.core.change import Change
+from northstard.core.records import Cost
 from northstard.errors import ConfigError
 
 from conftest import build_config
+from unit_helpers import T0
 
 DOC = {"net_pnl": "10.00", "sources": {"demo": {"status": "ok"}}}
 
@@ -122,8 +125,11 @@ def test_password_from_the_credentials_directory(tmp_path: Path, monkeypatch: py
 
 def test_the_outbox_holds_at_most_maxlen_changes_and_the_head() -> None:
     outbox = Outbox(Head("e1", 0, 0, "{}"), maxlen=3)
+    records = tuple(("s", Cost(id=f"c{i}", amount=Decimal(1), category="ai", ts=T0)) for i in range(1000))
     for seq in range(1, 11):
-        outbox.add(Change("e1", seq, seq, {"n": str(seq)}, {"n": str(seq)}))
+        outbox.add(Change("e1", seq, seq, {"n": str(seq)}, {"n": str(seq)}, records=records))
     assert [c.seq for c in outbox.pending] == [8, 9, 10]  # the rest is read back from SQLite
+    # what is held of each is its position and its patch's text, not its 1,000 records
+    assert outbox.pending[-1] == ("e1", 10, 9, 10, '{"n":"10"}')
     assert (outbox.head.seq, json.loads(outbox.head.doc_json)) == (10, {"n": "10"})
     assert [c.seq for c in outbox.take()] == [8, 9, 10] and not outbox.pending

@@ -23,6 +23,7 @@ from collections import deque
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import structlog
 import trio
@@ -45,28 +46,41 @@ SHUTDOWN_FLUSH_S = 2.0
 Fields = dict[str, str]
 
 
+class Pending(NamedTuple):
+    """What the stream needs of a committed change: its position and its patch's JSON."""
+
+    epoch: str
+    seq: int
+    prev: int
+    ts_ms: int
+    patch_json: str
+
+
 @dataclass
 class Outbox:
     """Committed changes not yet in Redis: the newest ``maxlen`` of them, and the head.
 
     Kept across restarts of the actor (as the writer's state is). Bound: ``maxlen``
-    changes; past it the oldest leave memory (a republish reads them from SQLite).
+    changes, each its patch's JSON (not its records: a change of thousands of records
+    holds no more here than its patch); past it the oldest leave memory (a republish
+    reads them from SQLite).
     """
 
     head: Head
     maxlen: int
-    pending: deque[Change] = field(default_factory=deque)
+    pending: deque[Pending] = field(default_factory=deque)
     changed: trio.Event = field(default_factory=trio.Event)
     ended: trio.Event = field(default_factory=trio.Event)
 
     def add(self, change: Change) -> None:
-        self.pending.append(change)
+        self.pending.append(Pending(change.epoch, change.seq, change.prev, change.ts_ms,
+                                    change.patch_json))
         if len(self.pending) > self.maxlen:
             self.pending.popleft()  # still in SQLite: a republish reads it from there
         self.head = Head.of(change)
         self.changed.set()
 
-    def take(self) -> list[Change]:
+    def take(self) -> list[Pending]:
         taken = list(self.pending)
         self.pending.clear()
         self.changed = trio.Event()
@@ -77,7 +91,7 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _contiguous(at: tuple[str, int] | None, batch: list[Change]) -> bool:
+def _contiguous(at: tuple[str, int] | None, batch: list[Pending]) -> bool:
     if at is None or not batch:
         return False
     epoch, seq = at
