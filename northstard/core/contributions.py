@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from typing import TypeVar
 
 from northstard.core.mergepatch import Doc
 from northstard.core.money import ZERO, format_money
@@ -32,6 +33,7 @@ __all__ = [
 ]
 
 Figures = dict[str, Decimal]
+_Path = TypeVar("_Path", str, tuple[str, ...])  # a figure path, or an internal one
 
 _DIRECT: dict[tuple[str, ...], tuple[str, ...]] = {  # internal path -> figure paths it adds to (sign +1)
     ("trading", "realized"): ("trading.realized", "trading.total", "net_pnl"),
@@ -93,8 +95,8 @@ def internal_figures(paths: Mapping[tuple[str, ...], Decimal], basis: RevenueBas
 
 
 @exact
-def add_into(total: Figures, part: Mapping[str, Decimal], sign: int = 1) -> None:
-    """``total += sign * part``, path by path, exactly."""
+def add_into(total: dict[_Path, Decimal], part: Mapping[_Path, Decimal], sign: int = 1) -> None:
+    """``total += sign * part``, path by path, exactly (figure paths, or internal ones)."""
     for path, amount in part.items():
         total[path] = total.get(path, ZERO) + (amount if sign > 0 else -amount)
 

@@ -30,7 +30,14 @@ from northstard.core.contributions import (
     subtract,
 )
 from northstard.core.money import ZERO, format_money
-from northstard.core.pnl import UNATTRIBUTED, ChangeFacts, RevenueBasis, contribution_in_context, exact
+from northstard.core.pnl import (
+    UNATTRIBUTED,
+    ChangeFacts,
+    Market,
+    RevenueBasis,
+    contribution_in_context,
+    exact,
+)
 from northstard.core.records import Cost, KeyChange, Position, Price, Record
 
 __all__ = [
@@ -39,7 +46,6 @@ __all__ = [
 ]
 
 GROUPS = ("source", "kind", "agent", "model", "ticker")
-Market = tuple[str, str]  # (source, ticker)
 GroupKey = tuple[str, str, str, str, str]  # (source, kind, agent, model, ticker); "" for none
 
 
@@ -181,15 +187,8 @@ Internal = dict[tuple[str, ...], Decimal]  # amounts per internal path (``pnl.co
 
 
 def _add_internal(into: Internal, record: Record | None, price: Price | None, sign: int) -> None:
-    if record is None:
-        return
-    for path, amount in contribution_in_context(record, price).items():
-        into[path] = into.get(path, ZERO) + (amount if sign > 0 else -amount)
-
-
-def _add_amounts(into: Internal, amounts: Mapping[tuple[str, ...], Decimal]) -> None:
-    for path, amount in amounts.items():
-        into[path] = into.get(path, ZERO) + amount
+    if record is not None:
+        add_into(into, contribution_in_context(record, price), sign)
 
 
 def _key_amounts(change: KeyChange, facts: ChangeFacts) -> Mapping[tuple[str, ...], Decimal]:
@@ -217,7 +216,7 @@ def change_groups(facts: ChangeFacts, basis: RevenueBasis) -> dict[GroupKey, Fig
     for change in facts.keys:
         record = change.after or change.before
         if change.kind != "price" and record is not None:  # a price moves its market's item
-            _add_amounts(sums.setdefault(_group_of(change, record), {}), _key_amounts(change, facts))
+            add_into(sums.setdefault(_group_of(change, record), {}), _key_amounts(change, facts))
     for (source, ticker), held in facts.positions.items():
         before, after = facts.prices.get((source, ticker), (None, None))
         into = sums.setdefault((source, "price", "", "", ticker), {})

@@ -201,6 +201,14 @@ class StoredRecords(Protocol):
         """The ids of every stored record of ``source`` and ``kind``."""
 
 
+def _shift(into: dict[Path, Decimal], old: Mapping[Path, Decimal], new: Mapping[Path, Decimal]) -> None:
+    """``into += new - old``, path by path (in the caller's ``EXACT``)."""
+    for path, amount in old.items():
+        into[path] = into.get(path, ZERO) - amount
+    for path, amount in new.items():
+        into[path] = into.get(path, ZERO) + amount
+
+
 def _price_or_none(record: Record | None) -> Price | None:
     return record if isinstance(record, Price) else None
 
@@ -654,18 +662,9 @@ class Book:
         exact (``EXACT``), so the totals are the same as when added one record at a time.
         Kept per key too for the change being built (not positions: explain marks them at the
         change's start price), so ``take_change`` hands on what each key moved."""
-        delta = self._cold_delta
-        for path, amount in old.items():
-            delta[path] = delta.get(path, ZERO) - amount
-        for path, amount in new.items():
-            delta[path] = delta.get(path, ZERO) + amount
-        if key[1] == "position":
-            return
-        moved = self._moved.setdefault(key, {})
-        for path, amount in old.items():
-            moved[path] = moved.get(path, ZERO) - amount
-        for path, amount in new.items():
-            moved[path] = moved.get(path, ZERO) + amount
+        _shift(self._cold_delta, old, new)
+        if key[1] != "position":
+            _shift(self._moved.setdefault(key, {}), old, new)
 
     def _apply_cold(self) -> None:
         for path, amount in self._cold_delta.items():
