@@ -188,15 +188,20 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "edge2": summary(groups["e2"], args.seconds, published, groups["core"][0]),
         }
     finally:
-        with trio.CancelScope(shield=True):
-            for process in reversed(processes):
+        await stop_all(processes)
+
+
+async def stop_all(processes: list[trio.Process]) -> None:
+    """SIGTERM each process, newest first; SIGKILL one still running 10 s later (shielded)."""
+    with trio.CancelScope(shield=True):
+        for process in reversed(processes):
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+                with trio.move_on_after(10):
+                    await process.wait()
                 if process.returncode is None:
-                    process.send_signal(signal.SIGTERM)
-                    with trio.move_on_after(10):
-                        await process.wait()
-                    if process.returncode is None:
-                        process.kill()
-                        await process.wait()
+                    process.kill()
+                    await process.wait()
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -42,7 +41,7 @@ import httpx
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from edges import core_seq, start, start_redis
+from edges import core_seq, start, start_redis, stop_all
 from fanout import _hub_section, _limits_section, _read_json_line, loadgen_program, raise_nofile
 
 REPO = Path(__file__).resolve().parent.parent
@@ -215,15 +214,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         return await measure(args, folder, processes)
     finally:
-        with trio.CancelScope(shield=True):
-            for process in reversed(processes):
-                if process.returncode is None:
-                    process.send_signal(signal.SIGTERM)
-                    with trio.move_on_after(10):
-                        await process.wait()
-                    if process.returncode is None:
-                        process.kill()
-                        await process.wait()
+        await stop_all(processes)
 
 
 if __name__ == "__main__":
