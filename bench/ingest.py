@@ -129,6 +129,12 @@ async def _drain(receive: trio.MemoryReceiveChannel[Change], counts: dict[str, i
             counts[f"{name}_records"] += len(change.records)
 
 
+def _children_cpu() -> float:
+    """CPU seconds of the ended child processes waited for (the writer's process)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _file_size(path: Path) -> int:
     return path.stat().st_size if path.exists() else 0
 
@@ -153,6 +159,7 @@ async def run_once(db: Path, readings: list[Reading], synchronous: str, seconds:
     counts = {"hub": 0, "hub_records": 0, "cache": 0, "cache_records": 0}
     fed_readings = fed_records = 0
     cpu0 = time.process_time()
+    children0 = _children_cpu()
     started = finished = feeding_done = 0.0
     with trio.fail_after(seconds + 120):
         async with trio.open_nursery() as nursery:
@@ -176,6 +183,7 @@ async def run_once(db: Path, readings: list[Reading], synchronous: str, seconds:
         finished = time.perf_counter()
     store.close()
     cpu = time.process_time() - cpu0
+    writer_cpu = _children_cpu() - children0
     elapsed = finished - started
     changes = counts["hub"]
     batches = writer_state.batches
@@ -199,6 +207,8 @@ async def run_once(db: Path, readings: list[Reading], synchronous: str, seconds:
         "final_seq": state.seq,
         "cpu_s": round(cpu, 3),
         "cpu_pct": round(100 * cpu / elapsed, 1),
+        "writer_process_cpu_s": round(writer_cpu, 3),
+        "writer_process_cpu_pct": round(100 * writer_cpu / elapsed, 1),
         "db_bytes": _file_size(db),
         "wal_bytes": _file_size(db.with_name(db.name + "-wal")),
         "book_records": len(state.book.records),

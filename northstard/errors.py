@@ -12,6 +12,7 @@
     │   ├── SchemaDriftError a source answered with a shape we do not accept (or malformed JSON)
     │   └── BodyTooLarge     a source's body passed its max_body_bytes (after decompression)
     ├── StoreError           SQLite failed (disk full, read-only, corrupt)
+    ├── WriterGone           the writer's process crashed or ended (the actor is restarted)
     └── RequestError         a client sent a bad request or frame (a 4xx)
 
 Foreign errors (httpx, sqlite3, grpc) are translated once, at the boundary
@@ -39,6 +40,7 @@ __all__ = [
     "SourceError",
     "StoreError",
     "Unreachable",
+    "WriterGone",
     "leaf",
 ]
 
@@ -128,6 +130,10 @@ class RateLimited(HttpStatusError):
 
 class StoreError(NorthstardError):
     """The SQLite store failed."""
+
+
+class WriterGone(NorthstardError):
+    """The writer's process (``store/writer_child``) crashed or ended before answering."""
 
 
 class RequestError(NorthstardError):

@@ -177,7 +177,7 @@ def next_change(
         records=tuple(records),
         totals=tuple(book.take_cold_totals().items()),
         keys=tuple(facts.keys),
-        groups=change_groups(facts, book.basis),
+        groups=change_groups(facts),
     )
     book.stamp(change.seq)
     state.seq = change.seq

@@ -53,8 +53,9 @@ class Change:
     totals: tuple[tuple[tuple[str, ...], Decimal], ...] = ()
     # what the record log and the explain rollup store: each key the change changed, with its
     # versions before and after, and the change's contributions summed per explain group key
+    # (internal amounts: ``explain.change_groups``)
     keys: tuple[KeyChange, ...] = ()
-    groups: Mapping[tuple[str, str, str, str, str], Mapping[str, Decimal]] = field(
+    groups: Mapping[tuple[str, str, str, str, str], Mapping[tuple[str, ...], Decimal]] = field(
         default_factory=dict)
 
     @property

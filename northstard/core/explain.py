@@ -26,7 +26,6 @@ from northstard.core.contributions import (
     add_into,
     figure_contributions,
     formatted,
-    internal_figures,
     subtract,
 )
 from northstard.core.money import ZERO, format_money
@@ -207,11 +206,12 @@ def _group_of(change: KeyChange, record: Record) -> GroupKey:
 
 
 @exact
-def change_groups(facts: ChangeFacts, basis: RevenueBasis) -> dict[GroupKey, Figures]:
+def change_groups(facts: ChangeFacts) -> dict[GroupKey, Internal]:
     """``by_group(explain_items(...))`` of one change, from what the engine knows of it
-    (``Book.take_change``), without the items: what the rollup adds per change. Each group's
-    internal amounts are summed first and turned into figures once (``internal_figures`` is
-    linear), so the answer is the same, exactly (tests/test_explain_rollup.py)."""
+    (``Book.take_change``), without the items, as internal amounts: what the rollup adds per
+    change once ``internal_figures`` has turned each group's sum into figures (in the
+    writer's process: ``store/batch.run``). ``internal_figures`` is linear, so the answer is
+    the same, exactly (tests/test_explain_rollup.py). Zero amounts are left out."""
     sums: dict[GroupKey, Internal] = {}
     for change in facts.keys:
         record = change.after or change.before
@@ -223,8 +223,8 @@ def change_groups(facts: ChangeFacts, basis: RevenueBasis) -> dict[GroupKey, Fig
         for position in held:
             _add_internal(into, position, after, 1)
             _add_internal(into, position, before, -1)
-    groups = {key: internal_figures(into, basis) for key, into in sums.items()}
-    return {key: figures for key, figures in groups.items() if figures}
+    return {key: {path: amount for path, amount in into.items() if amount}
+            for key, into in sums.items()}
 
 
 def group_item(key: GroupKey, contributions: Figures) -> Item:

@@ -23,7 +23,7 @@ from northstard.store.record_log import version_at
 
 __all__ = ["OPEN_POSITIONS", "items_between", "versions_touched"]
 
-# one range of the partial index rec_log_open_position (named: rec_log_current also qualifies)
+# one range of the partial index rec_log_open_position
 OPEN_POSITIONS = ("SELECT body FROM rec_log INDEXED BY rec_log_open_position WHERE ticker = ?"
                   " AND source = ? AND kind = 'position' AND ended_seq IS NULL")
 

@@ -6,7 +6,7 @@ keeps each version with the sequence number of the change that stored it
 ``ended`` = "replaced" | "retracted"). The version of a key current at a
 position N is the one with ``seq <= N`` and no end at or before N: that is
 what ``explain`` and the records API read. The writer adds the rows in the
-same transaction as the records (``write_change``), from what the engine says of
+same transaction as the records (``change_statements``), from what the engine says of
 each key the change changed (``Change.keys``).
 
 Columns for the records API's filters and order: ``time_ms`` (the record's
@@ -35,7 +35,8 @@ from northstard.core.change import Change
 from northstard.core.pnl import UNATTRIBUTED
 from northstard.core.records import RECORD_KINDS, Cost, Record, record_from_json, record_to_json
 
-__all__ = ["LEADS", "log_from", "migration_3", "record_columns", "write_change"]
+__all__ = ["LEADS", "change_statements", "log_from", "migration_3", "migration_6", "migration_7",
+           "record_columns"]
 
 LEADS = ("ticker", "model", "agent", "kind", "source")  # filter columns with an index, most selective first
 ORDER = "time_ms, source, kind, id, seq"
@@ -95,8 +96,9 @@ def _row(seq: int, n: int, source: str, record: Record, stored_ms: int,
 
 _INSERT = ("INSERT OR REPLACE INTO rec_log (seq, n, source, kind, id, time_ms, stored_ms, body,"
            " agent, model, ticker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_END = ("UPDATE rec_log SET ended_seq = ?, ended_ms = ?, ended = ? WHERE source = ? AND kind = ?"
-        " AND id = ? AND ended_seq IS NULL")
+_END = ("UPDATE rec_log SET ended_seq = ?, ended_ms = ?, ended = ? WHERE rowid = (SELECT rowid"
+        " FROM rec_log WHERE source = ? AND kind = ? AND id = ? ORDER BY seq DESC LIMIT 1)"
+        " AND ended_seq IS NULL")  # a key's open version, if any, is its newest
 
 
 def _insert(conn: sqlite3.Connection, seq: int, n: int, source: str, record: Record,
@@ -105,15 +107,21 @@ def _insert(conn: sqlite3.Connection, seq: int, n: int, source: str, record: Rec
 
 
 def migration_6(conn: sqlite3.Connection) -> None:
-    """The open version of each key, indexed: ending it costs one index probe, not a walk over
-    every version the key ever had (a price re-sent each second has thousands)."""
-    conn.execute("CREATE INDEX IF NOT EXISTS rec_log_current ON rec_log (source, kind, id)"
-                 " WHERE ended_seq IS NULL")
+    """Once an index of the open version of each key (``rec_log_current``); migration 7 drops
+    it, so a database that has not yet built it does not."""
 
 
-def write_change(conn: sqlite3.Connection, change: Change, now_ms: int,
-                 bodies: Sequence[str | None]) -> None:
-    """Log the change: end the versions its keys replace or retract, add the new ones.
+def migration_7(conn: sqlite3.Connection) -> None:
+    """No index of the open versions: ``_END`` finds a key's open version as its newest
+    version (one probe at the end of the key's range of ``rec_log_key``, however many
+    versions it has), and every version no longer costs an entry that its end removes."""
+    conn.execute("DROP INDEX IF EXISTS rec_log_current")
+
+
+def change_statements(change: Change, now_ms: int,
+                      bodies: Sequence[str | None]) -> list[tuple[str, list[tuple[object, ...]]]]:
+    """The statements that log the change: end the versions its keys replace or retract, then
+    add the new ones.
 
     ``change.keys`` has one entry per key the change changed (the documents around it are
     the only positions a reader can ask about): a key that had no version before ends
@@ -121,13 +129,13 @@ def write_change(conn: sqlite3.Connection, change: Change, now_ms: int,
     retracted.
     """
     seq = change.seq
-    conn.executemany(_END, [
+    ends: list[tuple[object, ...]] = [
         (seq, now_ms, "replaced" if key.after is not None else "retracted", key.source, key.kind,
-         key.id) for key in change.keys if key.before is not None])
-    conn.executemany(_INSERT, [
-        _row(seq, n, key.source, key.after, now_ms, body)
-        for n, (key, body) in enumerate(zip(change.keys, bodies, strict=True))
-        if key.after is not None])
+         key.id) for key in change.keys if key.before is not None]
+    rows = [_row(seq, n, key.source, key.after, now_ms, body)
+            for n, (key, body) in enumerate(zip(change.keys, bodies, strict=True))
+            if key.after is not None]
+    return [(sql, values) for sql, values in ((_END, ends), (_INSERT, rows)) if values]
 
 
 def version_at(conn: sqlite3.Connection, key: Sequence[str], seq: int) -> Record | None:
