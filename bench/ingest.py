@@ -16,9 +16,14 @@ loop is bounded by M and by S seconds (feeding stops at S).
 
 Prints one JSON object per ``synchronous`` mode (a list with ``both``).
 
-``--stages``: instead, each side alone in one thread, one after the other (the
-engine's steps over every reading, then the writer's transactions over the
-changes it made): CPU µs per record of each, and the rate each allows alone.
+The writer's SQLite work runs in its own process (``store/writer_child``):
+``cpu_pct`` is this process's (engine, hub and cache drains, the writer actor's
+preparing and encoding), ``writer_process_cpu_pct`` the writer process's.
+
+``--stages``: instead, each step alone in one thread, one after the other (the
+engine's steps over every reading; the writer actor's preparing and encoding of
+each batch; the writer process's decoding and transaction): CPU µs per record
+of each, and the rate each process allows alone.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import argparse
 import gc
 import json
 import logging
+import marshal
 import resource
 import sys
 import tempfile
@@ -43,12 +49,16 @@ import structlog
 import trio
 
 from northstard.actors.engine import _apply_all, next_change, recover, run_engine
-from northstard.actors.writer import WriterSettings, WriterState, run_writer, write_batch
+from northstard.actors.writer import WriterSettings, WriterState, run_writer
 from northstard.config import CORE, SourceSection
 from northstard.core.buckets import BucketSet
 from northstard.core.change import Change
 from northstard.core.records import Cost, Fill, Invoice, Position, Price, Reading, Record
+from northstard.store.batch import Job, prepare
+from northstard.store.batch import run as run_job
+from northstard.store.rollup import RunningTotals
 from northstard.store.sqlite import SqliteRecords, load_persisted, open_writer
+from northstard.store.writer_child import dumps
 
 SOURCE = "bench"
 AGENTS = ("atlas", "beacon", "cinder", "delta")
@@ -218,10 +228,12 @@ async def run_once(db: Path, readings: list[Reading], synchronous: str, seconds:
 
 def run_stages(db: Path, readings: list[Reading], synchronous: str, per_change: int,
                batch: int) -> dict[str, Any]:
-    """Each side alone, one after the other in one thread (no trio, no GIL shared): the engine's
-    steps over every reading (``per_change`` readings merged per change, as the engine merges
-    what waits for it), then the writer's transactions over those changes (``batch`` changes
-    each). What each side costs per record, and so the most either allows."""
+    """Each step alone, one after the other in one thread (no trio, no GIL shared): the
+    engine's steps over every reading (``per_change`` readings merged per change, as the
+    engine merges what waits for it), then the writer actor's part of each batch (``batch``
+    changes: ``store/batch.prepare`` and the encoding), then the writer process's part (the
+    decoding and ``store/batch.run``: the transaction). What each costs per record, and so
+    the most each process allows: the daemon's (engine + prepare) and the writer's."""
     open_writer(db, synchronous).close()
     persisted = load_persisted(db)
     store = SqliteRecords(db)
@@ -233,16 +245,21 @@ def run_stages(db: Path, readings: list[Reading], synchronous: str, per_change: 
         changed, _ = _apply_all(state, readings[i:i + per_change], moment)
         changes.append(next_change(state, changed, moment))
     engine_s = time.thread_time() - cpu
-    writer_state = WriterState(buckets=BucketSet(persisted.open_buckets), committed_seq=0)
-    settings = WriterSettings(path=db, synchronous=synchronous)
+    buckets = BucketSet(persisted.open_buckets)
+    cpu = time.thread_time()
+    frames = [dumps(prepare(changes[i:i + batch], buckets, _default("storage", "snapshot_every"),
+                            int(time.time() * 1000)).wire())
+              for i in range(0, len(changes), batch)]
+    prepare_s = time.thread_time() - cpu
     conn = open_writer(db, synchronous)
+    totals = RunningTotals()
     writer_s = saved_s = 0.0
     started = time.perf_counter()
-    for i in range(0, len(changes), batch):
+    for n, frame in enumerate(frames):
         cpu = time.thread_time()
-        write_batch(conn, changes[i:i + batch], writer_state, settings)
+        run_job(conn, Job(*marshal.loads(frame)), totals)
         middle = time.thread_time()
-        state.book.saved(changes[min(i + batch, len(changes)) - 1].seq)
+        state.book.saved(changes[min((n + 1) * batch, len(changes)) - 1].seq)
         writer_s += middle - cpu
         saved_s += time.thread_time() - middle
     wall = time.perf_counter() - started - saved_s
@@ -250,16 +267,18 @@ def run_stages(db: Path, readings: list[Reading], synchronous: str, per_change: 
     store.close()
     records = sum(len(r.records) for r in readings)
     engine_us = (engine_s + saved_s) / records * 1e6
+    prepare_us = prepare_s / records * 1e6
     return {
         "bench": "ingest-stages",
         "synchronous": synchronous,
         "records": records,
         "changes": len(changes),
         "engine_cpu_us_per_record": round(engine_us, 2),
-        "writer_cpu_us_per_record": round(writer_s / records * 1e6, 2),
-        "writer_wall_us_per_record": round(wall / records * 1e6, 2),
-        "engine_alone_records_per_s": round(1e6 / engine_us),
-        "writer_alone_records_per_s": round(records / wall),
+        "prepare_cpu_us_per_record": round(prepare_us, 2),
+        "writer_process_cpu_us_per_record": round(writer_s / records * 1e6, 2),
+        "writer_process_wall_us_per_record": round(wall / records * 1e6, 2),
+        "daemon_process_alone_records_per_s": round(1e6 / (engine_us + prepare_us)),
+        "writer_process_alone_records_per_s": round(records / wall),
     }
 
 

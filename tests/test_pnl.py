@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import marshal
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -35,9 +36,12 @@ from northstard.core.records import (
     Settlement,
     record_from_json,
     record_to_json,
+    record_wire,
     utc,
+    wire_to_json,
 )
 from northstard.core.times import iso_ms
+from northstard.store.record_log import wire_columns
 
 from unit_helpers import MONEY, T0, leaves, record_strategies, record_strategy
 
@@ -545,6 +549,26 @@ def test_record_json_is_the_sorted_json_of_its_fields(kind: str, data: st.DataOb
             value = value.astimezone(UTC).isoformat().replace("+00:00", "Z")
         body[spec.name] = value
     assert record_to_json(record) == json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@settings(deadline=None, max_examples=25)
+@given(data=st.data())
+def test_a_records_wire_form_crosses_marshal_and_gives_the_same_json(
+    kind: str, data: st.DataObject
+) -> None:
+    """What the writer's process gets of a record (``record_wire``, through ``marshal``) makes
+    its JSON text byte for byte, and the log's columns as the record's own fields say."""
+    record = data.draw(record_strategies()[kind])
+    wire = marshal.loads(marshal.dumps(record_wire(record)))
+    assert wire_to_json(wire) == record_to_json(record)
+    moment = getattr(record, "ts", None)
+    assert wire_columns(wire, 7) == (
+        int(moment.timestamp() * 1000) if moment is not None else 7,
+        record.agent or "unattributed",
+        getattr(record, "model", None) if kind == "cost" else None,
+        getattr(record, "ticker", None) or (record.id if kind == "price" else None),
+    )
 
 
 def test_record_json_is_canonical() -> None:

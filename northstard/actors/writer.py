@@ -196,9 +196,8 @@ class _Pipeline:
         """On the way out by an error: a job the process has started is answered (and so known
         committed or not) before the actor is restarted with what is still pending."""
         started = len(self.in_flight) - self.writer.withdraw()
-        if started > 0:
-            job = self.in_flight[0]
-            with contextlib.suppress(StoreError, WriterGone):
+        with contextlib.suppress(StoreError, WriterGone):  # not committed: it stays pending
+            for job in list(self.in_flight)[:started]:
                 await self.writer.answer()
                 done = {c.seq for c in job.changes}
                 self.state.pending = [c for c in self.state.pending if c.seq not in done]

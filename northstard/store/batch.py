@@ -27,8 +27,9 @@ from northstard.core.change import Change
 from northstard.core.contributions import Figures, internal_figures
 from northstard.core.explain import GroupKey
 from northstard.core.pnl import RevenueBasis
-from northstard.core.records import Position, record_to_json
+from northstard.core.records import record_wire, wire_index, wire_to_json
 from northstard.store import record_log
+from northstard.store.record_log import KeyOp
 from northstard.store.rollup import RunningTotals, basis_of
 from northstard.store.sqlite import path_text
 
@@ -45,14 +46,17 @@ Rollup = tuple[int, str, list[tuple[GroupKey, tuple[tuple[tuple[str, ...], str],
 
 @dataclass
 class Job:
-    """One transaction's statements in order, and each change's rollup input. Only builtin
+    """One transaction: each change's keys (its records and the record log, made into rows by
+    ``run``), the other statements in order, and each change's rollup input. Only builtin
     values (str, int, None, tuples, lists): ``marshal`` carries it to the writer's process."""
 
+    now_ms: int = 0
+    changes: list[tuple[int, list[KeyOp]]] = field(default_factory=list)
     statements: list[Statement] = field(default_factory=list)
     rollups: list[Rollup] = field(default_factory=list)
 
-    def wire(self) -> tuple[list[Statement], list[Rollup]]:
-        return self.statements, self.rollups
+    def wire(self) -> tuple[int, list[tuple[int, list[KeyOp]]], list[Statement], list[Rollup]]:
+        return self.now_ms, self.changes, self.statements, self.rollups
 
     def add(self, sql: str, rows: list[Row]) -> None:
         if rows:
@@ -77,20 +81,19 @@ def snapshot_statement(change: Change) -> Statement:
 def prepare(batch: Sequence[Change], buckets: BucketSet, snapshot_every: int,
             now_ms: int) -> Job:
     """The job of ``batch`` (``buckets``, the open history buckets, take its documents in)."""
-    job = Job()
-    upserts: dict[str, list[Row]] = {}
+    job = Job(now_ms)
     totals: dict[tuple[str, ...], Decimal] = {}
     touched = {}
     for change in batch:
-        bodies = _records(job, change, now_ms, upserts)
-        job.statements.extend(record_log.change_statements(change, now_ms, bodies))
+        job.changes.append((change.seq, [
+            (key.source, key.kind, key.id, key.before is not None,
+             record_wire(key.after) if key.after is not None else None) for key in change.keys]))
         job.rollups.append((change.seq, basis_of(change.doc), _rollup_text(change.groups)))
         totals.update(change.totals)
         if change.seq % snapshot_every == 0:
             job.statements.append(snapshot_statement(change))
         for bucket in buckets.add(change.ts_ms, components(change.doc)):
             touched[bucket.resolution, bucket.start_ms] = bucket
-    _flush_upserts(job, upserts)
     job.add("INSERT OR REPLACE INTO totals (path, amount) VALUES (?, ?)",
             [(path_text(path), str(amount)) for path, amount in totals.items()])
     job.add("INSERT OR REPLACE INTO deltas (epoch, seq, prev, ts_ms, patch) VALUES (?, ?, ?, ?, ?)",
@@ -109,31 +112,33 @@ def _rollup_text(groups: Mapping[GroupKey, Mapping[tuple[str, ...], Decimal]]
             for key, figures in groups.items()]
 
 
-def _records(job: Job, change: Change, now_ms: int,
+def _records(conn: sqlite3.Connection, keys: list[KeyOp], now_ms: int,
              upserts: dict[str, list[Row]]) -> list[str | None]:
-    """Queue the change's upserts per kind in ``upserts`` (the whole batch's); a retraction
-    first flushes what is queued, then deletes its row. Returns each key's stored body (None:
-    retracted), for the record log."""
+    """Queue a change's upserts per kind in ``upserts`` (the whole batch's); a retraction
+    first writes what is queued, then deletes its row, so every key ends as the batch's last
+    change left it. Returns each key's stored body (None: retracted), for the record log."""
     bodies: list[str | None] = []
-    for key in change.keys:
-        record = key.after
-        if record is None:
-            _flush_upserts(job, upserts)
-            job.add(f"DELETE FROM rec_{key.kind} WHERE source = ? AND id = ?", [(key.source, key.id)])
+    for source, kind, id_, _, wire in keys:
+        if wire is None:
+            _flush_upserts(conn, upserts)
+            conn.execute(f"DELETE FROM rec_{kind} WHERE source = ? AND id = ?", (source, id_))
             bodies.append(None)
             continue
-        body = record_to_json(record)
+        body = wire_to_json(wire)
         bodies.append(body)
-        row: Row = (key.source, key.id, body, now_ms)
-        if isinstance(record, Position):
-            row = (*row, int(record.count != 0))
-        upserts.setdefault(key.kind, []).append(row)
+        row: Row = (source, id_, body, now_ms)
+        if kind == "position":
+            row = (*row, int(Decimal(wire[_COUNT]) != 0))
+        upserts.setdefault(kind, []).append(row)
     return bodies
 
 
-def _flush_upserts(job: Job, upserts: dict[str, list[Row]]) -> None:
+_COUNT = wire_index("position", "count") or 0
+
+
+def _flush_upserts(conn: sqlite3.Connection, upserts: dict[str, list[Row]]) -> None:
     for kind, rows in upserts.items():
-        job.add(_UPSERT_POSITION if kind == "position" else _UPSERT.format(kind), rows)
+        conn.executemany(_UPSERT_POSITION if kind == "position" else _UPSERT.format(kind), rows)
     upserts.clear()
 
 
@@ -151,6 +156,12 @@ def run(conn: sqlite3.Connection, job: Job, totals: RunningTotals) -> None:
     held (it may be ahead of the database), so a retry adds to what the database has."""
     try:
         with conn:
+            upserts: dict[str, list[Row]] = {}
+            for seq, keys in job.changes:
+                bodies = _records(conn, keys, job.now_ms, upserts)
+                for sql, rows in record_log.change_statements(seq, job.now_ms, keys, bodies):
+                    conn.executemany(sql, rows)
+            _flush_upserts(conn, upserts)
             for sql, rows in job.statements:
                 conn.executemany(sql, rows)
             for seq, basis, groups in job.rollups:

@@ -27,16 +27,28 @@ with the deltas: it is the record history an accountant exports.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from northstard.core.change import Change
 from northstard.core.pnl import UNATTRIBUTED
-from northstard.core.records import RECORD_KINDS, Cost, Record, record_from_json, record_to_json
+from northstard.core.records import (
+    RECORD_KINDS,
+    Record,
+    Wire,
+    record_from_json,
+    record_to_json,
+    record_wire,
+    wire_index,
+)
 
-__all__ = ["LEADS", "change_statements", "log_from", "migration_3", "migration_6", "migration_7",
-           "record_columns"]
+__all__ = ["LEADS", "KeyOp", "change_statements", "log_from", "migration_3", "migration_6", "migration_7",
+           "wire_columns"]
+
+# one key a change changed, as the writer's process gets it: (source, kind, id, whether it had a
+# version before, its new version in wire form, or None: retracted)
+KeyOp = tuple[str, str, str, bool, Wire | None]
 
 LEADS = ("ticker", "model", "agent", "kind", "source")  # filter columns with an index, most selective first
 ORDER = "time_ms, source, kind, id, seq"
@@ -78,22 +90,45 @@ def log_from(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row is not None else 0
 
 
-def record_columns(record: Record, stored_ms: int) -> tuple[int, str | None, str | None, str | None]:
-    """(time_ms, agent, model, ticker) of a record, as the log indexes them."""
-    moment: datetime | None = getattr(record, "ts", None)
-    time_ms = int(moment.timestamp() * 1000) if moment is not None else stored_ms
-    model = record.model if isinstance(record, Cost) else None
-    ticker = getattr(record, "ticker", None) or (record.id if record.kind == "price" else None)
-    return time_ms, record.agent or UNATTRIBUTED, model, ticker
+def wire_columns(wire: Wire, stored_ms: int) -> tuple[int, str, str | None, str | None]:
+    """(time_ms, agent, model, ticker) of a record in its wire form, as the log indexes them."""
+    ts, agent, model, ticker = _column_places(wire[0])
+    text = wire[ts] if ts is not None else None
+    time_ms = _ms_of(text) if text is not None else stored_ms
+    return (time_ms, (wire[agent] if agent is not None else None) or UNATTRIBUTED,
+            wire[model] if model is not None else None,
+            (wire[ticker] if ticker is not None else None) or None)
 
 
-def _row(seq: int, n: int, source: str, record: Record, stored_ms: int,
-         body: str | None = None) -> tuple[object, ...]:
-    time_ms, agent, model, ticker = record_columns(record, stored_ms)
-    return (seq, n, source, record.kind, record.id, time_ms, stored_ms,
-            record_to_json(record) if body is None else body, agent, model, ticker)
+@functools.cache
+def _column_places(kind: str) -> tuple[int | None, int | None, int | None, int | None]:
+    """Where a ``kind`` record's time, agent, model (costs) and ticker (a price's: its id)
+    are in its wire form (a few kinds: one entry each)."""
+    return (wire_index(kind, "ts"), wire_index(kind, "agent"),
+            wire_index(kind, "model") if kind == "cost" else None,
+            wire_index(kind, "id" if kind == "price" else "ticker"))
 
 
+_last_time: list[tuple[str, int]] = []  # one entry: the records of a reading share a time
+
+
+def _ms_of(text: str) -> int:
+    """A record time's JSON text (``records._time_text``: UTC, ISO 8601) as ms since the epoch."""
+    last = _last_time[-1] if _last_time else None
+    if last is not None and last[0] == text:
+        return last[1]
+    ms = int(datetime.fromisoformat(text).timestamp() * 1000)
+    _last_time[:] = [(text, ms)]
+    return ms
+
+
+def _row(seq: int, n: int, source: str, wire: Wire, stored_ms: int,
+         body: str) -> tuple[object, ...]:
+    time_ms, agent, model, ticker = wire_columns(wire, stored_ms)
+    return (seq, n, source, wire[0], wire[_ID], time_ms, stored_ms, body, agent, model, ticker)
+
+
+_ID = 1  # every record's first field is its id (``records._Base``)
 _INSERT = ("INSERT OR REPLACE INTO rec_log (seq, n, source, kind, id, time_ms, stored_ms, body,"
            " agent, model, ticker) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _END = ("UPDATE rec_log SET ended_seq = ?, ended_ms = ?, ended = ? WHERE rowid = (SELECT rowid"
@@ -103,7 +138,8 @@ _END = ("UPDATE rec_log SET ended_seq = ?, ended_ms = ?, ended = ? WHERE rowid =
 
 def _insert(conn: sqlite3.Connection, seq: int, n: int, source: str, record: Record,
             stored_ms: int) -> None:
-    conn.execute(_INSERT, _row(seq, n, source, record, stored_ms))
+    conn.execute(_INSERT, _row(seq, n, source, record_wire(record), stored_ms,
+                               record_to_json(record)))
 
 
 def migration_6(conn: sqlite3.Connection) -> None:
@@ -118,23 +154,21 @@ def migration_7(conn: sqlite3.Connection) -> None:
     conn.execute("DROP INDEX IF EXISTS rec_log_current")
 
 
-def change_statements(change: Change, now_ms: int,
+def change_statements(seq: int, now_ms: int, keys: Sequence[KeyOp],
                       bodies: Sequence[str | None]) -> list[tuple[str, list[tuple[object, ...]]]]:
-    """The statements that log the change: end the versions its keys replace or retract, then
-    add the new ones.
+    """The statements that log the change at ``seq``: end the versions its keys replace or
+    retract, then add the new ones.
 
-    ``change.keys`` has one entry per key the change changed (the documents around it are
-    the only positions a reader can ask about): a key that had no version before ends
-    nothing. ``bodies``: each key's new version as stored (``record_to_json``), None when
-    retracted.
+    ``keys`` has one entry per key the change changed (the documents around it are the only
+    positions a reader can ask about), as ``store/batch`` sends it: a key that had no version
+    before ends nothing. ``bodies``: each key's new version as stored, None when retracted.
     """
-    seq = change.seq
     ends: list[tuple[object, ...]] = [
-        (seq, now_ms, "replaced" if key.after is not None else "retracted", key.source, key.kind,
-         key.id) for key in change.keys if key.before is not None]
-    rows = [_row(seq, n, key.source, key.after, now_ms, body)
-            for n, (key, body) in enumerate(zip(change.keys, bodies, strict=True))
-            if key.after is not None]
+        (seq, now_ms, "replaced" if wire is not None else "retracted", source, kind, id_)
+        for source, kind, id_, before, wire in keys if before]
+    rows = [_row(seq, n, key[0], key[4], now_ms, body)
+            for n, (key, body) in enumerate(zip(keys, bodies, strict=True))
+            if key[4] is not None and body is not None]
     return [(sql, values) for sql, values in ((_END, ends), (_INSERT, rows)) if values]
 
 

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from northstard.store import batch
+from northstard.store.record_log import KeyOp
 from northstard.store.rollup import RunningTotals
 from northstard.store.sqlite import open_writer
 
@@ -105,8 +106,9 @@ class Writer:
         self.conn = open_writer(path, synchronous)
         self.totals = RunningTotals()
 
-    def write(self, statements: list[batch.Statement], rollups: list[batch.Rollup]) -> None:
-        batch.run(self.conn, batch.Job(statements, rollups), self.totals)
+    def write(self, now_ms: int, changes: list[tuple[int, list[KeyOp]]],
+              statements: list[batch.Statement], rollups: list[batch.Rollup]) -> None:
+        batch.run(self.conn, batch.Job(now_ms, changes, statements, rollups), self.totals)
 
     def statements(self, statements: list[batch.Statement]) -> None:
         with self.conn:

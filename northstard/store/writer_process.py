@@ -74,7 +74,7 @@ class WriterProcess:
     async def start(cls, path: Path, synchronous: str) -> WriterProcess:
         ours, theirs = socket.socketpair()
         memfd = os.memfd_create("northstard-writer")
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}  # systemd: ours only
         env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
         command = [sys.executable, "-P", "-m", "northstard.store.writer_child",
                    str(theirs.fileno()), str(memfd), str(os.getpid()), str(path), synchronous]
