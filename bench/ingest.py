@@ -29,7 +29,6 @@ of each, and the rate each process allows alone.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import logging
 import marshal
@@ -54,6 +53,7 @@ from northstard.config import CORE, SourceSection
 from northstard.core.buckets import BucketSet
 from northstard.core.change import Change
 from northstard.core.records import Cost, Fill, Invoice, Position, Price, Reading, Record
+from northstard.ops.gctune import tune_gc
 from northstard.store.batch import Job, prepare
 from northstard.store.batch import run as run_job
 from northstard.store.rollup import RunningTotals
@@ -307,8 +307,9 @@ def main(argv: list[str] | None = None) -> int:
 
     readings = build_readings(args.readings, args.records)
     # the readings are the bench's own input (in the daemon they arrive over time and go):
-    # out of the collector's way, so its full collections do not scan them
-    gc.freeze()
+    # out of the collector's way, so its full collections do not scan them; and the
+    # collector's thresholds as the daemon sets them at start (ops/gctune.py)
+    tune_gc()
     modes = ("normal", "full") if args.synchronous == "both" else (args.synchronous,)
     results = []
     with tempfile.TemporaryDirectory(prefix="northstard-ingest-") as tmp:

@@ -34,6 +34,7 @@ from northstard.core.records import (
     Retract,
     RevenueTotal,
     Settlement,
+    _money_text,
     record_from_json,
     record_to_json,
     record_wire,
@@ -569,6 +570,14 @@ def test_a_records_wire_form_crosses_marshal_and_gives_the_same_json(
         getattr(record, "model", None) if kind == "cost" else None,
         getattr(record, "ticker", None) or (record.id if kind == "price" else None),
     )
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**13), max_value=10**13)
+       | st.sampled_from([D("0.00"), D("-0.00"), D("-0"), D("5.600"), D("1E+2"), D("-0.05")]))
+def test_an_amounts_wire_text_becomes_its_canonical_text(value: Decimal) -> None:
+    """The writer's process formats an amount from ``str`` of its Decimal: as ``format_money``."""
+    assert _money_text(str(value)) == format_money(value)
 
 
 def test_record_json_is_canonical() -> None:

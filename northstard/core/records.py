@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import json
 import operator
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -385,9 +386,21 @@ def _json_code(cls: type[_Base], access: str, writers: Callable[[str], str]) -> 
     return f"def encode(r):\n    return ''.join(({', '.join(parts)}, '}}'))\n"
 
 
+# ``str`` of a Decimal that ``format_money`` leaves as it is: plain, exactly two decimals, not -0
+_CANONICAL = re.compile(r"-?(?:0|[1-9][0-9]*)\.[0-9][0-9]").fullmatch
+
+
+def _money_text(text: str) -> str:
+    """``format_money`` of the Decimal whose ``str`` is ``text`` (most amounts are cents
+    already: then they are their own text)."""
+    if _CANONICAL(text) and text != "-0.00":
+        return text
+    return format_money(Decimal(text))
+
+
 def _compile(source: str, name: str) -> Callable[[Any], Any]:
     scope: dict[str, Any] = {"_any": _any, "_money": format_money, "_time": _time_text,
-                             "Decimal": Decimal, "datetime": datetime}
+                             "_money_text": _money_text, "Decimal": Decimal, "datetime": datetime}
     exec(source, scope)  # the code is built from a record class's own fields
     made: Callable[[Any], Any] = scope[name]
     return made
@@ -417,7 +430,7 @@ def record_to_json(record: Record) -> str:
 Wire = tuple[Any, ...]
 _WIRERS: dict[type, Callable[[object], Wire]] = {}
 _WIRE_ENCODERS: dict[str, Callable[[Wire], str]] = {}
-_FROM_WIRE_MONEY = "'\"' + _money(Decimal(x)) + '\"' if type(x) is str else _any(x)"
+_FROM_WIRE_MONEY = "'\"' + _money_text(x) + '\"' if type(x) is str else _any(x)"
 _FROM_WIRE_TIME = "'\"' + x + '\"' if type(x) is str else _any(x)"
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import json
 import os
 import resource
@@ -35,6 +34,7 @@ from northstard.config import Config, load_config, redacted
 from northstard.daemon import Daemon, run_daemon
 from northstard.errors import ConfigError, ListenError, PluginError, StoreError, leaf
 from northstard.ops.export import add_export_arguments, run_export
+from northstard.ops.gctune import tune_gc
 from northstard.ops.logs import configure_logging
 from northstard.ops.tail import add_arguments as add_tail_arguments
 from northstard.plugins import Plugins, make_plugins
@@ -237,17 +237,9 @@ def _raise_open_files_limit() -> int:
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
-def _tune_gc() -> None:
-    """Fewer full collections: with thousands of client tasks alive, the default
-    thresholds spend a third of the daemon's CPU rescanning them (bench/README.md)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
-
-
 def _run_daemon(config: Config, plugins: Plugins, edge: Callable[..., Awaitable[None]] | None = None) -> int:
     log = structlog.get_logger("northstard")
-    _tune_gc()
+    tune_gc()
     limit = _raise_open_files_limit()
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     log.info("open-files limit", soft=limit, hard=hard)

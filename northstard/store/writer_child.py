@@ -46,6 +46,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from northstard.ops.gctune import tune_gc
 from northstard.store import batch
 from northstard.store.record_log import KeyOp
 from northstard.store.rollup import RunningTotals
@@ -187,6 +188,7 @@ def main(argv: list[str]) -> int:
     _die_with_parent(parent_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    tune_gc()  # as the daemon's: a batch's rows would otherwise be scanned while written
     with socket.socket(fileno=fd) as sock:
         serve(sock, memfd, path, synchronous)
     return 0
