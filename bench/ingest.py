@@ -53,9 +53,9 @@ from northstard.config import CORE, SourceSection
 from northstard.core.buckets import BucketSet
 from northstard.core.change import Change
 from northstard.core.records import Cost, Fill, Invoice, Position, Price, Reading, Record
-from northstard.ops.gctune import tune_gc
 from northstard.store.batch import Job, prepare
 from northstard.store.batch import run as run_job
+from northstard.store.gctune import tune_gc
 from northstard.store.rollup import RunningTotals
 from northstard.store.sqlite import SqliteRecords, load_persisted, open_writer
 from northstard.store.writer_child import dumps
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     readings = build_readings(args.readings, args.records)
     # the readings are the bench's own input (in the daemon they arrive over time and go):
     # out of the collector's way, so its full collections do not scan them; and the
-    # collector's thresholds as the daemon sets them at start (ops/gctune.py)
+    # collector's thresholds as the daemon sets them at start (store/gctune.py)
     tune_gc()
     modes = ("normal", "full") if args.synchronous == "both" else (args.synchronous,)
     results = []

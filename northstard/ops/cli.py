@@ -34,13 +34,13 @@ from northstard.config import Config, load_config, redacted
 from northstard.daemon import Daemon, run_daemon
 from northstard.errors import ConfigError, ListenError, PluginError, StoreError, leaf
 from northstard.ops.export import add_export_arguments, run_export
-from northstard.ops.gctune import tune_gc
 from northstard.ops.logs import configure_logging
 from northstard.ops.tail import add_arguments as add_tail_arguments
 from northstard.plugins import Plugins, make_plugins
 from northstard.policy.auth import new_token_text, valid_name
 from northstard.preflight import close_sources, preflight
 from northstard.store.backup import backup, restore
+from northstard.store.gctune import tune_gc
 
 if TYPE_CHECKING:
     from northstard.edge_node import EdgeNode

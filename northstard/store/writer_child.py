@@ -46,8 +46,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from northstard.ops.gctune import tune_gc
 from northstard.store import batch
+from northstard.store.gctune import tune_gc
 from northstard.store.record_log import KeyOp
 from northstard.store.rollup import RunningTotals
 from northstard.store.sqlite import open_writer
