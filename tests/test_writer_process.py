@@ -6,16 +6,18 @@ from __future__ import annotations
 import math
 import os
 import signal
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 import trio
-from test_writer import Engine, cost, epoch_of, rows, settings_for
+from test_writer import Engine, cost, epoch_of, rows, settings_for, write_all
 
-from northstard.actors.writer import WriterState, run_writer
+from northstard.actors.writer import WriterState, run_writer, write_batch
 from northstard.core.buckets import BucketSet
 from northstard.core.change import Change
 from northstard.errors import WriterGone
+from northstard.store.sqlite import open_writer
 
 from conftest import write_config
 from proc import DaemonProcess
@@ -83,3 +85,23 @@ async def test_a_writer_process_that_dies_fails_the_actor_and_its_restart_loses_
     assert [c.seq async for c in out_receive] == [1, 2]
     assert rows(db, "SELECT seq FROM deltas ORDER BY seq") == [(1,), (2,)]
     assert rows(db, "SELECT id FROM rec_cost ORDER BY id") == [("c-1",), ("c-2",)]
+
+
+async def test_a_batch_committed_before_its_answer_was_read_is_not_written_again(
+    tmp_path: Path,
+) -> None:
+    """The writer process died between its commit and its answer: the restarted actor still
+    has the batch pending. It passes it on once and does not write it again (the explain
+    rollup would add its groups a second time)."""
+    db = tmp_path / "northstard.db"
+    engine = Engine(epoch_of(db))
+    first = engine.change("shop", cost(1))
+    with closing(open_writer(db, "normal")) as conn:  # what the dead process committed
+        write_batch(conn, [first], WriterState(buckets=BucketSet()), settings_for(db))
+    rollup = "SELECT group_id, seq, total FROM rollup ORDER BY group_id, seq"
+    before = rows(db, rollup)
+    state = WriterState(buckets=BucketSet(), pending=[first])
+    [out] = await write_all(settings_for(db), state, [engine.change("shop", cost(2))])
+    assert [c.seq for c in out] == [1, 2] and state.pending == []
+    assert [r for r in rows(db, rollup) if r[1] == 1] == before  # change 1 added once
+    assert rows(db, "SELECT seq FROM deltas ORDER BY seq") == [(1,), (2,)]

@@ -239,10 +239,25 @@ async def _degraded(
         await _publish(outputs, fresh)
 
 
+async def _already_committed(pipeline: _Pipeline) -> None:
+    """Pending changes the store already has (a writer process that died between its commit and
+    its answer) are passed on as committed, not written again (the rollup would add them twice)."""
+    state, committed = pipeline.state, pipeline.writer.committed
+    if committed is None or not state.pending:
+        return
+    epoch, seq = committed
+    done = [c for c in state.pending if c.epoch == epoch and c.seq <= seq]
+    if done:
+        log.warning("pending changes found committed: passed on, not written again",
+                    changes=len(done), seq=seq)
+        await _committed(state, done, 0.0, pipeline.outputs, pipeline.observe)
+
+
 async def _write_all(pipeline: _Pipeline, receive: trio.MemoryReceiveChannel[Change]) -> None:
     """Write what comes until the input ends and every job is answered (or, degraded at the
     end, one last attempt failed)."""
     state, settings = pipeline.state, pipeline.settings
+    await _already_committed(pipeline)
     if state.pending:  # changes left by a crashed run of this actor, or not yet saved
         pending, state.pending = state.pending, []
         await pipeline.add(pending)

@@ -17,7 +17,7 @@ got the GIL back), announced by its 4-byte big-endian length on the socket
 then its bytes, on the socket. Answers are ``("ok", result)``, ``("error", text)`` for an
 SQLite error (the actor goes degraded and retries), or ``("crash", traceback)``
 for anything else, after which the process exits. The first answer is to
-the opening of the database.
+the opening of the database: the position of the last committed change.
 
 It lives exactly as long as its actor wants it: it ignores SIGINT and SIGTERM
 (a Ctrl-C or a ``systemctl stop`` reaches the whole process group: the actor
@@ -107,6 +107,11 @@ class Writer:
         self.conn = open_writer(path, synchronous)
         self.totals = RunningTotals()
 
+    def committed(self) -> tuple[str, int] | None:
+        """The position of the last committed change (``current``), or None: a new store."""
+        row = self.conn.execute("SELECT epoch, seq FROM current WHERE id = 1").fetchone()
+        return (str(row[0]), int(row[1])) if row is not None else None
+
     def write(self, now_ms: int, changes: list[tuple[int, list[KeyOp]]],
               statements: list[batch.Statement], rollups: list[batch.Rollup]) -> None:
         batch.run(self.conn, batch.Job(now_ms, changes, statements, rollups), self.totals)
@@ -153,7 +158,7 @@ def serve(sock: socket.socket, memfd: int, path: Path, synchronous: str) -> None
     except Exception as exc:  # the actor raises it as the opening's error
         sock.sendall(frame(("crash", str(exc))))
         return
-    sock.sendall(frame(("ok", None)))
+    sock.sendall(frame(("ok", writer.committed())))
     handlers = writer.handlers()
     try:
         while (request := _receive(sock, memfd)) is not None:

@@ -67,6 +67,7 @@ class WriterProcess:
         self._refused_read = 0  # error answers ``answer`` has given
         self._closing = False
         self._gone: str | None = None  # the process crashed or ended: nothing more will answer
+        self.committed: tuple[str, int] | None = None  # (epoch, seq) of the last commit at start
         self._thread = threading.Thread(target=self._convey, name="northstard-writer-conveyor",
                                         daemon=True)
 
@@ -91,7 +92,9 @@ class WriterProcess:
         writer = cls(process, ours, memfd)
         writer._thread.start()
         try:  # the child's first answer, unasked: the opening
-            await writer.answer(opening=True)
+            opened = await writer.answer(opening=True)
+            if isinstance(opened, tuple):
+                writer.committed = (str(opened[0]), int(opened[1]))
         except BaseException:
             await writer.close()
             raise
