@@ -211,7 +211,8 @@ def change_groups(facts: ChangeFacts) -> dict[GroupKey, Internal]:
     (``Book.take_change``), without the items, as internal amounts: what the rollup adds per
     change once ``internal_figures`` has turned each group's sum into figures (in the
     writer's process: ``store/batch.run``). ``internal_figures`` is linear, so the answer is
-    the same, exactly (tests/test_explain_rollup.py). Zero amounts are left out."""
+    the same, exactly (tests/test_explain_rollup.py). Zero amounts, and groups of none, are
+    left out."""
     sums: dict[GroupKey, Internal] = {}
     for change in facts.keys:
         record = change.after or change.before
@@ -223,8 +224,9 @@ def change_groups(facts: ChangeFacts) -> dict[GroupKey, Internal]:
         for position in held:
             _add_internal(into, position, after, 1)
             _add_internal(into, position, before, -1)
-    return {key: {path: amount for path, amount in into.items() if amount}
-            for key, into in sums.items()}
+    amounts = {key: {path: amount for path, amount in into.items() if amount}
+               for key, into in sums.items()}
+    return {key: into for key, into in amounts.items() if into}
 
 
 def group_item(key: GroupKey, contributions: Figures) -> Item:

@@ -41,7 +41,7 @@ Statement = tuple[str, list[Row]]
 
 # a change's rollup input as it crosses to the writer's process: its seq, the revenue basis of
 # its document, then per group key its internal amounts as decimal text (``explain.change_groups``)
-Rollup = tuple[int, str, list[tuple[GroupKey, tuple[tuple[tuple[str, ...], str], ...]]]]
+Rollup = tuple[int, RevenueBasis, list[tuple[GroupKey, tuple[tuple[tuple[str, ...], str], ...]]]]
 
 
 @dataclass
@@ -133,7 +133,14 @@ def _records(conn: sqlite3.Connection, keys: list[KeyOp], now_ms: int,
     return bodies
 
 
-_COUNT = wire_index("position", "count") or 0
+def _place(kind: str, name: str) -> int:
+    place = wire_index(kind, name)
+    if place is None:
+        raise LookupError(f"{kind} records have no field {name}")
+    return place
+
+
+_COUNT = _place("position", "count")  # where an open position's count is in its wire form
 
 
 def _flush_upserts(conn: sqlite3.Connection, upserts: dict[str, list[Row]]) -> None:
@@ -142,11 +149,12 @@ def _flush_upserts(conn: sqlite3.Connection, upserts: dict[str, list[Row]]) -> N
     upserts.clear()
 
 
-def _figures(basis: str, groups: list[tuple[GroupKey, tuple[tuple[tuple[str, ...], str], ...]]]
+def _figures(basis: RevenueBasis,
+             groups: list[tuple[GroupKey, tuple[tuple[tuple[str, ...], str], ...]]]
              ) -> dict[GroupKey, Figures]:
-    """Each group's internal amounts as figures (``internal_figures``), groups of none left out."""
-    revenue: RevenueBasis = "collected" if basis == "collected" else "invoiced"
-    figures = {key: internal_figures({path: Decimal(amount) for path, amount in amounts}, revenue)
+    """Each group's internal amounts as figures (``internal_figures``, with the basis
+    ``rollup.basis_of`` read from the change's document), groups of none left out."""
+    figures = {key: internal_figures({path: Decimal(amount) for path, amount in amounts}, basis)
                for key, amounts in groups}
     return {key: values for key, values in figures.items() if values}
 

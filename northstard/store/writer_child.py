@@ -117,9 +117,7 @@ class Writer:
         batch.run(self.conn, batch.Job(now_ms, changes, statements, rollups), self.totals)
 
     def statements(self, statements: list[batch.Statement]) -> None:
-        with self.conn:
-            for sql, rows in statements:
-                self.conn.executemany(sql, rows)
+        batch.run(self.conn, batch.Job(statements=statements), self.totals)
 
     def checkpoint(self) -> None:
         """Everything into the main file, the WAL emptied, so the file alone is the whole
