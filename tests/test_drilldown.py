@@ -19,10 +19,10 @@ from test_recovery import STEP, Desk, _schema_1_database, cost
 from northstard.actors.hub import Position as At
 from northstard.core.contributions import Figures, add_into, figure_contributions, figures
 from northstard.core.pnl import Book
-from northstard.core.records import Invoice, Position, Price, Record
+from northstard.core.records import Cost, Invoice, Position, Price, Record
 from northstard.errors import RequestError
 from northstard.store.explain_read import database_epoch, doc_at, explain
-from northstard.store.record_log import log_from
+from northstard.store.record_log import LEADS, log_from
 from northstard.store.record_pages import SCAN_BUDGET, RecordQuery, query_plan, read_page
 from northstard.store.sqlite import open_reader
 
@@ -188,6 +188,52 @@ def test_a_records_page_reads_an_index_range(tmp_path: Path, filters: dict[str, 
         desk.close()
     assert "USING INDEX" in plan or "USING COVERING INDEX" in plan, plan
     assert "TEMP B-TREE" not in plan, plan  # the order comes from the index, not a sort
+    lead = next((name for name in LEADS if name in filters), "time")
+    assert f"rec_log_{lead} " in plan, plan  # the ticker and model ones too: partial, still used
+
+
+def modelled(i: int, model: str) -> Cost:
+    return Cost(id=f"c-{i}", amount=D("1.25"), category="ai", model=model, ts=T0)
+
+
+def test_a_schema_7_database_gets_partial_ticker_and_model_indexes(tmp_path: Path) -> None:
+    """Migration 8 rebuilds the two indexes with only the rows that have a ticker or model;
+    the pages filtered by them answer the same records before and after, and new ones."""
+    db = tmp_path / "n.db"
+    desk = Desk(db)
+    try:
+        desk.reading("kalshi", [Price(id="T", yes_bid=D("0.50")),
+                                Position(id="a", ticker="T", count=D(4), cost_basis=D("1.00"))])
+        desk.reading("stripe", [modelled(1, "m"), modelled(2, "n")])
+        desk.flush()
+    finally:
+        desk.close()
+    queries = [RecordQuery(ticker="T", status="all"), RecordQuery(model="m", status="all")]
+
+    def ids() -> list[list[object]]:
+        with closing(open_reader(db)) as conn:
+            return [[r["id"] for r in read_page(conn, q).records] for q in queries]
+
+    before = ids()
+    with closing(sqlite3.connect(db)) as conn:  # as the previous northstard left it: schema 7
+        for lead in ("ticker", "model"):
+            conn.execute(f"DROP INDEX rec_log_{lead}")
+            conn.execute(f"CREATE INDEX rec_log_{lead} ON rec_log ({lead}, time_ms, source, kind, id, seq)")
+        conn.execute("PRAGMA user_version = 7")
+        conn.commit()
+    desk = Desk(db)  # opening the writer migrates
+    try:
+        with closing(open_reader(db)) as conn:
+            sql = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE name IN"
+                                    " ('rec_log_ticker', 'rec_log_model')").fetchall())
+        assert sql["rec_log_ticker"].endswith("WHERE ticker IS NOT NULL")
+        assert sql["rec_log_model"].endswith("WHERE model IS NOT NULL")
+        assert ids() == before == [["a", "T"], ["c-1"]]  # page order: kind "position" < "price"
+        desk.reading("stripe", [modelled(3, "m")])
+        desk.flush()
+        assert ids()[1] == ["c-1", "c-3"]
+    finally:
+        desk.close()
 
 
 def test_a_page_visits_at_most_its_budget_and_the_cursor_goes_on(tmp_path: Path) -> None:

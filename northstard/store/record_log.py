@@ -14,7 +14,10 @@ own time: its ``ts``, or when it was stored for positions and prices, which
 have none), ``agent`` ("unattributed" when the record names none, as the
 document's agents do), ``model`` (costs), ``ticker`` (trading records; a
 price's id). One index per lead filter, each ending in the page order
-``(time_ms, source, kind, id, seq)``, so a page is one index range read.
+``(time_ms, source, kind, id, seq)``, so a page is one index range read. The
+``ticker`` and ``model`` indexes hold only the rows that have one (migration
+8): a filter ``ticker = ?`` never matches the others, and a cost (most rows)
+then costs no ``ticker`` entry, a trading record no ``model`` entry.
 
 Migration 3 copies the current records in once (one scan of an existing
 database) at the position the database was at (``meta.log_from``): explain
@@ -44,7 +47,7 @@ from northstard.core.records import (
 )
 
 __all__ = ["LEADS", "KeyOp", "change_statements", "log_from", "migration_3", "migration_6", "migration_7",
-           "wire_columns"]
+           "migration_8", "wire_columns"]
 
 # one key a change changed, as the writer's process gets it: (source, kind, id, whether it had a
 # version before, its new version in wire form, or None: retracted)
@@ -64,8 +67,7 @@ def migration_3(conn: sqlite3.Connection) -> None:
     )
     conn.execute(f"CREATE INDEX rec_log_time ON rec_log ({ORDER})")
     for lead in LEADS:  # the lead column, then the page order (the lead is fixed in it)
-        rest = ", ".join(c for c in ORDER.split(", ") if c != lead)
-        conn.execute(f"CREATE INDEX rec_log_{lead} ON rec_log ({lead}, {rest})")
+        conn.execute(f"CREATE INDEX rec_log_{lead} ON rec_log ({lead}, {_after(lead)})")
     conn.execute("CREATE INDEX rec_log_key ON rec_log (source, kind, id, seq)")
     conn.execute("CREATE INDEX rec_log_ended ON rec_log (ended_seq) WHERE ended_seq IS NOT NULL")
     row = conn.execute("SELECT seq FROM current WHERE id = 1").fetchone()
@@ -152,6 +154,25 @@ def migration_7(conn: sqlite3.Connection) -> None:
     version (one probe at the end of the key's range of ``rec_log_key``, however many
     versions it has), and every version no longer costs an entry that its end removes."""
     conn.execute("DROP INDEX IF EXISTS rec_log_current")
+
+
+PARTIAL_LEADS = ("ticker", "model")  # lead filters most rows leave empty (NULL)
+
+
+def migration_8(conn: sqlite3.Connection) -> None:
+    """The ``ticker`` and ``model`` indexes hold only the rows that have one (a filter on
+    either is an equality, which no NULL matches): a version costs one index entry fewer
+    (measured: 5 % of the writer's instructions, 6 % of the file). Rebuilds the two
+    indexes once (one scan of the log)."""
+    for lead in PARTIAL_LEADS:
+        conn.execute(f"DROP INDEX IF EXISTS rec_log_{lead}")
+        conn.execute(f"CREATE INDEX rec_log_{lead} ON rec_log ({lead}, {_after(lead)})"
+                     f" WHERE {lead} IS NOT NULL")
+
+
+def _after(lead: str) -> str:
+    """The page order with ``lead`` left out (it is fixed in its index's range)."""
+    return ", ".join(c for c in ORDER.split(", ") if c != lead)
 
 
 def change_statements(seq: int, now_ms: int, keys: Sequence[KeyOp],

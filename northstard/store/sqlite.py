@@ -136,7 +136,7 @@ def _migration_4(conn: sqlite3.Connection) -> None:
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _run_migration_1, _migration_2, record_log.migration_3, _migration_4, rollup.migration_5,
-    record_log.migration_6, record_log.migration_7,
+    record_log.migration_6, record_log.migration_7, record_log.migration_8,
 ]
 
 
